@@ -1,0 +1,24 @@
+//! Homefront's domain: the pure types and rules every other crate relies on.
+//!
+//! Nothing here performs I/O or is async. Values are parsed once at the edge
+//! (`Adcode::parse`, `PhoneNumber::parse`, ...) so the rest of the system
+//! cannot hold an invalid one.
+#![forbid(unsafe_code)]
+
+pub mod adcode;
+pub mod availability;
+pub mod clock;
+pub mod credentials;
+pub mod geo;
+pub mod hours;
+pub mod order_state;
+pub mod org;
+pub mod phone;
+pub mod role;
+pub mod vetting;
+
+pub use adcode::Adcode;
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use geo::GeoPoint;
+pub use phone::PhoneNumber;
+pub use role::Role;

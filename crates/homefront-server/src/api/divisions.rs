@@ -1,0 +1,76 @@
+//! `GET /api/v1/divisions`: the province → city → county reference tree.
+//! Divisions are public reference data (GB/T 2260), readable by any
+//! signed-in user, e.g. to pick a household's district; teams, employers
+//! and partners are not listed here.
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use homefront_domain::org::OrgKind;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Actor;
+use crate::error::ApiResult;
+
+/// Division routes.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/divisions", get(list))
+}
+
+/// Query of `GET /api/v1/divisions`.
+#[derive(Debug, Deserialize)]
+pub struct DivisionQuery {
+    /// Only the direct children of this unit id; without it, the provinces.
+    pub parent_id: Option<i64>,
+}
+
+/// A division as listed.
+#[derive(Debug, Serialize)]
+pub struct DivisionItem {
+    /// Org-unit id.
+    pub id: i64,
+    /// `province`, `city` or `county`.
+    pub kind: String,
+    /// 12-digit code.
+    pub adcode: Option<String>,
+    /// Chinese name.
+    pub name: String,
+    /// Enclosing division.
+    pub parent_id: Option<i64>,
+    /// Representative point, decimal degrees.
+    pub longitude: Option<f64>,
+    /// Representative point, decimal degrees.
+    pub latitude: Option<f64>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    _actor: Actor,
+    Query(q): Query<DivisionQuery>,
+) -> ApiResult<Json<Vec<DivisionItem>>> {
+    let units = match q.parent_id {
+        Some(p) => state.store.org_units(None, Some(p), None).await?,
+        None => {
+            state
+                .store
+                .org_units(None, None, Some(OrgKind::Province))
+                .await?
+        }
+    };
+    Ok(Json(
+        units
+            .into_iter()
+            .filter(|u| u.kind.parse::<OrgKind>().is_ok_and(OrgKind::is_division))
+            .map(|u| DivisionItem {
+                id: u.id,
+                kind: u.kind,
+                adcode: u.adcode,
+                name: u.name,
+                parent_id: u.parent_id,
+                longitude: u.longitude,
+                latitude: u.latitude,
+            })
+            .collect(),
+    ))
+}

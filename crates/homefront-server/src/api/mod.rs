@@ -1,0 +1,70 @@
+//! The JSON API under `/api/v1`, one module per feature, merged here.
+
+pub mod divisions;
+pub mod health;
+pub mod org_units;
+pub mod sessions;
+pub mod users;
+
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Every route of the application.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(health::router())
+        .nest(
+            "/api/v1",
+            Router::new()
+                .merge(sessions::router())
+                .merge(divisions::router())
+                .merge(org_units::router())
+                .merge(users::router()),
+        )
+        .fallback(|| async { ApiError::not_found() })
+}
+
+/// A JSON body whose parse errors answer in the API's error shape, naming
+/// the field when serde reports one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_error(rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: JsonRejection) -> ApiError {
+    let text = rejection.body_text();
+    // serde_path_to_error is not involved; serde's messages name the field
+    // as "missing field `phone`" or "unknown field `x`", or "at line..".
+    let field = text
+        .split('`')
+        .nth(1)
+        .filter(|_| text.contains("field `"))
+        .map(str::to_string);
+    let mut err = ApiError::new(
+        rejection.status(),
+        "invalid_body",
+        format!("the request body is not valid JSON for this endpoint: {text}"),
+    );
+    err.field = field;
+    err
+}
+
+/// Parses a path or query id, answering 404 for anything that is not one
+/// (so probing ids tells nothing).
+pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>().map_err(|_| ApiError::not_found())
+}

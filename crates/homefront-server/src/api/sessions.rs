@@ -1,0 +1,350 @@
+//! Sign-in and sessions: `POST /auth/login`, `POST /auth/logout`,
+//! `GET /auth/me`, TOTP set-up, password change.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use homefront_domain::{PhoneNumber, Role, Timestamp};
+use homefront_store::users::{Grant, User};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::api::ApiJson;
+use crate::auth::{self, Actor, SESSION_COOKIE};
+use crate::error::{ApiError, ApiResult};
+
+/// Session routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/auth/me", get(me))
+        .route("/auth/password", post(change_password))
+        .route("/auth/totp/setup", post(totp_setup))
+        .route("/auth/totp/enable", post(totp_enable))
+}
+
+/// `POST /api/v1/auth/login` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Phone number in any common form; normalised to E.164.
+    pub phone: String,
+    /// Password.
+    pub password: String,
+    /// Six-digit TOTP code, required when the account has TOTP enabled.
+    #[serde(default)]
+    pub totp_code: Option<String>,
+}
+
+/// Who is signed in: the account and its grants.
+#[derive(Debug, Serialize)]
+pub struct Me {
+    /// The account.
+    pub user: User,
+    /// Role grants.
+    pub grants: Vec<Grant>,
+    /// Token to echo in `X-CSRF-Token` on cookie-authenticated POST/PUT/PATCH/DELETE.
+    pub csrf_token: String,
+}
+
+/// `POST /api/v1/auth/login` answer.
+#[derive(Debug, Serialize)]
+pub struct LoginResponse {
+    /// The account, its grants and the CSRF token.
+    #[serde(flatten)]
+    pub me: Me,
+    /// Bearer token for API clients (browsers use the HttpOnly cookie).
+    pub token: String,
+    /// Session expiry, epoch ms.
+    pub expires_at: i64,
+}
+
+fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> String {
+    if state.config.trust_forwarded_for
+        && let Some(first) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+    {
+        return first.trim().to_string();
+    }
+    peer.ip().to_string()
+}
+
+fn too_many(oldest: Option<i64>, window_ms: i64, now: Timestamp) -> ApiError {
+    let retry_ms = oldest.map_or(window_ms, |o| o + window_ms - now.epoch_ms());
+    let mut e = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+        format!(
+            "too many failed sign-ins; wait {} minutes and try again",
+            (retry_ms + 59_999) / 60_000
+        ),
+    );
+    e.retry_after_s = Some((retry_ms + 999) / 1000);
+    e
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Response> {
+    let now = state.clock.now();
+    let ip = client_ip(&state, &headers, peer);
+    let phone = PhoneNumber::parse(&req.phone)
+        .map_err(|e| ApiError::invalid("phone", "invalid_phone", e.to_string()))?;
+    let cfg = &state.config;
+    let window_ms = cfg.login_window_minutes * Timestamp::MINUTE_MS;
+    let failed = state
+        .store
+        .failed_logins_since(phone.as_str(), &ip, now.epoch_ms() - window_ms)
+        .await?;
+    if failed.by_phone >= cfg.login_max_failures_per_account {
+        return Err(too_many(failed.oldest_phone, window_ms, now));
+    }
+    if failed.by_ip >= cfg.login_max_failures_per_ip {
+        return Err(too_many(failed.oldest_ip, window_ms, now));
+    }
+
+    let creds = state.store.credentials_by_phone(&phone).await?;
+    // Verify against a fixed hash when the account is unknown, so response
+    // time does not reveal which phone numbers have accounts.
+    let stored = creds
+        .as_ref()
+        .map(|c| c.password_hash.clone())
+        .unwrap_or_else(String::new);
+    let stored = if stored.is_empty() {
+        dummy_hash().await?
+    } else {
+        stored
+    };
+    let password_ok = auth::verify_password(req.password, stored).await;
+    let creds = match creds {
+        Some(c) if password_ok && c.disabled == 0 => c,
+        _ => {
+            state
+                .store
+                .record_login_attempt(phone.as_str(), &ip, false, now.epoch_ms())
+                .await?;
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "the phone number or password is wrong",
+            ));
+        }
+    };
+    if creds.totp_enabled == 1 {
+        let secret = creds.totp_secret.as_deref().unwrap_or("");
+        match req.totp_code.as_deref() {
+            None | Some("") => {
+                let mut e = ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "totp_required",
+                    "enter the 6-digit code from your authenticator app",
+                );
+                e.field = Some("totp_code".into());
+                return Err(e);
+            }
+            Some(code) if !auth::totp_matches(secret, code, now) => {
+                state
+                    .store
+                    .record_login_attempt(phone.as_str(), &ip, false, now.epoch_ms())
+                    .await?;
+                let mut e = ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_totp",
+                    "the authenticator code is wrong or has expired; enter the current code",
+                );
+                e.field = Some("totp_code".into());
+                return Err(e);
+            }
+            Some(_) => {}
+        }
+    }
+    state
+        .store
+        .record_login_attempt(phone.as_str(), &ip, true, now.epoch_ms())
+        .await?;
+
+    let token = auth::new_token();
+    let csrf = auth::new_token();
+    let expires_at = now.epoch_ms() + cfg.session_hours * Timestamp::HOUR_MS;
+    state
+        .store
+        .create_session(
+            &auth::sha256_hex(&token),
+            creds.id,
+            &csrf,
+            now.epoch_ms(),
+            expires_at,
+        )
+        .await?;
+    let user = state
+        .store
+        .user(creds.id)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    let grants = state.store.grants(creds.id).await?;
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        cfg.session_hours * 3600,
+        if cfg.secure_cookies { "; Secure" } else { "" }
+    );
+    let body = LoginResponse {
+        me: Me {
+            user,
+            grants,
+            csrf_token: csrf,
+        },
+        token,
+        expires_at,
+    };
+    let mut resp = Json(body).into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
+    );
+    Ok(resp)
+}
+
+/// Argon2id hash of a random string nobody knows, made once per process and
+/// verified against when the phone number has no account.
+async fn dummy_hash() -> ApiResult<String> {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_try_init(|| auth::hash_password(auth::new_token()))
+        .await
+        .cloned()
+}
+
+async fn logout(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
+    state.store.delete_session(&actor.token_hash).await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("hf_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    Ok(resp)
+}
+
+async fn me(actor: Actor) -> Json<Me> {
+    Json(Me {
+        user: actor.user,
+        grants: actor.grants,
+        csrf_token: actor.csrf_token,
+    })
+}
+
+/// `POST /api/v1/auth/password` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    /// The current password.
+    pub current_password: String,
+    /// The new password, at least 8 characters.
+    pub new_password: String,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiJson(req): ApiJson<ChangePassword>,
+) -> ApiResult<StatusCode> {
+    auth::check_password_strength("new_password", &req.new_password)?;
+    let creds = state
+        .store
+        .credentials(actor.user.id)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    if !auth::verify_password(req.current_password, creds.password_hash).await {
+        return Err(ApiError::invalid(
+            "current_password",
+            "invalid_credentials",
+            "the current password is wrong",
+        ));
+    }
+    let hash = auth::hash_password(req.new_password).await?;
+    state.store.set_password_hash(actor.user.id, &hash).await?;
+    // Every other session ends with the old password.
+    state.store.delete_user_sessions(actor.user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/auth/totp/setup` answer.
+#[derive(Debug, Serialize)]
+pub struct TotpSetup {
+    /// Base32 secret to type into an authenticator app.
+    pub secret: String,
+    /// `otpauth://` URI (Google Authenticator Key Uri Format) for a QR code.
+    pub otpauth_uri: String,
+}
+
+async fn totp_setup(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<TotpSetup>> {
+    if !Role::ALL.iter().any(|r| r.may_use_totp() && actor.has(*r)) {
+        return Err(ApiError::forbidden());
+    }
+    if actor.user.totp_enabled == 1 {
+        return Err(ApiError::conflict(
+            "totp_already_enabled",
+            "two-step sign-in is already on for this account",
+        ));
+    }
+    let secret = auth::new_totp_secret();
+    state
+        .store
+        .set_totp(actor.user.id, Some(&secret), false)
+        .await?;
+    let otpauth_uri = format!(
+        "otpauth://totp/Homefront:{}?secret={secret}&issuer=Homefront&digits=6&period=30",
+        actor.user.phone.trim_start_matches('+')
+    );
+    Ok(Json(TotpSetup {
+        secret,
+        otpauth_uri,
+    }))
+}
+
+/// `POST /api/v1/auth/totp/enable` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpEnable {
+    /// The current code from the authenticator app, proving it was set up.
+    pub totp_code: String,
+}
+
+async fn totp_enable(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiJson(req): ApiJson<TotpEnable>,
+) -> ApiResult<StatusCode> {
+    let creds = state
+        .store
+        .credentials(actor.user.id)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    let Some(secret) = creds.totp_secret else {
+        return Err(ApiError::conflict(
+            "totp_not_set_up",
+            "call POST /api/v1/auth/totp/setup first",
+        ));
+    };
+    if !auth::totp_matches(&secret, &req.totp_code, state.clock.now()) {
+        return Err(ApiError::invalid(
+            "totp_code",
+            "invalid_totp",
+            "the code does not match; enter the current code from your authenticator app",
+        ));
+    }
+    state
+        .store
+        .set_totp(actor.user.id, Some(&secret), true)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,322 @@
+//! Accounts and roles: `GET/POST /api/v1/users`, `GET /api/v1/users/{id}`,
+//! `POST /api/v1/users/{id}/grants`, `DELETE /api/v1/users/{id}/grants/{grant_id}`.
+//!
+//! Admins manage every account. A coordinator creates and reads accounts
+//! whose grants lie in its subtree and grants coordinator, liaison,
+//! volunteer or requester roles bound to units there; only admins grant
+//! `admin`. Everyone reads their own account.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use homefront_domain::org::OrgPath;
+use homefront_domain::{PhoneNumber, Role};
+use homefront_store::users::{Grant, User};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::api::{ApiJson, parse_id};
+use crate::auth::{self, Actor};
+use crate::error::{ApiError, ApiResult};
+
+/// User routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users", get(list).post(create))
+        .route("/users/{id}", get(show))
+        .route("/users/{id}/grants", post(add_grant))
+        .route("/users/{id}/grants/{grant_id}", delete(remove_grant))
+}
+
+/// An account with its grants.
+#[derive(Debug, Serialize)]
+pub struct UserDetail {
+    /// The account.
+    #[serde(flatten)]
+    pub user: User,
+    /// Its role grants.
+    pub grants: Vec<Grant>,
+}
+
+/// Query of `GET /api/v1/users`.
+#[derive(Debug, Deserialize)]
+pub struct UserQuery {
+    /// Only users with this role.
+    pub role: Option<String>,
+}
+
+fn parse_role(raw: &str) -> ApiResult<Role> {
+    raw.parse().map_err(|e: homefront_domain::role::RoleError| {
+        ApiError::invalid("role", "invalid_role", e.to_string())
+    })
+}
+
+async fn list(
+    State(state): State<AppState>,
+    actor: Actor,
+    Query(q): Query<UserQuery>,
+) -> ApiResult<Json<Vec<User>>> {
+    let role = q.role.as_deref().map(parse_role).transpose()?;
+    let scopes = match actor.managed_scopes() {
+        None => None,
+        Some(s) if s.is_empty() => return Err(ApiError::forbidden()),
+        Some(s) => Some(s.iter().map(|p| p.as_str().to_string()).collect::<Vec<_>>()),
+    };
+    Ok(Json(
+        state.store.users_in_scope(scopes.as_deref(), role).await?,
+    ))
+}
+
+/// Whether `actor` may see the account holding `grants`: itself, an admin,
+/// or a coordinator of a unit one of the grants is bound to.
+fn can_see(actor: &Actor, user_id: i64, grants: &[Grant]) -> bool {
+    actor.user.id == user_id
+        || actor.is_admin()
+        || grants.iter().any(|g| {
+            g.org_path
+                .as_ref()
+                .is_some_and(|p| actor.manages(&OrgPath::from_stored(p.clone())))
+        })
+}
+
+async fn load_visible(state: &AppState, actor: &Actor, id: i64) -> ApiResult<UserDetail> {
+    let user = state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let grants = state.store.grants(id).await?;
+    if !can_see(actor, id, &grants) {
+        return Err(ApiError::not_found());
+    }
+    Ok(UserDetail { user, grants })
+}
+
+async fn show(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserDetail>> {
+    Ok(Json(load_visible(&state, &actor, parse_id(&id)?).await?))
+}
+
+/// A role to grant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    /// `admin`, `coordinator`, `liaison`, `requester` or `volunteer`.
+    pub role: String,
+    /// The unit the role is bound to: a division for a coordinator, an
+    /// employer for a liaison, a team for a volunteer; optional (an
+    /// employer) for a requester; none for an admin.
+    pub org_unit_id: Option<i64>,
+}
+
+/// `POST /api/v1/users` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Phone number in any common form; normalised to E.164.
+    pub phone: String,
+    /// Name shown to others, 1–100 characters, any script.
+    pub display_name: String,
+    /// Initial password, at least 8 characters.
+    pub password: String,
+    /// `zh-CN` (default) or `en`.
+    #[serde(default)]
+    pub locale: Option<String>,
+    /// Roles to grant at once.
+    #[serde(default)]
+    pub grants: Vec<GrantRequest>,
+}
+
+/// Checks that `actor` may grant `req` and returns the parsed role and unit.
+async fn check_grant(
+    state: &AppState,
+    actor: &Actor,
+    req: &GrantRequest,
+) -> ApiResult<(Role, Option<i64>)> {
+    let role = parse_role(&req.role)?;
+    if role == Role::Admin {
+        if !actor.is_admin() {
+            return Err(ApiError::forbidden());
+        }
+        if req.org_unit_id.is_some() {
+            return Err(ApiError::invalid(
+                "org_unit_id",
+                "unexpected_org_unit",
+                "an admin is not bound to an organisation unit; leave org_unit_id out",
+            ));
+        }
+        return Ok((role, None));
+    }
+    let Some(unit_id) = req.org_unit_id else {
+        if role.needs_org_unit() {
+            return Err(ApiError::invalid(
+                "org_unit_id",
+                "org_unit_required",
+                format!("a {role} must be bound to an organisation unit; give org_unit_id"),
+            ));
+        }
+        if !actor.is_admin() && !actor.has(Role::Coordinator) && !actor.has(Role::Liaison) {
+            return Err(ApiError::forbidden());
+        }
+        return Ok((role, None));
+    };
+    let unit = match state.store.org_unit(unit_id).await? {
+        Some(u) if actor.manages(&u.org_path()) => u,
+        _ => {
+            return Err(ApiError::invalid(
+                "org_unit_id",
+                "unknown_org_unit",
+                "no organisation unit with this id in your area",
+            ));
+        }
+    };
+    let kind: homefront_domain::org::OrgKind = unit
+        .kind
+        .parse()
+        .map_err(|_| ApiError::internal("stored org kind"))?;
+    let fits = match role {
+        Role::Coordinator => kind.is_division(),
+        Role::Liaison | Role::Requester => kind == homefront_domain::org::OrgKind::Employer,
+        Role::Volunteer => kind == homefront_domain::org::OrgKind::Team,
+        Role::Admin => false,
+    };
+    if !fits {
+        return Err(ApiError::invalid(
+            "org_unit_id",
+            "wrong_org_kind",
+            format!(
+                "a {role} cannot be bound to a {kind}; coordinators go to a province, city or county, liaisons and requesters to an employer, volunteers to a team"
+            ),
+        ));
+    }
+    Ok((role, Some(unit.id)))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiJson(req): ApiJson<CreateUser>,
+) -> ApiResult<(StatusCode, Json<UserDetail>)> {
+    if !actor.is_admin() && !actor.has(Role::Coordinator) {
+        return Err(ApiError::forbidden());
+    }
+    let phone = PhoneNumber::parse(&req.phone)
+        .map_err(|e| ApiError::invalid("phone", "invalid_phone", e.to_string()))?;
+    let name = req.display_name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::invalid(
+            "display_name",
+            "invalid_name",
+            "display_name must have 1 to 100 characters",
+        ));
+    }
+    let locale = req.locale.as_deref().unwrap_or("zh-CN");
+    if !matches!(locale, "zh-CN" | "en") {
+        return Err(ApiError::invalid(
+            "locale",
+            "invalid_locale",
+            "locale must be zh-CN or en",
+        ));
+    }
+    auth::check_password_strength("password", &req.password)?;
+    if !actor.is_admin() && req.grants.is_empty() {
+        return Err(ApiError::invalid(
+            "grants",
+            "grant_required",
+            "give at least one role in your area, so the account stays visible to you",
+        ));
+    }
+    let mut checked = Vec::new();
+    for g in &req.grants {
+        checked.push(check_grant(&state, &actor, g).await?);
+    }
+    if state.store.user_by_phone(&phone).await?.is_some() {
+        return Err(ApiError {
+            field: Some("phone".into()),
+            ..ApiError::conflict(
+                "phone_taken",
+                "an account with this phone number exists; add a role to it instead",
+            )
+        });
+    }
+    let hash = auth::hash_password(req.password).await?;
+    let now = state.clock.now().epoch_ms();
+    let user = state
+        .store
+        .create_user(&phone, name, &hash, locale, now)
+        .await
+        .map_err(|e| match e {
+            homefront_store::StoreError::Conflict(_) => ApiError {
+                field: Some("phone".into()),
+                ..ApiError::conflict(
+                    "phone_taken",
+                    "an account with this phone number exists; add a role to it instead",
+                )
+            },
+            other => other.into(),
+        })?;
+    for (role, unit) in checked {
+        state.store.grant_role(user.id, role, unit, now).await?;
+    }
+    let grants = state.store.grants(user.id).await?;
+    Ok((StatusCode::CREATED, Json(UserDetail { user, grants })))
+}
+
+async fn add_grant(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<GrantRequest>,
+) -> ApiResult<(StatusCode, Json<Grant>)> {
+    let id = parse_id(&id)?;
+    if !actor.is_admin() && !actor.has(Role::Coordinator) {
+        return Err(ApiError::forbidden());
+    }
+    // The target must exist; coordinators may add roles to accounts they
+    // cannot see yet (e.g. a requester becoming a volunteer), since the new
+    // grant is inside their area. They learn only that the id exists.
+    state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let (role, unit) = check_grant(&state, &actor, &req).await?;
+    let grant = state
+        .store
+        .grant_role(id, role, unit, state.clock.now().epoch_ms())
+        .await?;
+    Ok((StatusCode::CREATED, Json(grant)))
+}
+
+async fn remove_grant(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((id, grant_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let (id, grant_id) = (parse_id(&id)?, parse_id(&grant_id)?);
+    let grants = state.store.grants(id).await?;
+    let grant = grants
+        .iter()
+        .find(|g| g.id == grant_id)
+        .ok_or_else(ApiError::not_found)?;
+    let allowed = if grant.role() == Some(Role::Admin) {
+        actor.is_admin() && actor.user.id != id
+    } else {
+        grant.org_path.as_ref().map_or(actor.is_admin(), |p| {
+            actor.manages(&OrgPath::from_stored(p.clone()))
+        })
+    };
+    if !allowed {
+        return Err(if can_see(&actor, id, &grants) {
+            ApiError::forbidden()
+        } else {
+            ApiError::not_found()
+        });
+    }
+    state.store.revoke_grant(id, grant_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

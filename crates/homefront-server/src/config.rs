@@ -1,0 +1,153 @@
+//! Configuration, layered: defaults in code → `homefront.toml` →
+//! `HOMEFRONT_*` environment variables → command-line flags.
+//!
+//! Layering uses `figment`, the layered-configuration library of the Rocket
+//! project, rather than hand-written merging.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything `homefront serve` needs to know.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on. Default `127.0.0.1:8080`.
+    pub bind: SocketAddr,
+    /// `sqlite://FILE` (default `sqlite://homefront.db`, created on first
+    /// start) or `postgres://USER[:PASSWORD]@HOST:PORT/DB`.
+    pub database_url: String,
+    /// Session lifetime in hours. Default 12 (a hospital shift).
+    pub session_hours: i64,
+    /// Mark session cookies `Secure` (serve behind HTTPS). Default false so
+    /// that a local install works over plain HTTP.
+    pub secure_cookies: bool,
+    /// Failed logins per phone number within the window before further
+    /// attempts are refused. Default 5.
+    pub login_max_failures_per_account: i64,
+    /// Failed logins per client IP within the window. Default 20.
+    pub login_max_failures_per_ip: i64,
+    /// Throttling window in minutes. Default 15.
+    pub login_window_minutes: i64,
+    /// Trust the first `X-Forwarded-For` address as the client IP (only
+    /// behind a reverse proxy you run). Default false.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: homefront_store::DEFAULT_DATABASE_URL.to_string(),
+            session_hours: 12,
+            secure_cookies: false,
+            login_max_failures_per_account: 5,
+            login_max_failures_per_ip: 20,
+            login_window_minutes: 15,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field(
+                "database_url",
+                &homefront_store::redact_url(&self.database_url),
+            )
+            .field("session_hours", &self.session_hours)
+            .field("secure_cookies", &self.secure_cookies)
+            .field(
+                "login_max_failures_per_account",
+                &self.login_max_failures_per_account,
+            )
+            .field("login_max_failures_per_ip", &self.login_max_failures_per_ip)
+            .field("login_window_minutes", &self.login_window_minutes)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .finish()
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Overrides {
+    /// `--bind`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<SocketAddr>,
+    /// `--database-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    /// Loads the layers. `file` is the TOML file (a missing file is not an
+    /// error); environment variables are `HOMEFRONT_BIND`,
+    /// `HOMEFRONT_DATABASE_URL`, ... (the field names upper-cased).
+    ///
+    /// # Errors
+    /// A message naming the bad key and its source when a value does not parse.
+    pub fn load(file: &Path, overrides: &Overrides) -> Result<Config, Box<figment::Error>> {
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("HOMEFRONT_").ignore(&["config"]))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// The defaults as a commented TOML document (`homefront config --print-default`).
+    pub fn default_toml() -> String {
+        let body = toml::to_string_pretty(&Config::default()).unwrap_or_default();
+        format!(
+            "# homefront.toml: every key is optional; the values below are the defaults.\n\
+             # Each key can also be set as HOMEFRONT_<KEY> in the environment\n\
+             # (e.g. HOMEFRONT_DATABASE_URL), and bind / database_url by flags.\n\n{body}"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_toml_round_trips() {
+        let parsed: Config = toml::from_str(&Config::default_toml()).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn debug_redacts_the_database_password() {
+        let c = Config {
+            database_url: "postgres://app:hunter2@db/hf".into(),
+            ..Config::default()
+        };
+        let text = format!("{c:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn flags_override_file_values() {
+        let dir = std::env::temp_dir().join(format!("hf-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("homefront.toml");
+        std::fs::write(&file, "bind = \"0.0.0.0:9000\"\nsession_hours = 8\n").unwrap();
+        let c = Config::load(&file, &Overrides::default()).unwrap();
+        assert_eq!(c.bind.port(), 9000);
+        assert_eq!(c.session_hours, 8);
+        let o = Overrides {
+            bind: Some("127.0.0.1:7000".parse().unwrap()),
+            database_url: None,
+        };
+        let c = Config::load(&file, &o).unwrap();
+        assert_eq!(c.bind.port(), 7000);
+        assert_eq!(c.session_hours, 8);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

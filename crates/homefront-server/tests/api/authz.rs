@@ -1,0 +1,350 @@
+//! Authorization matrix: every endpoint × every role × a record inside and
+//! a record outside the caller's scope.
+//!
+//! Fixture (Jiangsu divisions imported):
+//! - Nanjing city 320100 with counties Xuanwu 320102 and Qinhuai 320104;
+//!   Wuxi city 320200.
+//! - team A and employer E under Xuanwu; team B under Qinhuai.
+//! - accounts: admin; Nanjing city coordinator; Xuanwu and Qinhuai county
+//!   coordinators; Wuxi city coordinator; a liaison of E; a volunteer of
+//!   team A; a requester.
+
+use homefront_domain::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Session, TestApp};
+
+struct Fixture {
+    app: TestApp,
+    xuanwu: i64,
+    team_a: i64,
+    team_b: i64,
+    /// Volunteer account of team A.
+    volunteer_a: i64,
+    /// Volunteer account of team B.
+    volunteer_b: i64,
+    sessions: Vec<(&'static str, Session)>,
+}
+
+const ACTORS: [&str; 8] = [
+    "admin",
+    "city_nanjing",
+    "county_xuanwu",
+    "county_qinhuai",
+    "city_wuxi",
+    "liaison_e",
+    "volunteer_a",
+    "requester",
+];
+
+async fn fixture() -> Fixture {
+    let app = TestApp::spawn().await;
+    app.import_jiangsu().await;
+    let nanjing = app.division("320100").await;
+    let xuanwu = app.division("320102").await;
+    let qinhuai = app.division("320104").await;
+    let wuxi = app.division("320200").await;
+    let now = crate::helpers::T0.epoch_ms();
+    let mk = |kind, name: &'static str, parent: i64| {
+        let store = app.store.clone();
+        async move {
+            let parent = store.org_unit(parent).await.unwrap().unwrap();
+            store
+                .create_org_unit(
+                    homefront_store::org_units::NewOrgUnit {
+                        kind,
+                        name,
+                        parent: &parent,
+                        location: None,
+                    },
+                    now,
+                )
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    use homefront_domain::org::OrgKind;
+    let team_a = mk(OrgKind::Team, "玄武区志愿服务队", xuanwu).await;
+    let employer_e = mk(OrgKind::Employer, "江苏省人民医院", xuanwu).await;
+    let team_b = mk(OrgKind::Team, "秦淮区志愿服务队", qinhuai).await;
+
+    let phones = [
+        ("admin", "13800000001", vec![(Role::Admin, None)]),
+        (
+            "city_nanjing",
+            "13800000002",
+            vec![(Role::Coordinator, Some(nanjing))],
+        ),
+        (
+            "county_xuanwu",
+            "13800000003",
+            vec![(Role::Coordinator, Some(xuanwu))],
+        ),
+        (
+            "county_qinhuai",
+            "13800000004",
+            vec![(Role::Coordinator, Some(qinhuai))],
+        ),
+        (
+            "city_wuxi",
+            "13800000005",
+            vec![(Role::Coordinator, Some(wuxi))],
+        ),
+        (
+            "liaison_e",
+            "13800000006",
+            vec![(Role::Liaison, Some(employer_e))],
+        ),
+        (
+            "volunteer_a",
+            "13800000007",
+            vec![(Role::Volunteer, Some(team_a))],
+        ),
+        ("requester", "13800000008", vec![(Role::Requester, None)]),
+    ];
+    let mut sessions = Vec::new();
+    let mut volunteer_a = 0;
+    for (name, phone, grants) in phones {
+        let id = app.user(phone, &grants).await;
+        if name == "volunteer_a" {
+            volunteer_a = id;
+        }
+        sessions.push((name, app.login(phone).await));
+    }
+    let volunteer_b = app
+        .user("13800000009", &[(Role::Volunteer, Some(team_b))])
+        .await;
+    Fixture {
+        app,
+        xuanwu,
+        team_a,
+        team_b,
+        volunteer_a,
+        volunteer_b,
+        sessions,
+    }
+}
+
+impl Fixture {
+    fn session(&self, name: &str) -> &Session {
+        &self.sessions.iter().find(|(n, _)| *n == name).unwrap().1
+    }
+}
+
+/// One row of the matrix: a request and the status each actor must get.
+struct Case {
+    what: &'static str,
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    /// Status per actor, in the order of [`ACTORS`].
+    expect: [u16; 8],
+}
+
+async fn check(f: &Fixture, cases: Vec<Case>) {
+    let mut failures = Vec::new();
+    for case in &cases {
+        // Unauthenticated: always 401.
+        let (status, _) = f
+            .app
+            .call(None, case.method.clone(), &case.path, case.body.clone())
+            .await;
+        if status != StatusCode::UNAUTHORIZED {
+            failures.push(format!(
+                "{} as anonymous: got {status}, want 401",
+                case.what
+            ));
+        }
+        for (i, actor) in ACTORS.iter().enumerate() {
+            let (status, body) = f
+                .app
+                .call(
+                    Some(f.session(actor)),
+                    case.method.clone(),
+                    &case.path,
+                    case.body.clone(),
+                )
+                .await;
+            if status.as_u16() != case.expect[i] {
+                failures.push(format!(
+                    "{} as {actor}: got {status} {body}, want {}",
+                    case.what, case.expect[i]
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn org_unit_endpoints_respect_scope() {
+    let f = fixture().await;
+    let (a, b) = (f.team_a, f.team_b);
+    //            admin city_nj xuanwu qinhuai city_wx liaison vol_a requester
+    let cases = vec![
+        Case {
+            what: "read team A (Xuanwu)",
+            method: Method::GET,
+            path: format!("/api/v1/org-units/{a}"),
+            body: None,
+            expect: [200, 200, 200, 404, 404, 404, 200, 404],
+        },
+        Case {
+            what: "read team B (Qinhuai)",
+            method: Method::GET,
+            path: format!("/api/v1/org-units/{b}"),
+            body: None,
+            expect: [200, 200, 404, 200, 404, 404, 404, 404],
+        },
+        Case {
+            what: "rename team A",
+            method: Method::PATCH,
+            path: format!("/api/v1/org-units/{a}"),
+            body: Some(json!({"name": "玄武区青年突击队"})),
+            expect: [200, 200, 200, 404, 404, 404, 403, 404],
+        },
+        Case {
+            what: "rename team B",
+            method: Method::PATCH,
+            path: format!("/api/v1/org-units/{b}"),
+            body: Some(json!({"time_zone": "Asia/Shanghai"})),
+            expect: [200, 200, 404, 200, 404, 404, 404, 404],
+        },
+        Case {
+            what: "create a team under Xuanwu",
+            method: Method::POST,
+            path: "/api/v1/org-units".into(),
+            body: Some(json!({"kind": "team", "name": "新队", "parent_id": f.xuanwu})),
+            expect: [201, 201, 201, 422, 422, 403, 403, 403],
+        },
+        Case {
+            what: "list divisions",
+            method: Method::GET,
+            path: "/api/v1/divisions".into(),
+            body: None,
+            expect: [200; 8],
+        },
+        Case {
+            what: "read a missing unit",
+            method: Method::GET,
+            path: "/api/v1/org-units/999999".into(),
+            body: None,
+            expect: [404; 8],
+        },
+    ];
+    check(&f, cases).await;
+}
+
+#[tokio::test]
+async fn user_endpoints_respect_scope() {
+    let f = fixture().await;
+    let (va, vb) = (f.volunteer_a, f.volunteer_b);
+    let new_volunteer = |phone: &str, team: i64| {
+        json!({"phone": phone, "display_name": "新志愿者", "password": "long enough pw",
+               "grants": [{"role": "volunteer", "org_unit_id": team}]})
+    };
+    //            admin city_nj xuanwu qinhuai city_wx liaison vol_a requester
+    let cases = vec![
+        Case {
+            what: "read volunteer of team A",
+            method: Method::GET,
+            path: format!("/api/v1/users/{va}"),
+            body: None,
+            expect: [200, 200, 200, 404, 404, 404, 200, 404],
+        },
+        Case {
+            what: "read volunteer of team B",
+            method: Method::GET,
+            path: format!("/api/v1/users/{vb}"),
+            body: None,
+            expect: [200, 200, 404, 200, 404, 404, 404, 404],
+        },
+        Case {
+            what: "list users",
+            method: Method::GET,
+            path: "/api/v1/users".into(),
+            body: None,
+            expect: [200, 200, 200, 200, 200, 403, 403, 403],
+        },
+        Case {
+            what: "grant a role in team B to volunteer A",
+            method: Method::POST,
+            path: format!("/api/v1/users/{va}/grants"),
+            body: Some(json!({"role": "volunteer", "org_unit_id": f.team_b})),
+            expect: [201, 201, 422, 201, 422, 403, 403, 403],
+        },
+        Case {
+            // Targets another account: granting it to an actor would change
+            // that actor's answers in the rest of the matrix.
+            what: "grant admin",
+            method: Method::POST,
+            path: format!("/api/v1/users/{vb}/grants"),
+            body: Some(json!({"role": "admin"})),
+            expect: [201, 403, 403, 403, 403, 403, 403, 403],
+        },
+    ];
+    check(&f, cases).await;
+
+    // Creating accounts: each actor tries a fresh phone in team A.
+    let expect = [201, 201, 201, 422, 422, 403, 403, 403];
+    for (i, actor) in ACTORS.iter().enumerate() {
+        let phone = format!("1391234560{i}");
+        let (status, body) = f
+            .app
+            .post(
+                f.session(actor),
+                "/api/v1/users",
+                new_volunteer(&phone, f.team_a),
+            )
+            .await;
+        assert_eq!(status.as_u16(), expect[i], "create user as {actor}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn lists_show_only_the_subtree() {
+    let f = fixture().await;
+    let ids = |v: &Value| -> Vec<i64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_i64().unwrap())
+            .collect()
+    };
+    let (_, xuanwu_users) = f.app.get(f.session("county_xuanwu"), "/api/v1/users").await;
+    let xuanwu_users = ids(&xuanwu_users);
+    assert!(xuanwu_users.contains(&f.volunteer_a));
+    assert!(!xuanwu_users.contains(&f.volunteer_b));
+    let (_, city_users) = f.app.get(f.session("city_nanjing"), "/api/v1/users").await;
+    let city_users = ids(&city_users);
+    assert!(city_users.contains(&f.volunteer_a) && city_users.contains(&f.volunteer_b));
+    let (_, wuxi_units) = f.app.get(f.session("city_wuxi"), "/api/v1/org-units").await;
+    let wuxi_units = ids(&wuxi_units);
+    assert!(!wuxi_units.contains(&f.team_a) && !wuxi_units.contains(&f.team_b));
+    assert!(!wuxi_units.is_empty());
+    let (_, qinhuai_units) = f
+        .app
+        .get(f.session("county_qinhuai"), "/api/v1/org-units?kind=team")
+        .await;
+    assert_eq!(ids(&qinhuai_units), vec![f.team_b]);
+}
+
+#[tokio::test]
+async fn out_of_scope_is_indistinguishable_from_missing() {
+    let f = fixture().await;
+    let s = f.session("county_xuanwu");
+    let (s1, b1) = f
+        .app
+        .get(s, &format!("/api/v1/org-units/{}", f.team_b))
+        .await;
+    let (s2, b2) = f.app.get(s, "/api/v1/org-units/987654").await;
+    assert_eq!((s1, b1.clone()), (s2, b2));
+    assert_eq!(b1["code"], "not_found");
+    let (s3, b3) = f
+        .app
+        .get(s, &format!("/api/v1/users/{}", f.volunteer_b))
+        .await;
+    assert_eq!((s3, b3), (StatusCode::NOT_FOUND, b1));
+}

@@ -1,0 +1,245 @@
+//! `TestApp`: spawns the application on a fresh database and drives it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use homefront_domain::{ManualClock, PhoneNumber, Role, Timestamp};
+use homefront_server::{AppState, Config};
+use homefront_store::Store;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::sync::OnceCell;
+
+/// 2020-02-12T09:41:11Z, the day the programme was reported.
+pub const T0: Timestamp = Timestamp(1_581_500_471_000);
+/// Password of every seeded account.
+pub const PASSWORD: &str = "correct horse battery";
+
+enum TestDb {
+    Sqlite(PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match self {
+            TestDb::Sqlite(dir) => {
+                std::fs::remove_dir_all(dir).ok();
+            }
+            TestDb::Postgres { admin_url, name } => {
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                // Drop runs inside the test's runtime: use a thread of our own.
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("runtime");
+                    rt.block_on(async {
+                        if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
+                            let sql = format!("drop database if exists {name} with (force)");
+                            sqlx::query(sqlx::AssertSqlSafe(sql))
+                                .execute(&mut c)
+                                .await
+                                .ok();
+                        }
+                    });
+                })
+                .join()
+                .ok();
+            }
+        }
+    }
+}
+
+/// Which engine this run of the suite uses.
+pub fn use_postgres() -> bool {
+    std::env::var("HOMEFRONT_TEST_DB").is_ok_and(|v| v == "postgres")
+}
+
+/// The application under test.
+pub struct TestApp {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub base: String,
+    /// Direct store access for seeding and for checking what was written.
+    pub store: Store,
+    /// The injected clock.
+    pub clock: ManualClock,
+    /// A client without a cookie jar.
+    pub client: reqwest::Client,
+    _db: TestDb,
+}
+
+/// A signed-in API client (bearer token: not exposed to CSRF).
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// Bearer token.
+    pub token: String,
+    /// User id.
+    pub user_id: i64,
+}
+
+async fn new_database() -> (String, TestDb) {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    if use_postgres() {
+        let admin_url = std::env::var("HOMEFRONT_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("hf_test_{id}");
+        let mut c = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("connect to the PostgreSQL test server");
+        sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
+            .execute(&mut c)
+            .await
+            .expect("create test database");
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        (url, TestDb::Postgres { admin_url, name })
+    } else {
+        let dir = std::env::temp_dir().join(format!("homefront-test-{id}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let url = format!("sqlite://{}", dir.join("homefront.db").display());
+        (url, TestDb::Sqlite(dir))
+    }
+}
+
+/// One Argon2id hash of [`PASSWORD`] shared by every seeded account, so the
+/// suite hashes once instead of once per user.
+async fn password_hash() -> String {
+    static HASH: OnceCell<String> = OnceCell::const_new();
+    HASH.get_or_init(|| async {
+        homefront_server::auth::hash_password(PASSWORD.to_string())
+            .await
+            .expect("hash")
+    })
+    .await
+    .clone()
+}
+
+impl TestApp {
+    /// Spawns the app with default configuration.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(Config::default()).await
+    }
+
+    /// Spawns the app with `config` (its bind and database URL are replaced).
+    pub async fn spawn_with(mut config: Config) -> TestApp {
+        let (url, db) = new_database().await;
+        config.database_url = url.clone();
+        let store = Store::connect(&url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let clock = ManualClock::new(T0);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = AppState {
+            store: store.clone(),
+            clock: Arc::new(clock.clone()),
+            config: Arc::new(config),
+        };
+        tokio::spawn(homefront_server::serve(
+            listener,
+            state,
+            std::future::pending(),
+        ));
+        TestApp {
+            base,
+            store,
+            clock,
+            client: reqwest::Client::new(),
+            _db: db,
+        }
+    }
+
+    /// Imports Jiangsu's 109 divisions.
+    pub async fn import_jiangsu(&self) {
+        self.store
+            .import_divisions(32, T0.epoch_ms(), |_, _| {})
+            .await
+            .expect("import");
+    }
+
+    /// Org-unit id of a division by 6-digit adcode.
+    pub async fn division(&self, adcode6: &str) -> i64 {
+        self.store
+            .org_unit_by_adcode(&format!("{adcode6}000000"))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("division {adcode6}"))
+            .id
+    }
+
+    /// Creates an account with [`PASSWORD`] and the given grants, directly in
+    /// the store. Returns the user id.
+    pub async fn user(&self, phone: &str, grants: &[(Role, Option<i64>)]) -> i64 {
+        let phone = PhoneNumber::parse(phone).unwrap();
+        let user = self
+            .store
+            .create_user(&phone, "Test 测试", &password_hash().await, "zh-CN", T0.0)
+            .await
+            .unwrap();
+        for (role, unit) in grants {
+            self.store
+                .grant_role(user.id, *role, *unit, T0.0)
+                .await
+                .unwrap();
+        }
+        user.id
+    }
+
+    /// Signs in over HTTP and returns the session.
+    pub async fn login(&self, phone: &str) -> Session {
+        let (status, body) = self
+            .call(
+                None,
+                Method::POST,
+                "/api/v1/auth/login",
+                Some(serde_json::json!({"phone": phone, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "login {phone}: {body}");
+        Session {
+            token: body["token"].as_str().unwrap().to_string(),
+            user_id: body["user"]["id"].as_i64().unwrap(),
+        }
+    }
+
+    /// Sends a request as `session` (bearer) and returns status and JSON body
+    /// (`Value::Null` for an empty body).
+    pub async fn call(
+        &self,
+        session: Option<&Session>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(s) = session {
+            req = req.bearer_auth(&s.token);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    /// GET shorthand.
+    pub async fn get(&self, session: &Session, path: &str) -> (StatusCode, Value) {
+        self.call(Some(session), Method::GET, path, None).await
+    }
+
+    /// POST shorthand.
+    pub async fn post(&self, session: &Session, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Some(session), Method::POST, path, Some(body))
+            .await
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration suite: the real application over HTTP on 127.0.0.1:0.
+//!
+//! Every test gets a fresh database: a new SQLite file by default, or a new
+//! PostgreSQL database when `HOMEFRONT_TEST_DB=postgres` (server at
+//! `HOMEFRONT_TEST_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`), created and dropped by
+//! the test. Time comes from a `ManualClock`; no test sleeps.
+
+mod authz;
+mod helpers;
+mod org_units;
+mod sessions;

@@ -1,0 +1,178 @@
+//! Login sessions and the login-attempt log used for throttling.
+
+use crate::{Result, Store, flag};
+
+/// A live session, found by the SHA-256 of its token.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Session {
+    /// Row id.
+    pub id: i64,
+    /// The signed-in user.
+    pub user_id: i64,
+    /// Per-session CSRF token that cookie-authenticated unsafe requests echo.
+    pub csrf_token: String,
+    /// Expiry instant, epoch ms.
+    pub expires_at: i64,
+}
+
+impl Store {
+    /// Stores a new session.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        csrf_token: &str,
+        now_ms: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "insert into user_session (token_hash, user_id, csrf_token, created_at, expires_at)
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(csrf_token)
+        .bind(now_ms)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The unexpired session with this token hash.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn session(&self, token_hash: &str, now_ms: i64) -> Result<Option<Session>> {
+        Ok(sqlx::query_as(
+            "select s.id, s.user_id, s.csrf_token, s.expires_at from user_session s
+             join app_user u on u.id = s.user_id
+             where s.token_hash = $1 and s.expires_at > $2 and u.disabled = 0",
+        )
+        .bind(token_hash)
+        .bind(now_ms)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Ends a session (logout).
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("delete from user_session where token_hash = $1")
+            .bind(token_hash)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of a user (password change, account disabled).
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn delete_user_sessions(&self, user_id: i64) -> Result<()> {
+        sqlx::query("delete from user_session where user_id = $1")
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes expired sessions and login attempts older than `attempts_before`.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn prune_sessions(&self, now_ms: i64, attempts_before: i64) -> Result<()> {
+        sqlx::query("delete from user_session where expires_at <= $1")
+            .bind(now_ms)
+            .execute(self.pool())
+            .await?;
+        sqlx::query("delete from login_attempt where at < $1")
+            .bind(attempts_before)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Records a login attempt. `phone` is the normalised number, or the raw
+    /// text's hash when it did not parse (so garbage is throttled too without
+    /// storing it).
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn record_login_attempt(
+        &self,
+        phone: &str,
+        ip: &str,
+        succeeded: bool,
+        now_ms: i64,
+    ) -> Result<()> {
+        sqlx::query("insert into login_attempt (phone, ip, succeeded, at) values ($1, $2, $3, $4)")
+            .bind(phone)
+            .bind(ip)
+            .bind(flag(succeeded))
+            .bind(now_ms)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Failed attempts since `since_ms` for (phone, ip), and the oldest of
+    /// each in the window (epoch ms), for `Retry-After`.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn failed_logins_since(
+        &self,
+        phone: &str,
+        ip: &str,
+        since_ms: i64,
+    ) -> Result<FailedLogins> {
+        let (by_phone, oldest_phone): (i64, Option<i64>) = sqlx::query_as(
+            "select cast(count(*) as bigint), cast(min(at) as bigint) from login_attempt
+             where phone = $1 and succeeded = 0 and at >= $2",
+        )
+        .bind(phone)
+        .bind(since_ms)
+        .fetch_one(self.pool())
+        .await?;
+        let (by_ip, oldest_ip): (i64, Option<i64>) = sqlx::query_as(
+            "select cast(count(*) as bigint), cast(min(at) as bigint) from login_attempt
+             where ip = $1 and succeeded = 0 and at >= $2",
+        )
+        .bind(ip)
+        .bind(since_ms)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(FailedLogins {
+            by_phone,
+            oldest_phone,
+            by_ip,
+            oldest_ip,
+        })
+    }
+}
+
+/// Counts of recent failed logins.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FailedLogins {
+    /// Failures for this phone in the window.
+    pub by_phone: i64,
+    /// Oldest such failure, epoch ms.
+    pub oldest_phone: Option<i64>,
+    /// Failures from this IP in the window.
+    pub by_ip: i64,
+    /// Oldest such failure, epoch ms.
+    pub oldest_ip: Option<i64>,
+}

@@ -1,0 +1,283 @@
+//! Command-line interface: `serve`, `migrate`, `config`, `user`, `org`.
+
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use homefront_domain::{Clock, PhoneNumber, Role, SystemClock};
+use homefront_server::config::{Config, Overrides};
+use homefront_server::{AppState, auth};
+use homefront_store::Store;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tracing_subscriber::EnvFilter;
+
+/// Homefront: dispatch of volunteer services to frontline workers and their families.
+#[derive(Debug, Parser)]
+#[command(name = "homefront", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML). A missing file is fine: defaults apply.
+    #[arg(
+        long,
+        global = true,
+        default_value = "homefront.toml",
+        env = "HOMEFRONT_CONFIG"
+    )]
+    config: PathBuf,
+    /// Database URL, e.g. sqlite://homefront.db or postgres://user@host/db.
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the web application (migrates the database first).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Show configuration.
+    Config {
+        /// Print the default configuration as TOML.
+        #[arg(long)]
+        print_default: bool,
+    },
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage the organisation tree.
+    #[command(subcommand)]
+    Org(OrgCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an admin account (or grant admin to an existing one).
+    CreateAdmin {
+        /// Phone number, e.g. 13800138000.
+        #[arg(long)]
+        phone: String,
+        /// Display name.
+        #[arg(long, default_value = "Admin")]
+        name: String,
+        /// Read the password from the first line of standard input instead of
+        /// generating one (also taken from HOMEFRONT_ADMIN_PASSWORD).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgCommand {
+    /// Create a province's province → city → county tree from the shipped
+    /// GB/T 2260 division list (idempotent).
+    ImportDivisions {
+        /// Two-digit province code, e.g. 32 for Jiangsu.
+        #[arg(long)]
+        province: u8,
+    },
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_env("HOMEFRONT_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load_config(cli: &Cli, bind: Option<SocketAddr>) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        bind,
+        database_url: cli.database_url.clone(),
+    };
+    Config::load(&cli.config, &overrides).map_err(|e| anyhow::anyhow!("configuration: {e}"))
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database at {}",
+                homefront_store::redact_url(&config.database_url)
+            )
+        })?;
+    store.migrate().await.context("database migration failed")?;
+    Ok(store)
+}
+
+/// Runs one command; the exit code is 0 on success, 1 on failure, 2 on
+/// usage errors (clap's own).
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Config { print_default } => {
+            if *print_default {
+                print!("{}", Config::default_toml());
+            } else {
+                let config = load_config(&cli, None)?;
+                println!("{config:#?}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            init_tracing();
+            let config = load_config(&cli, None)?;
+            open_store(&config).await?;
+            eprintln!(
+                "migrated {}",
+                homefront_store::redact_url(&config.database_url)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(args) => {
+            init_tracing();
+            let config = load_config(&cli, args.bind)?;
+            serve(config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User(UserCommand::CreateAdmin {
+            phone,
+            name,
+            password_stdin,
+        }) => {
+            let config = load_config(&cli, None)?;
+            let store = open_store(&config).await?;
+            create_admin(&store, phone, name, *password_stdin).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Org(OrgCommand::ImportDivisions { province }) => {
+            let config = load_config(&cli, None)?;
+            let store = open_store(&config).await?;
+            import_divisions(&store, *province).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, database = store.backend().as_str(), "Homefront is serving");
+    eprintln!("Homefront is serving on http://{addr}");
+    let state = AppState {
+        store: store.clone(),
+        clock: Arc::new(SystemClock),
+        config: Arc::new(config),
+    };
+    homefront_server::serve(listener, state, shutdown_signal()).await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c().await.ok();
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn create_admin(
+    store: &Store,
+    phone: &str,
+    name: &str,
+    password_stdin: bool,
+) -> anyhow::Result<()> {
+    let phone = PhoneNumber::parse(phone).map_err(|e| anyhow::anyhow!("--phone: {e}"))?;
+    let now = SystemClock.now().epoch_ms();
+    if let Some(user) = store.user_by_phone(&phone).await? {
+        store.grant_role(user.id, Role::Admin, None, now).await?;
+        eprintln!("{phone} already had an account; it is now an admin (password unchanged)");
+        return Ok(());
+    }
+    let (password, generated) = if let Ok(p) = std::env::var("HOMEFRONT_ADMIN_PASSWORD") {
+        (p, false)
+    } else if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        (line.trim_end_matches(['\r', '\n']).to_string(), false)
+    } else {
+        (auth::new_token()[..16].to_string(), true)
+    };
+    if password.chars().count() < auth::MIN_PASSWORD_CHARS {
+        bail!(
+            "the password must have at least {} characters",
+            auth::MIN_PASSWORD_CHARS
+        );
+    }
+    let hash = auth::hash_password(password.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let user = store.create_user(&phone, name, &hash, "zh-CN", now).await?;
+    store.grant_role(user.id, Role::Admin, None, now).await?;
+    if generated {
+        println!("created admin {phone} with password: {password}");
+        eprintln!("store it now; it is not shown again");
+    } else {
+        println!("created admin {phone}");
+    }
+    Ok(())
+}
+
+async fn import_divisions(store: &Store, province: u8) -> anyhow::Result<()> {
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("importing divisions of province {province:02}"));
+    let summary = store
+        .import_divisions(province, SystemClock.now().epoch_ms(), |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+        .await?;
+    bar.finish_and_clear();
+    if summary.created + summary.existing == 0 {
+        bail!(
+            "no divisions with coordinates for province code {province:02}; use e.g. 32 for Jiangsu"
+        );
+    }
+    println!(
+        "province {province:02}: {} org units created, {} already present; {} org units in all",
+        summary.created,
+        summary.existing,
+        store.count_org_units().await?
+    );
+    Ok(())
+}
