@@ -144,6 +144,6 @@ mod tests {
     #[test]
     fn masks_all_but_last_four() {
         let p = PhoneNumber::parse("13800138000").unwrap();
-        assert_eq!(p.masked(), "+86******8000");
+        assert_eq!(p.masked(), "+86*******8000");
     }
 }
