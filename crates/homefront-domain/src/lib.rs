@@ -7,6 +7,7 @@
 
 pub mod adcode;
 pub mod availability;
+pub mod catalogue;
 pub mod clock;
 pub mod credentials;
 pub mod geo;

@@ -36,6 +36,9 @@ pub struct Config {
     /// Trust the first `X-Forwarded-For` address as the client IP (only
     /// behind a reverse proxy you run). Default false.
     pub trust_forwarded_for: bool,
+    /// Days after an order ends (completed, cancelled, unfulfilled) before
+    /// its street address, phone, coordinates and notes are purged. Default 30.
+    pub retention_days: i64,
 }
 
 impl Default for Config {
@@ -49,6 +52,7 @@ impl Default for Config {
             login_max_failures_per_ip: 20,
             login_window_minutes: 15,
             trust_forwarded_for: false,
+            retention_days: 30,
         }
     }
 }
@@ -70,6 +74,7 @@ impl fmt::Debug for Config {
             .field("login_max_failures_per_ip", &self.login_max_failures_per_ip)
             .field("login_window_minutes", &self.login_window_minutes)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("retention_days", &self.retention_days)
             .finish()
     }
 }

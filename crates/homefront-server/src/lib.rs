@@ -9,6 +9,8 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod privacy;
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

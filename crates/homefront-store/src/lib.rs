@@ -6,7 +6,10 @@
 //! timestamps, TEXT enums with CHECK, 0/1 booleans.
 #![forbid(unsafe_code)]
 
+pub mod catalogue;
 pub mod divisions;
+pub mod households;
+pub mod orders;
 pub mod org_units;
 pub mod sessions;
 pub mod users;
@@ -59,6 +62,12 @@ pub enum StoreError {
     /// A migration failed.
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The order's state does not allow the action (the domain's verdict).
+    #[error(transparent)]
+    Transition(#[from] homefront_domain::order_state::TransitionError),
+    /// A compare-and-set found the record changed since it was read.
+    #[error("the record changed while this request was handled; reload and try again")]
+    Stale,
 }
 
 /// Store result.

@@ -52,6 +52,9 @@ enum Command {
     /// Manage the organisation tree.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Purge personal data of orders that ended more than `retention_days`
+    /// ago (the server also does this every hour).
+    Purge,
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +161,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             create_admin(&store, phone, name, *password_stdin).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Purge => {
+            let config = load_config(&cli, None)?;
+            let store = open_store(&config).await?;
+            let days = config.retention_days;
+            let state = AppState {
+                store,
+                clock: Arc::new(SystemClock),
+                config: Arc::new(config),
+            };
+            let purged = homefront_server::workers::purge_expired(&state).await?;
+            println!(
+                "purged personal data of {purged} orders that ended more than {days} days ago"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Org(OrgCommand::ImportDivisions { province }) => {
             let config = load_config(&cli, None)?;
             let store = open_store(&config).await?;
@@ -180,7 +198,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         clock: Arc::new(SystemClock),
         config: Arc::new(config),
     };
+    let retention = homefront_server::workers::spawn_retention(state.clone());
     homefront_server::serve(listener, state, shutdown_signal()).await?;
+    retention.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -1,7 +1,10 @@
 //! The JSON API under `/api/v1`, one module per feature, merged here.
 
+pub mod catalogue;
 pub mod divisions;
 pub mod health;
+pub mod households;
+pub mod orders;
 pub mod org_units;
 pub mod sessions;
 pub mod users;
@@ -24,6 +27,9 @@ pub fn router() -> Router<AppState> {
                 .merge(sessions::router())
                 .merge(divisions::router())
                 .merge(org_units::router())
+                .merge(catalogue::router())
+                .merge(households::router())
+                .merge(orders::router())
                 .merge(users::router()),
         )
         .fallback(|| async { ApiError::not_found() })

@@ -348,3 +348,124 @@ async fn out_of_scope_is_indistinguishable_from_missing() {
         .await;
     assert_eq!((s3, b3), (StatusCode::NOT_FOUND, b1));
 }
+
+/// Places an order for the fixture's requester at `adcode`; returns its id.
+async fn order_at(f: &Fixture, adcode: &str, key: &str) -> i64 {
+    let requester = f.session("requester");
+    let (_, household) = f.app.get(requester, "/api/v1/household").await;
+    let member = match household["members"].as_array().and_then(|m| m.first()) {
+        Some(m) => m["id"].as_i64().unwrap(),
+        None => {
+            let (_, m) = f
+                .app
+                .post(
+                    requester,
+                    "/api/v1/household/members",
+                    json!({"name": "周护士", "relation": "self", "adcode": "320102", "street": "珠江路1号"}),
+                )
+                .await;
+            m["id"].as_i64().unwrap()
+        }
+    };
+    let item = f.app.store.service_items(false).await.unwrap()[0].id;
+    let resp = f
+        .app
+        .client
+        .post(format!("{}/api/v1/orders", f.app.base))
+        .bearer_auth(&requester.token)
+        .header("Idempotency-Key", key)
+        .json(&json!({"item_id": item, "member_id": member, "window_start": "2020-02-12T20:00",
+                      "window_end": "2020-02-12T22:00", "location": {"adcode": adcode, "street": "某路2号"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    resp.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn order_endpoints_respect_scope() {
+    let f = fixture().await;
+    let xw = order_at(&f, "320102", "xw").await;
+    let qh = order_at(&f, "320104", "qh").await;
+    // Volunteer of team B (Qinhuai): out of scope for Xuanwu's coordinator.
+    let vb = f.volunteer_b;
+    //            admin city_nj xuanwu qinhuai city_wx liaison vol_a requester
+    let cases = vec![
+        Case {
+            what: "read a Xuanwu order",
+            method: Method::GET,
+            path: format!("/api/v1/orders/{xw}"),
+            body: None,
+            expect: [200, 200, 200, 404, 404, 404, 404, 200],
+        },
+        Case {
+            what: "read a Qinhuai order",
+            method: Method::GET,
+            path: format!("/api/v1/orders/{qh}"),
+            body: None,
+            expect: [200, 200, 404, 200, 404, 404, 404, 200],
+        },
+        Case {
+            what: "read a Qinhuai order's events",
+            method: Method::GET,
+            path: format!("/api/v1/orders/{qh}/events"),
+            body: None,
+            expect: [200, 200, 404, 200, 404, 404, 404, 200],
+        },
+        Case {
+            // An empty reason: allowed callers get 422 and nothing changes.
+            what: "cancel a Xuanwu order",
+            method: Method::POST,
+            path: format!("/api/v1/orders/{xw}/cancel"),
+            body: Some(json!({"reason": ""})),
+            expect: [422, 422, 422, 404, 404, 404, 404, 422],
+        },
+        Case {
+            // Team B's volunteer is outside Xuanwu, so its coordinator gets
+            // 422; the admin manages both and assigns, after which Nanjing's
+            // coordinator finds the order assigned (409).
+            what: "assign a Xuanwu order to team B's volunteer",
+            method: Method::POST,
+            path: format!("/api/v1/orders/{xw}/assign"),
+            body: Some(json!({"volunteer_user_id": vb})),
+            expect: [200, 409, 422, 404, 404, 404, 404, 403],
+        },
+        Case {
+            what: "list orders",
+            method: Method::GET,
+            path: "/api/v1/orders".into(),
+            body: None,
+            expect: [200, 200, 200, 200, 200, 403, 200, 200],
+        },
+        Case {
+            what: "read the household",
+            method: Method::GET,
+            path: "/api/v1/household".into(),
+            body: None,
+            expect: [403, 403, 403, 403, 403, 403, 403, 200],
+        },
+        Case {
+            what: "read the catalogue",
+            method: Method::GET,
+            path: "/api/v1/service-items".into(),
+            body: None,
+            expect: [200; 8],
+        },
+    ];
+    check(&f, cases).await;
+    // Only the Xuanwu order is in Xuanwu's list; Wuxi's is empty.
+    let (_, list) = f
+        .app
+        .get(f.session("county_xuanwu"), "/api/v1/orders")
+        .await;
+    let ids: Vec<i64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![xw]);
+    let (_, list) = f.app.get(f.session("city_wuxi"), "/api/v1/orders").await;
+    assert!(list.as_array().unwrap().is_empty());
+}

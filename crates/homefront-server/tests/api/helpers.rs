@@ -59,6 +59,8 @@ pub fn use_postgres() -> bool {
 
 /// The application under test.
 pub struct TestApp {
+    /// The state the server runs with (for calling workers directly).
+    state: AppState,
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     pub base: String,
     /// Direct store access for seeding and for checking what was written.
@@ -140,16 +142,22 @@ impl TestApp {
         };
         tokio::spawn(homefront_server::serve(
             listener,
-            state,
+            state.clone(),
             std::future::pending(),
         ));
         TestApp {
+            state,
             base,
             store,
             clock,
             client: reqwest::Client::new(),
             _db: db,
         }
+    }
+
+    /// The application state, to run a worker pass directly.
+    pub fn state(&self) -> AppState {
+        self.state.clone()
     }
 
     /// Imports Jiangsu's 109 divisions.

@@ -7,6 +7,8 @@
 //! the test. Time comes from a `ManualClock`; no test sleeps.
 
 mod authz;
+mod catalogue;
 mod helpers;
+mod orders;
 mod org_units;
 mod sessions;

@@ -1,0 +1,189 @@
+//! The service catalogue's vocabulary: how an item is delivered, its
+//! priority lane, and an order's urgency; plus household relations.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Text that names no value of a catalogue enum; carries the allowed values.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("\"{given}\" is not valid here; use one of {allowed}")]
+pub struct UnknownValue {
+    /// What was given.
+    pub given: String,
+    /// The allowed values, comma-separated.
+    pub allowed: &'static str,
+}
+
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vm])* $variant),+ }
+
+        impl $name {
+            /// Every value, in a stable order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The snake_case text stored in the database.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, UnknownValue> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownValue {
+                        given: s.to_string(),
+                        allowed: concat!($($text, " "),+),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// How an item is delivered.
+    ServiceMode {
+        /// At the household's location: distance matters.
+        Onsite => "onsite",
+        /// By phone or video: distance is ignored when dispatching.
+        Remote => "remote",
+    }
+}
+
+text_enum! {
+    /// Priority lane: orders the dispatch queue and sets the escalation
+    /// deadline (see [`Lane::deadline_minutes`]).
+    Lane {
+        /// Staff deployed to the epidemic's centre and their families
+        /// (the 12355 hotline's priority channel).
+        Priority => "priority",
+        /// Time-critical: meals, rides, medical consultations.
+        Urgent => "urgent",
+        /// Everything else.
+        Standard => "standard",
+    }
+}
+
+impl Lane {
+    /// Minutes an order may wait for an accepted offer before it escalates
+    /// one level up the tree (county → city → province). Defaults chosen so
+    /// the priority channel answers within a hotline's expected response
+    /// time; configurable per deployment in the dispatcher.
+    pub fn deadline_minutes(self) -> i64 {
+        match self {
+            Lane::Priority => 10,
+            Lane::Urgent => 30,
+            Lane::Standard => 120,
+        }
+    }
+
+    /// Sort key: lower is served first.
+    pub fn rank(self) -> u8 {
+        match self {
+            Lane::Priority => 0,
+            Lane::Urgent => 1,
+            Lane::Standard => 2,
+        }
+    }
+}
+
+text_enum! {
+    /// The requester's own urgency flag on an order.
+    Urgency {
+        /// As soon as convenient within the window.
+        Normal => "normal",
+        /// Needed urgently: moves a standard-lane order to the urgent lane.
+        Urgent => "urgent",
+    }
+}
+
+text_enum! {
+    /// A household member's relation to the requester.
+    Relation {
+        /// The requester.
+        SelfMember => "self",
+        /// A parent (often elderly).
+        Parent => "parent",
+        /// A child.
+        Child => "child",
+        /// A spouse or partner.
+        Spouse => "spouse",
+        /// Anyone else in the household.
+        Other => "other",
+    }
+}
+
+/// Age below which an order serving a child needs recorded guardian
+/// consent (14, the age of consent for personal information in China's
+/// Personal Information Protection Law, art. 31).
+pub const GUARDIAN_CONSENT_AGE: i64 = 14;
+
+/// The lane an order goes into: the item's lane, raised to `priority` for
+/// items with a priority channel when the requester is deployed to the
+/// epidemic's centre, and from `standard` to `urgent` when the requester
+/// marks it urgent.
+pub fn order_lane(
+    item_lane: Lane,
+    item_has_priority_channel: bool,
+    requester_deployed: bool,
+    urgency: Urgency,
+) -> Lane {
+    if item_has_priority_channel && requester_deployed {
+        return Lane::Priority;
+    }
+    match (item_lane, urgency) {
+        (Lane::Standard, Urgency::Urgent) => Lane::Urgent,
+        (lane, _) => lane,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_round_trips() {
+        for l in Lane::ALL {
+            assert_eq!(l.as_str().parse::<Lane>().unwrap(), *l);
+        }
+        assert_eq!("self".parse::<Relation>().unwrap(), Relation::SelfMember);
+        let e = "cousin".parse::<Relation>().unwrap_err();
+        assert!(e.to_string().contains("parent"), "{e}");
+    }
+
+    #[test]
+    fn deployed_staff_get_the_priority_lane_for_counselling_only() {
+        assert_eq!(
+            order_lane(Lane::Urgent, true, true, Urgency::Normal),
+            Lane::Priority
+        );
+        assert_eq!(
+            order_lane(Lane::Urgent, true, false, Urgency::Normal),
+            Lane::Urgent
+        );
+        assert_eq!(
+            order_lane(Lane::Standard, false, true, Urgency::Normal),
+            Lane::Standard
+        );
+        assert_eq!(
+            order_lane(Lane::Standard, false, false, Urgency::Urgent),
+            Lane::Urgent
+        );
+        assert!(Lane::Priority.deadline_minutes() < Lane::Urgent.deadline_minutes());
+    }
+}

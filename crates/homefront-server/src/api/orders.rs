@@ -1,0 +1,811 @@
+//! Orders: intake with idempotency keys, views shaped by [`crate::privacy`],
+//! lifecycle actions, and the event log.
+//!
+//! - `POST /api/v1/orders` (header `Idempotency-Key`, required)
+//! - `GET /api/v1/orders` (summaries; no sensitive fields for anyone)
+//! - `GET /api/v1/orders/{id}`, `GET /api/v1/orders/{id}/events`
+//! - `POST /api/v1/orders/{id}/cancel|assign|check-in|check-out|confirm`
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{NaiveDateTime, TimeZone};
+use homefront_domain::catalogue::{Lane, Urgency, order_lane};
+use homefront_domain::order_state::{OrderAction, OrderState, Reason};
+use homefront_domain::org::OrgPath;
+use homefront_domain::{PhoneNumber, Role, Timestamp};
+use homefront_store::StoreError;
+use homefront_store::orders::{Idempotent, NewOrder, OrderEvent, OrderFilter, OrderRow};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::api::households::{coordinates, division_id, lacks_guardian_consent};
+use crate::api::{ApiJson, parse_id};
+use crate::auth::{self, Actor};
+use crate::error::{ApiError, ApiResult};
+use crate::privacy::{OrderAccess, order_access, sensitive_fields};
+
+/// Order routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/orders", get(list).post(create))
+        .route("/orders/{id}", get(show))
+        .route("/orders/{id}/events", get(events))
+        .route("/orders/{id}/cancel", post(cancel))
+        .route("/orders/{id}/assign", post(assign))
+        .route("/orders/{id}/check-in", post(check_in))
+        .route("/orders/{id}/check-out", post(check_out))
+        .route("/orders/{id}/confirm", post(confirm))
+}
+
+/// Longest time window an order may ask for, in days.
+pub const MAX_WINDOW_DAYS: i64 = 31;
+
+/// An item as shown inside an order.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ItemBrief {
+    /// Item id.
+    pub id: i64,
+    /// Item code.
+    pub code: String,
+    /// Chinese name.
+    pub name_zh: String,
+    /// English name.
+    pub name_en: String,
+    /// `onsite` or `remote`.
+    pub mode: String,
+}
+
+/// A division as shown inside an order.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DivisionBrief {
+    /// Org-unit id.
+    pub id: i64,
+    /// Name, e.g. `玄武区`.
+    pub name: String,
+}
+
+/// An order as one actor may see it. Sensitive fields are absent (not
+/// null) when the actor may not see them; `null` means purged or empty.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OrderView {
+    /// Order id.
+    pub id: i64,
+    /// The catalogue item.
+    pub item: ItemBrief,
+    /// Lifecycle state.
+    pub state: String,
+    /// Priority lane.
+    pub lane: String,
+    /// `normal` or `urgent`.
+    pub urgency: String,
+    /// Where the service happens, to district level.
+    pub division: DivisionBrief,
+    /// Window start, epoch ms (UTC).
+    pub window_start: i64,
+    /// Window end, epoch ms (UTC).
+    pub window_end: i64,
+    /// Window start in the division's time zone (RFC 3339 with offset).
+    pub window_start_local: String,
+    /// Window end in the division's time zone.
+    pub window_end_local: String,
+    /// Non-identifying note.
+    pub public_note: Option<String>,
+    /// Created, epoch ms.
+    pub created_at: i64,
+    /// Last change, epoch ms.
+    pub updated_at: i64,
+    /// Whether the address, phone and notes were purged by retention.
+    pub purged: bool,
+    /// Household member served (requester's view and coordinators).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<i64>,
+    /// Assigned volunteer's account, for those who see the full order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assignee_user_id: Option<i64>,
+    /// Street address (live assignee and full access only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub street: Option<Option<String>>,
+    /// Contact phone (live assignee and full access only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact_phone: Option<Option<String>>,
+    /// Longitude (live assignee and full access only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<Option<f64>>,
+    /// Latitude (live assignee and full access only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<Option<f64>>,
+    /// Private notes (live assignee and full access only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<Option<String>>,
+}
+
+fn local_time(ms: i64, tz: &str) -> String {
+    let tz: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.with_timezone(&tz).to_rfc3339())
+        .unwrap_or_default()
+}
+
+/// Shapes `order` for `access`: summaries (`None`) carry no sensitive field.
+pub fn view(order: &OrderRow, access: Option<OrderAccess>) -> OrderView {
+    let full = access == Some(OrderAccess::Full);
+    let loc = access.is_some_and(OrderAccess::sees_location);
+    let sensitive = |v: Option<String>| loc.then_some(v);
+    OrderView {
+        id: order.id,
+        item: ItemBrief {
+            id: order.item_id,
+            code: order.item_code.clone(),
+            name_zh: order.item_name_zh.clone(),
+            name_en: order.item_name_en.clone(),
+            mode: order.item_mode.clone(),
+        },
+        state: order.state.clone(),
+        lane: order.lane.clone(),
+        urgency: order.urgency.clone(),
+        division: DivisionBrief {
+            id: order.division_id,
+            name: order.division_name.clone(),
+        },
+        window_start: order.window_start,
+        window_end: order.window_end,
+        window_start_local: local_time(order.window_start, &order.time_zone),
+        window_end_local: local_time(order.window_end, &order.time_zone),
+        public_note: order.public_note.clone(),
+        created_at: order.created_at,
+        updated_at: order.updated_at,
+        purged: order.purged_at.is_some(),
+        member_id: full.then_some(order.member_id),
+        assignee_user_id: if full { order.assignee_user_id } else { None },
+        street: sensitive(order.street.clone()),
+        contact_phone: sensitive(order.contact_phone.clone()),
+        longitude: loc.then_some(order.longitude),
+        latitude: loc.then_some(order.latitude),
+        notes: sensitive(order.notes.clone()),
+    }
+}
+
+/// `POST /api/v1/orders` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrder {
+    /// Catalogue item id.
+    pub item_id: i64,
+    /// Household member served.
+    pub member_id: i64,
+    /// Window start: RFC 3339 with offset (`2020-02-12T14:00:00+08:00`), or
+    /// local time of the division (`2020-02-12T14:00`).
+    pub window_start: String,
+    /// Window end, same forms; after the start, within 31 days.
+    pub window_end: String,
+    /// Another location than the member's address.
+    pub location: Option<LocationRequest>,
+    /// `normal` (default) or `urgent`.
+    pub urgency: Option<String>,
+    /// Private notes for the assigned volunteer, up to 1000 characters.
+    pub notes: Option<String>,
+    /// A note volunteers see before accepting; must not identify the
+    /// household (no names, addresses, phones), up to 200 characters.
+    pub public_note: Option<String>,
+    /// Contact phone; default the member's, else the requester's.
+    pub contact_phone: Option<String>,
+    /// For a liaison placing the order on a requester's behalf: the
+    /// requester's phone.
+    pub on_behalf_of_phone: Option<String>,
+}
+
+/// A service location other than the member's address.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationRequest {
+    /// County (or city) division code.
+    pub adcode: String,
+    /// Street address.
+    pub street: String,
+    /// Optional longitude.
+    pub longitude: Option<f64>,
+    /// Optional latitude.
+    pub latitude: Option<f64>,
+}
+
+/// Parses a window bound: RFC 3339, or naive local time in `tz`.
+fn parse_instant(field: &str, text: &str, tz: chrono_tz::Tz) -> ApiResult<Timestamp> {
+    let text = text.trim();
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(Timestamp::from_datetime(&dt));
+    }
+    for fmt in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(text, fmt) {
+            // Ambiguous local times (DST) take the earlier instant.
+            if let Some(dt) = tz.from_local_datetime(&naive).earliest() {
+                return Ok(Timestamp::from_datetime(&dt));
+            }
+        }
+    }
+    Err(ApiError::invalid(
+        field,
+        "invalid_time",
+        format!(
+            "\"{text}\" is not a time; use 2020-02-12T14:00 (local) or 2020-02-12T14:00:00+08:00"
+        ),
+    ))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or("");
+    if key.is_empty() || key.len() > 200 {
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            "idempotency_key_required",
+            "send an Idempotency-Key header (1-200 characters, e.g. a UUID) so a retried submit makes one order",
+        ));
+    }
+    Ok(key.to_string())
+}
+
+fn text_field(field: &str, v: Option<String>, max: usize) -> ApiResult<Option<String>> {
+    let v = v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    if let Some(s) = &v
+        && s.chars().count() > max
+    {
+        return Err(ApiError::invalid(
+            field,
+            "too_long",
+            format!("{field} may have at most {max} characters"),
+        ));
+    }
+    Ok(v)
+}
+
+async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    let key = idempotency_key(&headers)?;
+    // The canonical body (serde_json orders keys) identifies the request.
+    let request_hash = auth::sha256_hex(&body.to_string());
+    let req: CreateOrder = serde_json::from_value(body).map_err(|e| {
+        let text = e.to_string();
+        let mut err = ApiError::invalid(
+            "body",
+            "invalid_body",
+            format!("the order is not valid: {text}"),
+        );
+        err.field = text.split('`').nth(1).map(str::to_string).or(err.field);
+        err
+    })?;
+    let now = state.clock.now();
+
+    // Whose household: the requester's own, or (liaison) a verified requester's.
+    let requester_id = match &req.on_behalf_of_phone {
+        None => {
+            if !actor.has(Role::Requester) {
+                return Err(ApiError::forbidden());
+            }
+            actor.user.id
+        }
+        Some(phone) => on_behalf_of(&state, &actor, phone).await?,
+    };
+    let household = state
+        .store
+        .household_of(requester_id, now.epoch_ms())
+        .await?;
+
+    let item = match state.store.service_item(req.item_id).await? {
+        Some(i) if i.retired_at.is_none() => i,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "item_id",
+                "item_retired",
+                "this service is no longer offered; pick another item",
+            ));
+        }
+        None => {
+            return Err(ApiError::invalid(
+                "item_id",
+                "unknown_item",
+                "no catalogue item with this id",
+            ));
+        }
+    };
+    let member = match state.store.member(req.member_id).await? {
+        Some(m) if m.household_id == household.id => m,
+        _ => {
+            return Err(ApiError::invalid(
+                "member_id",
+                "unknown_member",
+                "no member with this id in the household; add the family member first",
+            ));
+        }
+    };
+    if lacks_guardian_consent(&member) {
+        return Err(ApiError::invalid(
+            "member_id",
+            "guardian_consent_required",
+            "this child is under 14: record a guardian's consent on the family member before ordering",
+        ));
+    }
+    let (division, street, location) = match req.location {
+        Some(loc) => {
+            let street =
+                text_field("location.street", Some(loc.street), 200)?.ok_or_else(|| {
+                    ApiError::invalid(
+                        "location.street",
+                        "invalid_street",
+                        "give the street address",
+                    )
+                })?;
+            (
+                division_id(&state, "location.adcode", &loc.adcode).await?,
+                street,
+                coordinates(loc.longitude, loc.latitude)?,
+            )
+        }
+        None => (
+            member.division_id,
+            member.street.clone(),
+            member.longitude.zip(member.latitude),
+        ),
+    };
+    let unit = state.store.org_unit(division).await?.ok_or_else(|| {
+        ApiError::invalid("location.adcode", "unknown_division", "unknown division")
+    })?;
+    let tz: chrono_tz::Tz = unit.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+    let start = parse_instant("window_start", &req.window_start, tz)?;
+    let end = parse_instant("window_end", &req.window_end, tz)?;
+    if end <= start {
+        return Err(ApiError::invalid(
+            "window_end",
+            "window_order",
+            "window_end must be after window_start",
+        ));
+    }
+    if end <= now {
+        return Err(ApiError::invalid(
+            "window_end",
+            "window_past",
+            "the window has already ended; pick a time in the future",
+        ));
+    }
+    if end.epoch_ms() - start.epoch_ms() > MAX_WINDOW_DAYS * Timestamp::DAY_MS {
+        return Err(ApiError::invalid(
+            "window_end",
+            "window_too_long",
+            format!(
+                "a window may span at most {MAX_WINDOW_DAYS} days; split longer needs into several orders"
+            ),
+        ));
+    }
+    let urgency: Urgency = req.urgency.as_deref().unwrap_or("normal").parse().map_err(
+        |e: homefront_domain::catalogue::UnknownValue| {
+            ApiError::invalid("urgency", "invalid_urgency", e.to_string())
+        },
+    )?;
+    let contact_phone = match req
+        .contact_phone
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+    {
+        Some(p) => Some(
+            PhoneNumber::parse(p)
+                .map_err(|e| ApiError::invalid("contact_phone", "invalid_phone", e.to_string()))?
+                .as_str()
+                .to_string(),
+        ),
+        None => match member.phone.clone() {
+            Some(p) => Some(p),
+            None => state.store.user(requester_id).await?.map(|u| u.phone),
+        },
+    };
+    let item_lane: Lane = item.lane.parse().unwrap_or(Lane::Standard);
+    let lane = order_lane(
+        item_lane,
+        item.priority_channel == 1,
+        household.deployed_to_centre == 1,
+        urgency,
+    );
+    let new = NewOrder {
+        item_id: item.id,
+        household_id: household.id,
+        member_id: member.id,
+        placed_by: actor.user.id,
+        division_id: division,
+        lane: lane.as_str().to_string(),
+        urgency: urgency.as_str().to_string(),
+        window_start: start.epoch_ms(),
+        window_end: end.epoch_ms(),
+        street,
+        contact_phone,
+        location,
+        notes: text_field("notes", req.notes, 1000)?,
+        public_note: text_field("public_note", req.public_note, 200)?,
+    };
+    let outcome = state
+        .store
+        .create_order_idempotent(
+            actor.user.id,
+            &key,
+            &request_hash,
+            &new,
+            now.epoch_ms(),
+            |order| {
+                let body = serde_json::to_string(&view(order, Some(OrderAccess::Full)))
+                    .unwrap_or_default();
+                (201, body)
+            },
+        )
+        .await?;
+    let (status, body) = match outcome {
+        Idempotent::Created { status, body, .. } | Idempotent::Replayed { status, body } => {
+            (status, body)
+        }
+        Idempotent::KeyReused => {
+            return Err(ApiError::invalid(
+                "Idempotency-Key",
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different order; use a new key for a new order",
+            ));
+        }
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED);
+    Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The requester a liaison places an order for: the phone must belong to a
+/// requester whose household the liaison's employer verified.
+async fn on_behalf_of(state: &AppState, actor: &Actor, phone: &str) -> ApiResult<i64> {
+    if !actor.has(Role::Liaison) {
+        return Err(ApiError::forbidden());
+    }
+    let phone = PhoneNumber::parse(phone)
+        .map_err(|e| ApiError::invalid("on_behalf_of_phone", "invalid_phone", e.to_string()))?;
+    let unknown = || {
+        ApiError::invalid(
+            "on_behalf_of_phone",
+            "unknown_requester",
+            "no requester verified by your employer has this phone number; verify them first",
+        )
+    };
+    let user = state
+        .store
+        .user_by_phone(&phone)
+        .await?
+        .ok_or_else(unknown)?;
+    let household = state
+        .store
+        .household_of(user.id, state.clock.now().epoch_ms())
+        .await?;
+    let employers: Vec<i64> = actor
+        .grants
+        .iter()
+        .filter(|g| g.role() == Some(Role::Liaison))
+        .filter_map(|g| g.org_unit_id)
+        .collect();
+    if household
+        .employer_id
+        .is_some_and(|e| employers.contains(&e))
+    {
+        Ok(user.id)
+    } else {
+        Err(unknown())
+    }
+}
+
+/// Query of `GET /api/v1/orders`.
+#[derive(Debug, Deserialize)]
+pub struct OrderQuery {
+    /// Comma-separated states, e.g. `submitted,dispatching`.
+    pub state: Option<String>,
+    /// Item code.
+    pub item: Option<String>,
+    /// Created at or after, epoch ms.
+    pub from: Option<i64>,
+    /// Created before, epoch ms.
+    pub to: Option<i64>,
+    /// At most this many (default 200, max 1000), newest first.
+    pub limit: Option<i64>,
+}
+
+/// The list filter for `actor`: coordinators and admins their subtree,
+/// requesters their household, volunteers their assignments. Shared by the
+/// list and exports so both show the same rows.
+pub async fn scoped_filter(
+    state: &AppState,
+    actor: &Actor,
+    q: &OrderQuery,
+) -> ApiResult<OrderFilter> {
+    let mut states = Vec::new();
+    if let Some(s) = &q.state {
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            OrderState::parse(part)
+                .map_err(|e| ApiError::invalid("state", "invalid_state", e.to_string()))?;
+            states.push(part.to_string());
+        }
+    }
+    let mut filter = OrderFilter {
+        states,
+        item_code: q.item.clone(),
+        created_from: q.from,
+        created_to: q.to,
+        limit: Some(q.limit.unwrap_or(200).clamp(1, 1000)),
+        ..OrderFilter::default()
+    };
+    match actor.managed_scopes() {
+        None => {}
+        Some(scopes) if !scopes.is_empty() => {
+            filter.scopes = Some(scopes.iter().map(|p| p.as_str().to_string()).collect());
+        }
+        Some(_) if actor.has(Role::Requester) => {
+            let h = state
+                .store
+                .household_of(actor.user.id, state.clock.now().epoch_ms())
+                .await?;
+            filter.household_id = Some(h.id);
+        }
+        Some(_) if actor.has(Role::Volunteer) => filter.assignee_user_id = Some(actor.user.id),
+        Some(_) => return Err(ApiError::forbidden()),
+    }
+    Ok(filter)
+}
+
+async fn list(
+    State(state): State<AppState>,
+    actor: Actor,
+    Query(q): Query<OrderQuery>,
+) -> ApiResult<Json<Vec<OrderView>>> {
+    let filter = scoped_filter(&state, &actor, &q).await?;
+    let orders = state.store.orders(&filter).await?;
+    // Lists are summaries for everyone: the address, phone and notes are
+    // only in the detail view, where each read is logged.
+    Ok(Json(orders.iter().map(|o| view(o, None)).collect()))
+}
+
+/// Loads an order the actor may see, with the access level, or 404.
+pub async fn visible_order(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+) -> ApiResult<(OrderRow, OrderAccess)> {
+    let order = state
+        .store
+        .order(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let access = order_access(actor, &order, false).ok_or_else(ApiError::not_found)?;
+    Ok((order, access))
+}
+
+/// The detail view, logging each sensitive read.
+async fn detail(
+    state: &AppState,
+    actor: &Actor,
+    order: &OrderRow,
+    access: OrderAccess,
+    purpose: &str,
+) -> ApiResult<OrderView> {
+    if access.sees_location() {
+        let fields = sensitive_fields(order);
+        state
+            .store
+            .log_access(
+                actor.user.id,
+                "order",
+                &[order.id],
+                &fields,
+                purpose,
+                state.clock.now().epoch_ms(),
+            )
+            .await?;
+    }
+    Ok(view(order, Some(access)))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderView>> {
+    let (order, access) = visible_order(&state, &actor, parse_id(&id)?).await?;
+    Ok(Json(
+        detail(&state, &actor, &order, access, "order_detail").await?,
+    ))
+}
+
+async fn events(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<OrderEvent>>> {
+    let (order, _) = visible_order(&state, &actor, parse_id(&id)?).await?;
+    Ok(Json(state.store.order_events(order.id).await?))
+}
+
+/// Maps a failed transition to its answer: 409 with the domain's code.
+pub fn transition_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Transition(t) => ApiError::conflict(t.code(), t.to_string()),
+        StoreError::Stale => ApiError::conflict(
+            "stale",
+            "the order changed meanwhile; reload it and try again",
+        ),
+        other => other.into(),
+    }
+}
+
+/// Body of `POST /api/v1/orders/{id}/cancel`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// Why, 1–500 characters.
+    pub reason: String,
+}
+
+async fn act(
+    state: &AppState,
+    actor: &Actor,
+    order: &OrderRow,
+    action: OrderAction,
+    assignee: Option<i64>,
+) -> ApiResult<Json<OrderView>> {
+    state
+        .store
+        .transition_order(
+            order.id,
+            &action,
+            Some(actor.user.id),
+            assignee,
+            state.clock.now().epoch_ms(),
+        )
+        .await
+        .map_err(transition_error)?;
+    let order = state
+        .store
+        .order(order.id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let access = order_access(actor, &order, false).unwrap_or(OrderAccess::Limited);
+    Ok(Json(
+        detail(state, actor, &order, access, "order_action").await?,
+    ))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CancelRequest>,
+) -> ApiResult<Json<OrderView>> {
+    let (order, access) = visible_order(&state, &actor, parse_id(&id)?).await?;
+    if access != OrderAccess::Full {
+        return Err(ApiError::forbidden());
+    }
+    let reason = Reason::parse(&req.reason)
+        .map_err(|e| ApiError::invalid("reason", e.code(), e.to_string()))?;
+    act(&state, &actor, &order, OrderAction::Cancel { reason }, None).await
+}
+
+/// Body of `POST /api/v1/orders/{id}/assign` (manual dispatch).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRequest {
+    /// The volunteer's account id.
+    pub volunteer_user_id: i64,
+}
+
+async fn assign(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AssignRequest>,
+) -> ApiResult<Json<OrderView>> {
+    let (order, access) = visible_order(&state, &actor, parse_id(&id)?).await?;
+    if access != OrderAccess::Full
+        || !actor.manages(&OrgPath::from_stored(order.division_path.clone()))
+    {
+        return Err(ApiError::forbidden());
+    }
+    // The volunteer must be on a team the coordinator manages.
+    let grants = state.store.grants(req.volunteer_user_id).await?;
+    let ok = grants.iter().any(|g| {
+        g.role() == Some(Role::Volunteer)
+            && g.org_path
+                .as_ref()
+                .is_some_and(|p| actor.manages(&OrgPath::from_stored(p.clone())))
+    });
+    if !ok {
+        return Err(ApiError::invalid(
+            "volunteer_user_id",
+            "unknown_volunteer",
+            "no volunteer with this id on a team in your area",
+        ));
+    }
+    let now = state.clock.now().epoch_ms();
+    let mut tx = state.store.begin_write().await?;
+    if order.state == OrderState::Submitted.as_str() {
+        homefront_store::orders::transition_in(
+            &mut tx,
+            order.id,
+            &OrderAction::StartDispatch,
+            Some(actor.user.id),
+            None,
+            now,
+        )
+        .await
+        .map_err(transition_error)?;
+    }
+    homefront_store::orders::transition_in(
+        &mut tx,
+        order.id,
+        &OrderAction::Assign,
+        Some(actor.user.id),
+        Some(req.volunteer_user_id),
+        now,
+    )
+    .await
+    .map_err(transition_error)?;
+    tx.commit().await.map_err(StoreError::from)?;
+    let order = state
+        .store
+        .order(order.id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(view(&order, Some(OrderAccess::Full))))
+}
+
+async fn assignee_action(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    action: OrderAction,
+) -> ApiResult<Json<OrderView>> {
+    let (order, _) = visible_order(state, actor, parse_id(id)?).await?;
+    if order.assignee_user_id != Some(actor.user.id) {
+        return Err(ApiError::forbidden());
+    }
+    act(state, actor, &order, action, None).await
+}
+
+async fn check_in(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderView>> {
+    assignee_action(&state, &actor, &id, OrderAction::CheckIn).await
+}
+
+async fn check_out(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderView>> {
+    assignee_action(&state, &actor, &id, OrderAction::CheckOut).await
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderView>> {
+    let (order, _) = visible_order(&state, &actor, parse_id(&id)?).await?;
+    if order.requester_user_id != actor.user.id && order.placed_by != actor.user.id {
+        return Err(ApiError::forbidden());
+    }
+    act(
+        &state,
+        &actor,
+        &order,
+        OrderAction::Confirm { auto: false },
+        None,
+    )
+    .await
+}

@@ -1,0 +1,638 @@
+//! Orders over HTTP: idempotent intake, guardian consent, lifecycle and its
+//! event log, privacy by field with the access log, and retention.
+
+use homefront_domain::org::OrgKind;
+use homefront_domain::{Role, Timestamp};
+use homefront_server::workers;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Session, T0, TestApp};
+
+const STREET: &str = "中山东路321号 3栋502";
+const MEMBER_PHONE: &str = "+8613912345678";
+
+struct World {
+    app: TestApp,
+    requester: Session,
+    coordinator: Session,
+    other_coordinator: Session,
+    volunteer: Session,
+    volunteer_id: i64,
+    other_volunteer: Session,
+    member_self: i64,
+    member_child: i64,
+    groceries: i64,
+}
+
+async fn world() -> World {
+    let app = TestApp::spawn().await;
+    app.import_jiangsu().await;
+    let xuanwu = app.division("320102").await;
+    let qinhuai = app.division("320104").await;
+    let parent = app.store.org_unit(xuanwu).await.unwrap().unwrap();
+    let team = app
+        .store
+        .create_org_unit(
+            homefront_store::org_units::NewOrgUnit {
+                kind: OrgKind::Team,
+                name: "玄武区志愿服务队",
+                parent: &parent,
+                location: None,
+            },
+            T0.0,
+        )
+        .await
+        .unwrap();
+    app.user("13800000001", &[(Role::Requester, None)]).await;
+    app.user("13800000002", &[(Role::Coordinator, Some(xuanwu))])
+        .await;
+    app.user("13800000003", &[(Role::Coordinator, Some(qinhuai))])
+        .await;
+    let volunteer_id = app
+        .user("13800000004", &[(Role::Volunteer, Some(team.id))])
+        .await;
+    app.user("13800000005", &[(Role::Volunteer, Some(team.id))])
+        .await;
+    let requester = app.login("13800000001").await;
+    let (status, me) = app
+        .post(
+            &requester,
+            "/api/v1/household/members",
+            json!({"name": "王芳", "relation": "self", "phone": "139 1234 5678",
+                   "adcode": "320102", "street": STREET, "longitude": 118.80, "latitude": 32.05}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{me}");
+    let (status, child) = app
+        .post(
+            &requester,
+            "/api/v1/household/members",
+            json!({"name": "小明", "relation": "child", "age_years": 9, "school_grade": "三年级",
+                   "adcode": "320102", "street": STREET}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{child}");
+    let items = app.store.service_items(false).await.unwrap();
+    let groceries = items.iter().find(|i| i.code == "groceries").unwrap().id;
+    World {
+        requester,
+        coordinator: app.login("13800000002").await,
+        other_coordinator: app.login("13800000003").await,
+        volunteer: app.login("13800000004").await,
+        volunteer_id,
+        other_volunteer: app.login("13800000005").await,
+        member_self: me["id"].as_i64().unwrap(),
+        member_child: child["id"].as_i64().unwrap(),
+        groceries,
+        app,
+    }
+}
+
+fn order_body(w: &World, member: i64) -> Value {
+    json!({
+        "item_id": w.groceries,
+        "member_id": member,
+        "window_start": "2020-02-12T18:00",
+        "window_end": "2020-02-12T20:00",
+        "notes": "门口放下即可,电话联系",
+        "public_note": "约5公斤蔬菜",
+    })
+}
+
+async fn place(w: &World, key: &str, body: &Value) -> (StatusCode, String) {
+    let resp = w
+        .app
+        .client
+        .post(format!("{}/api/v1/orders", w.app.base))
+        .bearer_auth(&w.requester.token)
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status(), resp.text().await.unwrap())
+}
+
+async fn new_order(w: &World) -> i64 {
+    let (status, body) = place(
+        w,
+        &uuid::Uuid::now_v7().to_string(),
+        &order_body(w, w.member_self),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn same_key_replays_and_a_different_body_is_refused() {
+    let w = world().await;
+    let body = order_body(&w, w.member_self);
+    let first = place(&w, "key-1", &body).await;
+    assert_eq!(first.0, StatusCode::CREATED, "{}", first.1);
+    let order: Value = serde_json::from_str(&first.1).unwrap();
+    assert_eq!(order["state"], "submitted");
+    assert_eq!(order["street"], STREET);
+    assert_eq!(order["contact_phone"], MEMBER_PHONE);
+    assert_eq!(order["window_start_local"], "2020-02-12T18:00:00+08:00");
+    assert_eq!(order["window_start"], 1_581_501_600_000i64);
+
+    w.app.clock.advance_ms(5_000);
+    let again = place(&w, "key-1", &body).await;
+    assert_eq!(
+        again, first,
+        "the same key and body replay the first response"
+    );
+
+    let mut changed = body.clone();
+    changed["public_note"] = json!("另一单");
+    let (status, err) = place(&w, "key-1", &changed).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let err: Value = serde_json::from_str(&err).unwrap();
+    assert_eq!(err["code"], "idempotency_key_reused");
+    assert_eq!(w.app.store.count_orders().await.unwrap(), 1);
+
+    // A new key is a new order.
+    assert_eq!(place(&w, "key-2", &body).await.0, StatusCode::CREATED);
+    assert_eq!(w.app.store.count_orders().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn ten_concurrent_identical_submissions_make_one_order() {
+    let w = world().await;
+    let body = order_body(&w, w.member_self);
+    let results =
+        futures::future::join_all((0..10).map(|_| place(&w, "double-click", &body))).await;
+    let first = &results[0];
+    assert_eq!(first.0, StatusCode::CREATED, "{}", first.1);
+    for r in &results {
+        assert_eq!(r, first);
+    }
+    assert_eq!(w.app.store.count_orders().await.unwrap(), 1);
+    let id = serde_json::from_str::<Value>(&first.1).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(w.app.store.order_events(id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_child_under_14_needs_guardian_consent() {
+    let w = world().await;
+    let (status, err) = place(&w, "child-1", &order_body(&w, w.member_child)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let err: Value = serde_json::from_str(&err).unwrap();
+    assert_eq!(err["code"], "guardian_consent_required");
+    assert_eq!(err["field"], "member_id");
+    assert_eq!(w.app.store.count_orders().await.unwrap(), 0);
+
+    let (status, _) = w
+        .app
+        .call(
+            Some(&w.requester),
+            Method::PATCH,
+            &format!("/api/v1/household/members/{}", w.member_child),
+            Some(
+                json!({"name": "小明", "relation": "child", "age_years": 9, "adcode": "320102",
+                        "street": STREET, "guardian_consent": true}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The refused attempt did not consume the key.
+    assert_eq!(
+        place(&w, "child-1", &order_body(&w, w.member_child))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn validation_errors_name_the_field() {
+    let w = world().await;
+    let mut cases = Vec::new();
+    let mut b = order_body(&w, w.member_self);
+    b["window_end"] = json!("2020-02-12T17:00");
+    cases.push((b, "window_end", "window_order"));
+    let mut b = order_body(&w, w.member_self);
+    b["window_start"] = json!("tomorrow");
+    cases.push((b, "window_start", "invalid_time"));
+    let mut b = order_body(&w, w.member_self);
+    b["window_end"] = json!("2020-02-01T10:00");
+    b["window_start"] = json!("2020-02-01T09:00");
+    cases.push((b, "window_end", "window_past"));
+    let mut b = order_body(&w, w.member_self);
+    b["location"] = json!({"adcode": "990101", "street": "x"});
+    cases.push((b, "location.adcode", "unknown_division"));
+    let mut b = order_body(&w, w.member_self);
+    b["contact_phone"] = json!("12345");
+    cases.push((b, "contact_phone", "invalid_phone"));
+    let mut b = order_body(&w, w.member_self);
+    b["item_id"] = json!(99999);
+    cases.push((b, "item_id", "unknown_item"));
+    let mut b = order_body(&w, w.member_self);
+    b["urgency"] = json!("asap");
+    cases.push((b, "urgency", "invalid_urgency"));
+    for (i, (body, field, code)) in cases.into_iter().enumerate() {
+        let (status, err) = place(&w, &format!("bad-{i}"), &body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+        let err: Value = serde_json::from_str(&err).unwrap();
+        assert_eq!(
+            (err["field"].as_str(), err["code"].as_str()),
+            (Some(field), Some(code)),
+            "{err}"
+        );
+    }
+    // No key at all.
+    let (status, err) = w
+        .app
+        .post(
+            &w.requester,
+            "/api/v1/orders",
+            order_body(&w, w.member_self),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["field"], "Idempotency-Key");
+    assert_eq!(w.app.store.count_orders().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn lifecycle_is_logged_and_illegal_moves_are_409() {
+    let w = world().await;
+    let id = new_order(&w).await;
+    let path = |a: &str| format!("/api/v1/orders/{id}/{a}");
+
+    let (status, err) = w.app.post(&w.requester, &path("confirm"), json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(err["code"], "illegal_transition");
+
+    let (status, err) = w
+        .app
+        .post(&w.requester, &path("cancel"), json!({"reason": "  "}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["field"], "reason");
+
+    let (status, body) = w
+        .app
+        .post(
+            &w.coordinator,
+            &path("assign"),
+            json!({"volunteer_user_id": w.volunteer_id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "assigned");
+    // Another county's coordinator cannot even see it.
+    let (status, _) = w
+        .app
+        .post(
+            &w.other_coordinator,
+            &path("assign"),
+            json!({"volunteer_user_id": w.volunteer_id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Only the assignee checks in.
+    assert_eq!(
+        w.app
+            .post(&w.other_volunteer, &path("check-in"), json!({}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    w.app.clock.advance_ms(30 * Timestamp::MINUTE_MS);
+    assert_eq!(
+        w.app
+            .post(&w.volunteer, &path("check-in"), json!({}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, err) = w.app.post(&w.volunteer, &path("check-in"), json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "double check-in");
+    assert_eq!(err["code"], "illegal_transition");
+    w.app.clock.advance_ms(60 * Timestamp::MINUTE_MS);
+    assert_eq!(
+        w.app
+            .post(&w.volunteer, &path("check-out"), json!({}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        w.app
+            .post(&w.requester, &path("confirm"), json!({}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, err) = w
+        .app
+        .post(&w.requester, &path("cancel"), json!({"reason": "too late"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(err["code"], "illegal_transition");
+
+    let (status, events) = w
+        .app
+        .get(&w.requester, &format!("/api/v1/orders/{id}/events"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let steps: Vec<(String, String)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["from_state"].as_str().unwrap_or("").to_string(),
+                e["to_state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("", "submitted"),
+        ("submitted", "dispatching"),
+        ("dispatching", "assigned"),
+        ("assigned", "in_service"),
+        ("in_service", "completed"),
+        ("completed", "confirmed"),
+    ];
+    assert_eq!(
+        steps,
+        want.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(events[3]["at"], T0.0 + 30 * Timestamp::MINUTE_MS);
+    assert_eq!(events[2]["actor_user_id"], w.coordinator_id().await);
+}
+
+impl World {
+    async fn coordinator_id(&self) -> i64 {
+        self.app.get(&self.coordinator, "/api/v1/auth/me").await.1["user"]["id"]
+            .as_i64()
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn cancellation_records_actor_and_reason() {
+    let w = world().await;
+    let id = new_order(&w).await;
+    let (status, body) = w
+        .app
+        .post(
+            &w.requester,
+            &format!("/api/v1/orders/{id}/cancel"),
+            json!({"reason": "家人已买到"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "cancelled");
+    let events = w.app.store.order_events(id).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.reason.as_deref(), Some("家人已买到"));
+    assert_eq!(last.actor_user_id, Some(w.requester.user_id));
+}
+
+/// Every body the volunteer can fetch about orders, as raw text.
+async fn volunteer_texts(w: &World, s: &Session, id: i64) -> Vec<(String, StatusCode, String)> {
+    let mut out = Vec::new();
+    for path in [
+        format!("/api/v1/orders/{id}"),
+        "/api/v1/orders".to_string(),
+        "/api/v1/orders?state=submitted,dispatching,assigned,in_service,completed".to_string(),
+        format!("/api/v1/orders/{id}/events"),
+    ] {
+        let resp = w
+            .app
+            .client
+            .get(format!("{}{path}", w.app.base))
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .unwrap();
+        out.push((path, resp.status(), resp.text().await.unwrap()));
+    }
+    out
+}
+
+fn leaks(text: &str) -> bool {
+    text.contains("中山东路") || text.contains("13912345678") || text.contains("电话联系")
+}
+
+#[tokio::test]
+async fn only_the_live_assignee_sees_address_and_phone() {
+    let w = world().await;
+    let id = new_order(&w).await;
+    // Before any assignment: nothing for any volunteer.
+    for s in [&w.volunteer, &w.other_volunteer] {
+        for (path, status, text) in volunteer_texts(&w, s, id).await {
+            assert!(!leaks(&text), "{path} leaked: {text}");
+            if path == format!("/api/v1/orders/{id}") {
+                assert_eq!(status, StatusCode::NOT_FOUND);
+            }
+        }
+    }
+    w.app
+        .post(
+            &w.coordinator,
+            &format!("/api/v1/orders/{id}/assign"),
+            json!({"volunteer_user_id": w.volunteer_id}),
+        )
+        .await;
+    let (status, live) = w
+        .app
+        .get(&w.volunteer, &format!("/api/v1/orders/{id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(live["street"], STREET);
+    assert_eq!(live["contact_phone"], MEMBER_PHONE);
+    assert_eq!(live["notes"], "门口放下即可,电话联系");
+    assert!(live.get("member_id").is_none());
+    // The other volunteer still sees nothing; lists never carry the address.
+    for (path, _, text) in volunteer_texts(&w, &w.other_volunteer, id).await {
+        assert!(
+            !leaks(&text),
+            "{path} leaked to a volunteer without the assignment"
+        );
+    }
+    let (_, list) = w.app.get(&w.volunteer, "/api/v1/orders").await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(!leaks(&list.to_string()));
+
+    w.app
+        .post(
+            &w.volunteer,
+            &format!("/api/v1/orders/{id}/check-in"),
+            json!({}),
+        )
+        .await;
+    w.app
+        .post(
+            &w.volunteer,
+            &format!("/api/v1/orders/{id}/check-out"),
+            json!({}),
+        )
+        .await;
+    let (status, after) = w
+        .app
+        .get(&w.volunteer, &format!("/api/v1/orders/{id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(after["state"], "completed");
+    assert!(
+        after.get("street").is_none() && after.get("contact_phone").is_none(),
+        "{after}"
+    );
+    assert!(!leaks(&after.to_string()));
+}
+
+#[tokio::test]
+async fn sensitive_reads_are_logged_without_values() {
+    let w = world().await;
+    let id = new_order(&w).await;
+    assert!(
+        w.app
+            .store
+            .access_log("order", id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    w.app
+        .get(&w.coordinator, &format!("/api/v1/orders/{id}"))
+        .await;
+    // A list read shows no sensitive field and logs nothing.
+    w.app.get(&w.coordinator, "/api/v1/orders").await;
+    w.app
+        .post(
+            &w.coordinator,
+            &format!("/api/v1/orders/{id}/assign"),
+            json!({"volunteer_user_id": w.volunteer_id}),
+        )
+        .await;
+    w.app
+        .get(&w.volunteer, &format!("/api/v1/orders/{id}"))
+        .await;
+    let log = w.app.store.access_log("order", id).await.unwrap();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[0].actor_user_id, w.coordinator_id().await);
+    assert_eq!(log[1].actor_user_id, w.volunteer_id);
+    for row in &log {
+        assert_eq!(row.fields, "street,contact_phone,coordinates,notes");
+        assert_eq!(row.purpose, "order_detail");
+        assert_eq!(row.at, T0.0);
+        assert!(!row.fields.contains("中山") && !row.purpose.contains("139"));
+    }
+    // The household view logs its members' sensitive fields too.
+    w.app.get(&w.requester, "/api/v1/household").await;
+    let m = w
+        .app
+        .store
+        .access_log("household_member", w.member_self)
+        .await
+        .unwrap();
+    assert_eq!(m.len(), 1);
+    assert!(m[0].fields.contains("street"));
+}
+
+#[tokio::test]
+async fn purge_after_retention_keeps_counts_and_history() {
+    let w = world().await;
+    let done = new_order(&w).await;
+    let open = new_order(&w).await;
+    w.app
+        .post(
+            &w.coordinator,
+            &format!("/api/v1/orders/{done}/assign"),
+            json!({"volunteer_user_id": w.volunteer_id}),
+        )
+        .await;
+    w.app
+        .post(
+            &w.volunteer,
+            &format!("/api/v1/orders/{done}/check-in"),
+            json!({}),
+        )
+        .await;
+    w.app
+        .post(
+            &w.volunteer,
+            &format!("/api/v1/orders/{done}/check-out"),
+            json!({}),
+        )
+        .await;
+    let state = w.app.state();
+
+    w.app.clock.advance_ms(30 * Timestamp::DAY_MS - 1);
+    assert_eq!(workers::purge_expired(&state).await.unwrap(), 0);
+    w.app.clock.advance_ms(1);
+    assert_eq!(workers::purge_expired(&state).await.unwrap(), 1);
+    assert_eq!(
+        workers::purge_expired(&state).await.unwrap(),
+        0,
+        "idempotent"
+    );
+
+    // Sessions last 12 h: sign in again a month later.
+    let requester = w.app.login("13800000001").await;
+    let (_, purged) = w
+        .app
+        .get(&requester, &format!("/api/v1/orders/{done}"))
+        .await;
+    assert_eq!(purged["purged"], true);
+    assert_eq!(purged["street"], Value::Null);
+    assert_eq!(purged["contact_phone"], Value::Null);
+    assert_eq!(purged["notes"], Value::Null);
+    assert_eq!(purged["state"], "completed");
+    assert_eq!(purged["item"]["code"], "groceries");
+    let (_, kept) = w
+        .app
+        .get(&requester, &format!("/api/v1/orders/{open}"))
+        .await;
+    assert_eq!(kept["street"], STREET, "open orders keep their address");
+    assert_eq!(w.app.store.count_orders().await.unwrap(), 2);
+    assert_eq!(w.app.store.order_events(done).await.unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn member_names_in_any_script_round_trip() {
+    let w = world().await;
+    let names = [
+        "欧阳娜娜",
+        "José Núñez",
+        "Jose\u{301} NFD",
+        "👩‍⚕️ 护士",
+        "Ålesund Øvre",
+    ];
+    for name in names {
+        let (status, body) = w
+            .app
+            .post(
+                &w.requester,
+                "/api/v1/household/members",
+                json!({"name": name, "relation": "parent", "adcode": "320102", "street": STREET}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (_, household) = w.app.get(&w.requester, "/api/v1/household").await;
+    let stored: Vec<&str> = household["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    for name in names {
+        assert!(
+            stored.contains(&name),
+            "{name:?} not returned byte for byte"
+        );
+    }
+}
