@@ -52,6 +52,9 @@ enum Command {
     /// Manage the organisation tree.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// The matching engine on its own.
+    #[command(subcommand)]
+    Dispatch(DispatchCommand),
     /// Purge personal data of orders that ended more than `retention_days`
     /// ago (the server also does this every hour).
     Purge,
@@ -78,6 +81,23 @@ enum UserCommand {
         /// generating one (also taken from HOMEFRONT_ADMIN_PASSWORD).
         #[arg(long)]
         password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DispatchCommand {
+    /// Solve a batch-assignment instance exactly (maximum matches, then
+    /// minimum total cost) and print one JSON line
+    /// `{"matched": K, "total_cost": X, "solve_ms": T}`; T excludes reading
+    /// the file.
+    Solve {
+        /// CSV with header `request,volunteer,cost` (ids non-negative
+        /// integers, cost a non-negative number, e.g. km).
+        #[arg(long)]
+        instance: PathBuf,
+        /// Also write the matches as CSV `request,volunteer,cost`.
+        #[arg(long)]
+        assignments: Option<PathBuf>,
     },
 }
 
@@ -161,15 +181,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             create_admin(&store, phone, name, *password_stdin).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Dispatch(DispatchCommand::Solve {
+            instance,
+            assignments,
+        }) => {
+            solve(instance, assignments.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Purge => {
             let config = load_config(&cli, None)?;
             let store = open_store(&config).await?;
             let days = config.retention_days;
-            let state = AppState {
-                store,
-                clock: Arc::new(SystemClock),
-                config: Arc::new(config),
-            };
+            let state = AppState::new(store, Arc::new(SystemClock), config);
             let purged = homefront_server::workers::purge_expired(&state).await?;
             println!(
                 "purged personal data of {purged} orders that ended more than {days} days ago"
@@ -193,11 +216,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = store.backend().as_str(), "Homefront is serving");
     eprintln!("Homefront is serving on http://{addr}");
-    let state = AppState {
-        store: store.clone(),
-        clock: Arc::new(SystemClock),
-        config: Arc::new(config),
-    };
+    let state = AppState::new(store.clone(), Arc::new(SystemClock), config);
     let retention = homefront_server::workers::spawn_retention(state.clone());
     homefront_server::serve(listener, state, shutdown_signal()).await?;
     retention.abort();
@@ -299,5 +318,26 @@ async fn import_divisions(store: &Store, province: u8) -> anyhow::Result<()> {
         summary.existing,
         store.count_org_units().await?
     );
+    Ok(())
+}
+
+fn solve(instance: &std::path::Path, assignments: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let file = std::fs::File::open(instance)
+        .with_context(|| format!("cannot open {}", instance.display()))?;
+    let edges = homefront_dispatch::read_instance(std::io::BufReader::new(file))
+        .with_context(|| format!("{} is not a valid instance", instance.display()))?;
+    let started = std::time::Instant::now();
+    let solution = homefront_dispatch::solve_instance(&edges);
+    let solve_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // Keys in the documented order: {"matched", "total_cost", "solve_ms"}.
+    println!(
+        r#"{{"matched": {}, "total_cost": {:.9}, "solve_ms": {:.3}}}"#,
+        solution.matched, solution.total_cost, solve_ms
+    );
+    if let Some(path) = assignments {
+        let out = std::fs::File::create(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        homefront_dispatch::write_assignments(std::io::BufWriter::new(out), &solution.assignments)?;
+    }
     Ok(())
 }
