@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod live;
 pub mod privacy;
 pub mod workers;
 
@@ -37,6 +38,23 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Loaded configuration.
     pub config: Arc<Config>,
+    /// Wakes the dispatcher early (a new order, a declined offer).
+    pub dispatch_wake: Arc<tokio::sync::Notify>,
+    /// Order-change notices for live views.
+    pub live: tokio::sync::broadcast::Sender<live::OrderChanged>,
+}
+
+impl AppState {
+    /// State over `store` with `clock` and `config`.
+    pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
+        Self {
+            store,
+            clock,
+            config: Arc::new(config),
+            dispatch_wake: Arc::new(tokio::sync::Notify::new()),
+            live: live::channel(),
+        }
+    }
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -7,10 +7,13 @@
 #![forbid(unsafe_code)]
 
 pub mod catalogue;
+pub mod dispatch;
 pub mod divisions;
 pub mod households;
+pub mod offers;
 pub mod orders;
 pub mod org_units;
+pub mod pairings;
 pub mod sessions;
 pub mod users;
 
@@ -90,6 +93,20 @@ pub fn classify(err: sqlx::Error) -> StoreError {
         }
     }
     StoreError::Database(err)
+}
+
+/// Like [`classify`] for a borrowed error: `Some` for unique and
+/// foreign-key violations, `None` otherwise.
+pub fn classify_ref(err: &sqlx::Error) -> Option<StoreError> {
+    let sqlx::Error::Database(db) = err else {
+        return None;
+    };
+    let name = db.constraint().unwrap_or("").to_string();
+    match db.kind() {
+        sqlx::error::ErrorKind::UniqueViolation => Some(StoreError::Conflict(name)),
+        sqlx::error::ErrorKind::ForeignKeyViolation => Some(StoreError::MissingReference(name)),
+        _ => None,
+    }
 }
 
 /// The connection pool and the engine it talks to.

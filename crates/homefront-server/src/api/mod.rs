@@ -4,6 +4,7 @@ pub mod catalogue;
 pub mod divisions;
 pub mod health;
 pub mod households;
+pub mod offers;
 pub mod orders;
 pub mod org_units;
 pub mod sessions;
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
                 .merge(catalogue::router())
                 .merge(households::router())
                 .merge(orders::router())
+                .merge(offers::router())
                 .merge(users::router()),
         )
         .fallback(|| async { ApiError::not_found() })

@@ -446,9 +446,16 @@ async fn create(
         )
         .await?;
     let (status, body) = match outcome {
-        Idempotent::Created { status, body, .. } | Idempotent::Replayed { status, body } => {
+        Idempotent::Created {
+            status,
+            body,
+            order,
+        } => {
+            state.dispatch_wake.notify_one();
+            crate::live::publish(&state, order.id);
             (status, body)
         }
+        Idempotent::Replayed { status, body } => (status, body),
         Idempotent::KeyReused => {
             return Err(ApiError::invalid(
                 "Idempotency-Key",
@@ -668,6 +675,7 @@ async fn act(
         )
         .await
         .map_err(transition_error)?;
+    crate::live::publish(state, order.id);
     let order = state
         .store
         .order(order.id)
@@ -754,6 +762,7 @@ async fn assign(
     .await
     .map_err(transition_error)?;
     tx.commit().await.map_err(StoreError::from)?;
+    crate::live::publish(&state, order.id);
     let order = state
         .store
         .order(order.id)

@@ -135,11 +135,7 @@ impl TestApp {
         let clock = ManualClock::new(T0);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState {
-            store: store.clone(),
-            clock: Arc::new(clock.clone()),
-            config: Arc::new(config),
-        };
+        let state = AppState::new(store.clone(), Arc::new(clock.clone()), config);
         tokio::spawn(homefront_server::serve(
             listener,
             state.clone(),

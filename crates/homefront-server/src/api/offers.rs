@@ -1,0 +1,196 @@
+//! Offers, as volunteers see them: `GET /api/v1/offers`,
+//! `POST /api/v1/offers/{id}/accept`, `POST /api/v1/offers/{id}/decline`.
+//!
+//! Before accepting, a volunteer sees the item, the district, the distance
+//! the dispatcher measured, the window and the non-identifying public note;
+//! never the address or phone. A late or duplicate response answers 409
+//! with `offer_taken`, `offer_expired`, `offer_withdrawn`,
+//! `already_accepted` or `already_declined`, and is recorded.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use homefront_domain::Role;
+use homefront_store::offers::{Offer, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::api::orders::{OrderView, view};
+use crate::api::parse_id;
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::privacy::{OrderAccess, order_access};
+
+/// Offer routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/offers", get(list))
+        .route("/offers/{id}/accept", post(accept))
+        .route("/offers/{id}/decline", post(decline))
+}
+
+/// An offer with the order as the volunteer may see it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OfferView {
+    /// Offer id.
+    pub id: i64,
+    /// `offered`, `accepted`, `declined`, `expired` or `withdrawn`
+    /// (shown as "taken" when another volunteer accepted).
+    pub state: String,
+    /// True when the order went to someone else.
+    pub taken: bool,
+    /// Expires, epoch ms.
+    pub expires_at: i64,
+    /// Offered, epoch ms.
+    pub offered_at: i64,
+    /// Distance from the volunteer's home in km, rounded to 0.1 km; `None`
+    /// for remote items.
+    pub distance_km: Option<f64>,
+    /// Candidate rank when offered (1 = best).
+    pub candidate_rank: i64,
+    /// The order (summary before acceptance; address and phone only while
+    /// this volunteer's assignment is live).
+    pub order: OrderView,
+}
+
+/// Query of `GET /api/v1/offers`.
+#[derive(Debug, Deserialize)]
+pub struct OfferQuery {
+    /// `open` (default): offers awaiting an answer; `all`: the last 200.
+    pub show: Option<String>,
+}
+
+/// Shapes an offer for its volunteer.
+pub async fn offer_view(state: &AppState, actor: &Actor, offer: &Offer) -> ApiResult<OfferView> {
+    let order = state
+        .store
+        .order(offer.order_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let access = order_access(actor, &order, true).unwrap_or(OrderAccess::Limited);
+    let taken =
+        offer.state == "withdrawn" && order.assignee_user_id.is_some_and(|a| a != actor.user.id);
+    Ok(OfferView {
+        id: offer.id,
+        state: offer.state.clone(),
+        taken,
+        expires_at: offer.expires_at,
+        offered_at: offer.offered_at,
+        distance_km: offer.distance_km.map(|d| (d * 10.0).round() / 10.0),
+        candidate_rank: offer.candidate_rank,
+        order: view(&order, Some(access.min(OrderAccess::Limited))),
+    })
+}
+
+async fn list(
+    State(state): State<AppState>,
+    actor: Actor,
+    Query(q): Query<OfferQuery>,
+) -> ApiResult<Json<Vec<OfferView>>> {
+    if !actor.has(Role::Volunteer) {
+        return Err(ApiError::forbidden());
+    }
+    let states: &[&str] = match q.show.as_deref() {
+        None | Some("open") => &["offered"],
+        Some("all") => &["offered", "accepted", "declined", "expired", "withdrawn"],
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "show",
+                "invalid_filter",
+                format!("show must be open or all, not {other}"),
+            ));
+        }
+    };
+    let now = state.clock.now().epoch_ms();
+    let offers = state
+        .store
+        .offers_of_volunteer(actor.user.id, states)
+        .await?;
+    let mut out = Vec::with_capacity(offers.len());
+    for o in offers
+        .iter()
+        .filter(|o| o.state != "offered" || o.expires_at > now)
+    {
+        out.push(offer_view(&state, &actor, o).await?);
+    }
+    Ok(Json(out))
+}
+
+/// Answer to an accepted offer: the offer and the order with its address.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    /// The offer, now `accepted`.
+    pub offer: OfferView,
+    /// The order as the live assignee sees it.
+    pub order: OrderView,
+}
+
+fn refused(r: homefront_store::offers::Refusal) -> ApiError {
+    ApiError::conflict(r.code(), r.message())
+}
+
+async fn accept(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Accepted>> {
+    let id = parse_id(&id)?;
+    let now = state.clock.now().epoch_ms();
+    match state.store.accept_offer(id, actor.user.id, now).await? {
+        None => Err(ApiError::not_found()),
+        Some(Response::Refused(r)) => Err(refused(r)),
+        Some(Response::Done { order_id }) => {
+            crate::live::publish(&state, order_id);
+            let offer = state
+                .store
+                .offer(id)
+                .await?
+                .ok_or_else(ApiError::not_found)?;
+            let order = state
+                .store
+                .order(order_id)
+                .await?
+                .ok_or_else(ApiError::not_found)?;
+            let fields = crate::privacy::sensitive_fields(&order);
+            state
+                .store
+                .log_access(
+                    actor.user.id,
+                    "order",
+                    &[order_id],
+                    &fields,
+                    "offer_accepted",
+                    now,
+                )
+                .await?;
+            Ok(Json(Accepted {
+                offer: offer_view(&state, &actor, &offer).await?,
+                order: view(&order, Some(OrderAccess::AssignedLive)),
+            }))
+        }
+    }
+}
+
+async fn decline(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OfferView>> {
+    let id = parse_id(&id)?;
+    let now = state.clock.now().epoch_ms();
+    match state.store.decline_offer(id, actor.user.id, now).await? {
+        None => Err(ApiError::not_found()),
+        Some(Response::Refused(r)) => Err(refused(r)),
+        Some(Response::Done { order_id }) => {
+            // Wake the dispatcher: the next candidate should not wait for a tick.
+            state.dispatch_wake.notify_one();
+            crate::live::publish(&state, order_id);
+            let offer = state
+                .store
+                .offer(id)
+                .await?
+                .ok_or_else(ApiError::not_found)?;
+            Ok(Json(offer_view(&state, &actor, &offer).await?))
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Dispatch bookkeeping: per-unit settings, the orders waiting for a
+//! round, and escalation levels.
+
+use serde::Serialize;
+
+use crate::{Result, Store};
+
+/// A unit's dispatch setting as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+pub struct DispatchSetting {
+    /// The unit it applies to (and its subtree, unless overridden below).
+    pub org_unit_id: i64,
+    /// `auto`, `sequential`, `broadcast`, `batch` or `manual`.
+    pub mode: String,
+    /// Offers sent at once in broadcast mode.
+    pub broadcast_k: i64,
+    /// Cost weights JSON (`homefront_dispatch::CostWeights`).
+    pub weights: String,
+    /// Last change, epoch ms.
+    pub updated_at: i64,
+}
+
+/// An order waiting for its next dispatch round.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct WaitingOrder {
+    /// Order id.
+    pub id: i64,
+    /// `submitted` or `dispatching`.
+    pub state: String,
+    /// Lane text.
+    pub lane: String,
+    /// 0: with the dispatcher; 1–3: county, city, province queue.
+    pub escalation_level: i64,
+    /// Created, epoch ms.
+    pub created_at: i64,
+    /// Division path (nearest setting wins).
+    pub division_path: String,
+}
+
+impl Store {
+    /// The setting that applies to a unit at `path`: the deepest unit on the
+    /// path that has one; `None` when no unit does (the default applies).
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn dispatch_setting_for(&self, path_ids: &[i64]) -> Result<Option<DispatchSetting>> {
+        for id in path_ids.iter().rev() {
+            let s: Option<DispatchSetting> = sqlx::query_as(
+                "select org_unit_id, mode, broadcast_k, weights, updated_at from dispatch_setting where org_unit_id = $1",
+            )
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+            if s.is_some() {
+                return Ok(s);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sets a unit's dispatch setting.
+    ///
+    /// # Errors
+    /// Database errors (CHECK on the mode).
+    #[tracing::instrument(skip_all)]
+    pub async fn set_dispatch_setting(
+        &self,
+        org_unit_id: i64,
+        mode: &str,
+        broadcast_k: i64,
+        weights: &str,
+        now_ms: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "insert into dispatch_setting (org_unit_id, mode, broadcast_k, weights, updated_at)
+             values ($1, $2, $3, $4, $5)
+             on conflict (org_unit_id) do update set mode = excluded.mode,
+                broadcast_k = excluded.broadcast_k, weights = excluded.weights,
+                updated_at = excluded.updated_at",
+        )
+        .bind(org_unit_id)
+        .bind(mode)
+        .bind(broadcast_k)
+        .bind(weights)
+        .bind(now_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Orders that need a dispatch round: `submitted`, or `dispatching`
+    /// without an open offer. Escalated orders stay here: the dispatcher
+    /// keeps trying while coordinators are alerted. Priority lane first,
+    /// then oldest.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn orders_waiting(&self) -> Result<Vec<WaitingOrder>> {
+        Ok(sqlx::query_as(
+            "select o.id, o.state, o.lane, o.escalation_level, o.created_at, d.path as division_path
+             from service_order o join org_unit d on d.id = o.division_id
+             where o.state in ('submitted', 'dispatching')
+               and not exists (select 1 from offer f where f.order_id = o.id and f.state = 'offered')
+             order by case o.lane when 'priority' then 0 when 'urgent' then 1 else 2 end, o.created_at, o.id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Unassigned orders (submitted or dispatching) with their escalation
+    /// level, for the escalation pass.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn orders_unassigned(&self) -> Result<Vec<WaitingOrder>> {
+        Ok(sqlx::query_as(
+            "select o.id, o.state, o.lane, o.escalation_level, o.created_at, d.path as division_path
+             from service_order o join org_unit d on d.id = o.division_id
+             where o.state in ('submitted', 'dispatching') order by o.id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Raises an order's escalation level (compare-and-set on the old level)
+    /// and logs an `escalate` event in the same transaction; `to_state` is
+    /// the unchanged state. Returns whether this call raised it.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn escalate_order(
+        &self,
+        order_id: i64,
+        from_level: i64,
+        to_level: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "update service_order set escalation_level = $1, escalated_at = $2, updated_at = $2
+             where id = $3 and escalation_level = $4 and state in ('submitted', 'dispatching')",
+        )
+        .bind(to_level)
+        .bind(now_ms)
+        .bind(order_id)
+        .bind(from_level)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            sqlx::query(
+                "insert into order_event (order_id, at, action, from_state, to_state, actor_user_id, reason)
+                 select id, $1, 'escalate', state, state, null, $2 from service_order where id = $3",
+            )
+            .bind(now_ms)
+            .bind(reason)
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+}

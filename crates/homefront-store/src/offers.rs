@@ -1,0 +1,481 @@
+//! Offers: proposals of an order to one volunteer, accepted exactly once.
+//!
+//! Every claim is a compare-and-set on the offer's state and expiry
+//! (`update ... where state = 'offered' and expires_at > $now`) checked by
+//! `rows_affected`, inside the same write transaction as the order's
+//! transition, and backed by the unique index `offer_one_accepted`. Expiry
+//! runs the mirror condition (`expires_at <= $now`), so an accept racing an
+//! expiry at the boundary instant ends one way only.
+
+use homefront_domain::order_state::OrderAction;
+use serde::Serialize;
+
+use crate::orders::transition_in;
+use crate::{Result, Store, StoreError};
+
+/// An offer as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Offer {
+    /// Row id.
+    pub id: i64,
+    /// The order.
+    pub order_id: i64,
+    /// The volunteer's account.
+    pub volunteer_user_id: i64,
+    /// `offered`, `accepted`, `declined`, `expired` or `withdrawn`.
+    pub state: String,
+    /// `sequential`, `broadcast`, `batch`, `manual` or `pairing`.
+    pub via: String,
+    /// Dispatch round (1-based) of the order.
+    pub round: i64,
+    /// Candidate rank, 1 = best.
+    pub candidate_rank: i64,
+    /// Great-circle distance in km; `None` for remote items.
+    pub distance_km: Option<f64>,
+    /// Total cost in km-equivalents.
+    pub cost: f64,
+    /// JSON of the explanation (rank, distance, cost terms).
+    pub explanation: String,
+    /// Offered, epoch ms.
+    pub offered_at: i64,
+    /// Expires, epoch ms.
+    pub expires_at: i64,
+    /// Accepted or declined, epoch ms.
+    pub responded_at: Option<i64>,
+    /// The coordinator of a manual offer; `None` for the dispatcher.
+    pub offered_by: Option<i64>,
+}
+
+/// A new offer.
+#[derive(Clone, Debug)]
+pub struct NewOffer {
+    /// The order.
+    pub order_id: i64,
+    /// The volunteer's account.
+    pub volunteer_user_id: i64,
+    /// How it came about.
+    pub via: &'static str,
+    /// Round of the order.
+    pub round: i64,
+    /// Candidate rank.
+    pub candidate_rank: i64,
+    /// km, or `None` for remote.
+    pub distance_km: Option<f64>,
+    /// Total cost.
+    pub cost: f64,
+    /// Explanation JSON.
+    pub explanation: String,
+    /// Expires, epoch ms.
+    pub expires_at: i64,
+    /// Manual offers: the coordinator.
+    pub offered_by: Option<i64>,
+}
+
+/// Why a response to an offer was refused; each has a stable API code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Another volunteer accepted first (`offer_taken`).
+    Taken,
+    /// The offer's time ran out (`offer_expired`).
+    Expired,
+    /// Withdrawn: the order was cancelled or reassigned (`offer_withdrawn`).
+    Withdrawn,
+    /// This volunteer already accepted it (`already_accepted`).
+    AlreadyAccepted,
+    /// This volunteer already declined it (`already_declined`).
+    AlreadyDeclined,
+}
+
+impl Refusal {
+    /// The API code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::Taken => "offer_taken",
+            Refusal::Expired => "offer_expired",
+            Refusal::Withdrawn => "offer_withdrawn",
+            Refusal::AlreadyAccepted => "already_accepted",
+            Refusal::AlreadyDeclined => "already_declined",
+        }
+    }
+
+    /// A message for the volunteer.
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::Taken => "another volunteer took this order first",
+            Refusal::Expired => "this offer expired before it was accepted",
+            Refusal::Withdrawn => "this order no longer needs a volunteer",
+            Refusal::AlreadyAccepted => "you already accepted this order",
+            Refusal::AlreadyDeclined => "you already declined this offer",
+        }
+    }
+}
+
+/// What happened to a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// The response took effect; for an accept, the order is now assigned.
+    Done {
+        /// The order.
+        order_id: i64,
+    },
+    /// Refused, and recorded against the offer.
+    Refused(Refusal),
+}
+
+const COLUMNS: &str = "id, order_id, volunteer_user_id, state, via, round, candidate_rank, distance_km, \
+    cost, explanation, offered_at, expires_at, responded_at, offered_by";
+
+/// Takes the order's row lock (a no-op write), so that every claim on one
+/// order's offers serialises: on PostgreSQL two accepts would otherwise
+/// lock each other's offer rows in opposite orders; SQLite's `BEGIN
+/// IMMEDIATE` already serialises all writers.
+async fn lock_order(tx: &mut crate::Tx, order_id: i64) -> Result<()> {
+    sqlx::query("update service_order set updated_at = updated_at where id = $1")
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn record_response(
+    tx: &mut crate::Tx,
+    offer_id: i64,
+    volunteer: i64,
+    response: &str,
+    outcome: &str,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query(
+        "insert into offer_response (offer_id, volunteer_user_id, response, outcome, at)
+         values ($1, $2, $3, $4, $5)",
+    )
+    .bind(offer_id)
+    .bind(volunteer)
+    .bind(response)
+    .bind(outcome)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Why a compare-and-set on `offer` failed, read after the fact.
+async fn refusal(
+    tx: &mut crate::Tx,
+    offer: &Offer,
+    volunteer: i64,
+    now_ms: i64,
+) -> Result<Refusal> {
+    let someone_accepted: Option<i64> = sqlx::query_scalar(
+        "select volunteer_user_id from offer where order_id = $1 and state = 'accepted'",
+    )
+    .bind(offer.order_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(match (offer.state.as_str(), someone_accepted) {
+        ("accepted", _) => Refusal::AlreadyAccepted,
+        ("declined", _) => Refusal::AlreadyDeclined,
+        (_, Some(v)) if v != volunteer => Refusal::Taken,
+        ("expired", _) => Refusal::Expired,
+        ("offered", _) if offer.expires_at <= now_ms => Refusal::Expired,
+        _ => Refusal::Withdrawn,
+    })
+}
+
+impl Store {
+    /// Inserts offers inside `tx` (a dispatch round).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when a volunteer already holds an open offer
+    /// for the order.
+    pub async fn insert_offers(
+        tx: &mut crate::Tx,
+        offers: &[NewOffer],
+        now_ms: i64,
+    ) -> Result<Vec<i64>> {
+        let mut ids = Vec::with_capacity(offers.len());
+        for o in offers {
+            let id: i64 = sqlx::query_scalar(
+                "insert into offer (order_id, volunteer_user_id, state, via, round, candidate_rank,
+                    distance_km, cost, explanation, offered_at, expires_at, offered_by)
+                 values ($1, $2, 'offered', $3, $4, $5, $6, $7, $8, $9, $10, $11) returning id",
+            )
+            .bind(o.order_id)
+            .bind(o.volunteer_user_id)
+            .bind(o.via)
+            .bind(o.round)
+            .bind(o.candidate_rank)
+            .bind(o.distance_km)
+            .bind(o.cost)
+            .bind(&o.explanation)
+            .bind(now_ms)
+            .bind(o.expires_at)
+            .bind(o.offered_by)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(crate::classify)?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// One offer by id.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn offer(&self, id: i64) -> Result<Option<Offer>> {
+        let sql = format!("select {COLUMNS} from offer where id = $1");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// Offers of a volunteer in the given states, newest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn offers_of_volunteer(&self, volunteer: i64, states: &[&str]) -> Result<Vec<Offer>> {
+        let slots: Vec<String> = (0..states.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "select {COLUMNS} from offer where volunteer_user_id = $1 and state in ({}) order by id desc limit 200",
+            slots.join(", ")
+        );
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(volunteer);
+        for s in states {
+            q = q.bind(*s);
+        }
+        Ok(q.fetch_all(self.pool()).await?)
+    }
+
+    /// Every offer of an order, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn offers_of_order(&self, order_id: i64) -> Result<Vec<Offer>> {
+        let sql = format!("select {COLUMNS} from offer where order_id = $1 order by id");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(order_id)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// Whether `volunteer` has ever been offered `order_id` (any state):
+    /// they may see its non-identifying summary.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn was_offered(&self, order_id: i64, volunteer: i64) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "select cast(count(*) as bigint) from offer where order_id = $1 and volunteer_user_id = $2",
+        )
+        .bind(order_id)
+        .bind(volunteer)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n > 0)
+    }
+
+    /// Accepts offer `offer_id` for `volunteer` at `now_ms`: claims the offer
+    /// (compare-and-set on state and expiry), withdraws the order's other
+    /// open offers, and moves the order `dispatching → assigned`, all in
+    /// one transaction. A refused accept is recorded against the offer.
+    ///
+    /// Returns `None` when the offer does not exist or is not this volunteer's.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn accept_offer(
+        &self,
+        offer_id: i64,
+        volunteer: i64,
+        now_ms: i64,
+    ) -> Result<Option<Response>> {
+        let mut tx = self.begin_write().await?;
+        let sql = format!("select {COLUMNS} from offer where id = $1");
+        let offer: Option<Offer> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(offer_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(offer) = offer.filter(|o| o.volunteer_user_id == volunteer) else {
+            return Ok(None);
+        };
+        lock_order(&mut tx, offer.order_id).await?;
+        let claimed = sqlx::query(
+            "update offer set state = 'accepted', responded_at = $1
+             where id = $2 and state = 'offered' and expires_at > $1",
+        )
+        .bind(now_ms)
+        .bind(offer_id)
+        .execute(&mut *tx)
+        .await;
+        let claimed = match claimed {
+            Ok(r) => r.rows_affected() == 1,
+            // offer_one_accepted: another accept committed first (PostgreSQL).
+            Err(e) if matches!(crate::classify_ref(&e), Some(StoreError::Conflict(_))) => false,
+            Err(e) => return Err(e.into()),
+        };
+        let assigned = if claimed {
+            match transition_in(
+                &mut tx,
+                offer.order_id,
+                &OrderAction::Assign,
+                Some(volunteer),
+                Some(volunteer),
+                now_ms,
+            )
+            .await
+            {
+                Ok(_) => true,
+                Err(StoreError::Transition(_) | StoreError::Stale) => false,
+                Err(e) => return Err(e),
+            }
+        } else {
+            false
+        };
+        if !assigned {
+            // Undo the claim (if any) and record the refused response.
+            tx.rollback().await?;
+            let mut tx = self.begin_write().await?;
+            let sql = format!("select {COLUMNS} from offer where id = $1");
+            let current: Offer = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(offer_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let why = refusal(&mut tx, &current, volunteer, now_ms).await?;
+            record_response(&mut tx, offer_id, volunteer, "accept", why.code(), now_ms).await?;
+            tx.commit().await?;
+            return Ok(Some(Response::Refused(why)));
+        }
+        sqlx::query(
+            "update offer set state = 'withdrawn', responded_at = $1
+             where order_id = $2 and state = 'offered' and id <> $3",
+        )
+        .bind(now_ms)
+        .bind(offer.order_id)
+        .bind(offer_id)
+        .execute(&mut *tx)
+        .await?;
+        record_response(&mut tx, offer_id, volunteer, "accept", "accepted", now_ms).await?;
+        tx.commit().await?;
+        Ok(Some(Response::Done {
+            order_id: offer.order_id,
+        }))
+    }
+
+    /// Declines offer `offer_id` for `volunteer` (compare-and-set, like accept).
+    /// Returns `None` when the offer does not exist or is not this volunteer's.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn decline_offer(
+        &self,
+        offer_id: i64,
+        volunteer: i64,
+        now_ms: i64,
+    ) -> Result<Option<Response>> {
+        let mut tx = self.begin_write().await?;
+        let sql = format!("select {COLUMNS} from offer where id = $1");
+        let offer: Option<Offer> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(offer_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(offer) = offer.filter(|o| o.volunteer_user_id == volunteer) else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "update offer set state = 'declined', responded_at = $1
+             where id = $2 and state = 'offered' and expires_at > $1",
+        )
+        .bind(now_ms)
+        .bind(offer_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let outcome = if rows == 1 {
+            Response::Done {
+                order_id: offer.order_id,
+            }
+        } else {
+            Response::Refused(refusal(&mut tx, &offer, volunteer, now_ms).await?)
+        };
+        let text = match outcome {
+            Response::Done { .. } => "declined",
+            Response::Refused(r) => r.code(),
+        };
+        record_response(&mut tx, offer_id, volunteer, "decline", text, now_ms).await?;
+        tx.commit().await?;
+        Ok(Some(outcome))
+    }
+
+    /// Expires every open offer whose time is up (`expires_at <= now`).
+    /// Returns the ids of the orders that lost an offer.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn expire_offers(&self, now_ms: i64) -> Result<Vec<i64>> {
+        let orders: Vec<i64> = sqlx::query_scalar(
+            "select distinct order_id from offer where state = 'offered' and expires_at <= $1 order by order_id",
+        )
+        .bind(now_ms)
+        .fetch_all(self.pool())
+        .await?;
+        // One order at a time, under its lock, like accepts.
+        let mut expired = Vec::with_capacity(orders.len());
+        for order_id in orders {
+            let mut tx = self.begin_write().await?;
+            lock_order(&mut tx, order_id).await?;
+            let n = sqlx::query(
+                "update offer set state = 'expired'
+                 where order_id = $1 and state = 'offered' and expires_at <= $2",
+            )
+            .bind(order_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            if n > 0 {
+                expired.push(order_id);
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Withdraws the open offers of an order inside `tx` (cancelled,
+    /// assigned manually, or escalated to a coordinator).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn withdraw_offers(tx: &mut crate::Tx, order_id: i64, now_ms: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "update offer set state = 'withdrawn', responded_at = $1 where order_id = $2 and state = 'offered'",
+        )
+        .bind(now_ms)
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+    }
+
+    /// Responses recorded against an offer: `(response, outcome)` pairs, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn offer_responses(&self, offer_id: i64) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "select response, outcome from offer_response where offer_id = $1 order by id",
+        )
+        .bind(offer_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}
