@@ -9,6 +9,7 @@
 pub mod catalogue;
 pub mod dispatch;
 pub mod divisions;
+pub mod fulfilment;
 pub mod households;
 pub mod offers;
 pub mod orders;

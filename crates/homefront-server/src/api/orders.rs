@@ -771,25 +771,63 @@ async fn assign(
     Ok(Json(view(&order, Some(OrderAccess::Full))))
 }
 
-async fn assignee_action(
-    state: &AppState,
-    actor: &Actor,
-    id: &str,
-    action: OrderAction,
-) -> ApiResult<Json<OrderView>> {
+/// Loads an order for its assigned volunteer, or 404/403.
+async fn as_assignee(state: &AppState, actor: &Actor, id: &str) -> ApiResult<OrderRow> {
     let (order, _) = visible_order(state, actor, parse_id(id)?).await?;
     if order.assignee_user_id != Some(actor.user.id) {
         return Err(ApiError::forbidden());
     }
-    act(state, actor, &order, action, None).await
+    Ok(order)
+}
+
+/// Re-reads an order after an action and shapes it for `actor`.
+async fn after_action(
+    state: &AppState,
+    actor: &Actor,
+    order_id: i64,
+) -> ApiResult<Json<OrderView>> {
+    crate::live::publish(state, order_id);
+    let order = state
+        .store
+        .order(order_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let access = order_access(actor, &order, false).unwrap_or(OrderAccess::Limited);
+    Ok(Json(
+        detail(state, actor, &order, access, "order_action").await?,
+    ))
+}
+
+/// `POST /api/v1/orders/{id}/check-in` body: where the volunteer is, if
+/// they share it (kept only while the assignment is live).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckInRequest {
+    /// Longitude, decimal degrees.
+    pub longitude: Option<f64>,
+    /// Latitude, decimal degrees.
+    pub latitude: Option<f64>,
 }
 
 async fn check_in(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
+    ApiJson(req): ApiJson<CheckInRequest>,
 ) -> ApiResult<Json<OrderView>> {
-    assignee_action(&state, &actor, &id, OrderAction::CheckIn).await
+    let order = as_assignee(&state, &actor, &id).await?;
+    let location = coordinates(req.longitude, req.latitude)?;
+    state
+        .store
+        .check_in(
+            order.id,
+            actor.user.id,
+            location,
+            state.clock.now().epoch_ms(),
+        )
+        .await
+        .map_err(transition_error)?;
+    after_action(&state, &actor, order.id).await
 }
 
 async fn check_out(
@@ -797,24 +835,67 @@ async fn check_out(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrderView>> {
-    assignee_action(&state, &actor, &id, OrderAction::CheckOut).await
+    let order = as_assignee(&state, &actor, &id).await?;
+    state
+        .store
+        .check_out(
+            order.id,
+            actor.user.id,
+            state.config.session_grace_minutes,
+            state.clock.now().epoch_ms(),
+        )
+        .await
+        .map_err(transition_error)?;
+    after_action(&state, &actor, order.id).await
+}
+
+/// `POST /api/v1/orders/{id}/confirm` body: optional feedback.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfirmRequest {
+    /// 1 (poor) to 5 (excellent); 1 or 2 opens a follow-up for coordinators.
+    pub rating: Option<i64>,
+    /// Comment, up to 1000 characters.
+    pub comment: Option<String>,
+    /// A complaint: opens a follow-up for coordinators.
+    pub complaint: bool,
 }
 
 async fn confirm(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
+    ApiJson(req): ApiJson<ConfirmRequest>,
 ) -> ApiResult<Json<OrderView>> {
     let (order, _) = visible_order(&state, &actor, parse_id(&id)?).await?;
     if order.requester_user_id != actor.user.id && order.placed_by != actor.user.id {
         return Err(ApiError::forbidden());
     }
-    act(
-        &state,
-        &actor,
-        &order,
-        OrderAction::Confirm { auto: false },
-        None,
-    )
-    .await
+    if let Some(r) = req.rating
+        && !(1..=5).contains(&r)
+    {
+        return Err(ApiError::invalid(
+            "rating",
+            "out_of_range",
+            "rating must be 1 to 5",
+        ));
+    }
+    let comment = text_field("comment", req.comment, 1000)?;
+    let feedback = (req.rating.is_some() || comment.is_some() || req.complaint).then_some((
+        req.rating,
+        comment,
+        req.complaint,
+    ));
+    state
+        .store
+        .confirm_order(
+            order.id,
+            Some(actor.user.id),
+            feedback,
+            None,
+            state.clock.now().epoch_ms(),
+        )
+        .await
+        .map_err(transition_error)?;
+    after_action(&state, &actor, order.id).await
 }
