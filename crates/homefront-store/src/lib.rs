@@ -6,10 +6,14 @@
 //! timestamps, TEXT enums with CHECK, 0/1 booleans.
 #![forbid(unsafe_code)]
 
+pub mod availability;
+pub mod credentials;
 pub mod divisions;
 pub mod org_units;
+pub mod roster;
 pub mod sessions;
 pub mod users;
+pub mod volunteers;
 
 use std::str::FromStr;
 use std::time::Duration;
