@@ -5,6 +5,7 @@ pub mod health;
 pub mod org_units;
 pub mod sessions;
 pub mod users;
+pub mod volunteers;
 
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
@@ -24,7 +25,8 @@ pub fn router() -> Router<AppState> {
                 .merge(sessions::router())
                 .merge(divisions::router())
                 .merge(org_units::router())
-                .merge(users::router()),
+                .merge(users::router())
+                .merge(volunteers::router()),
         )
         .fallback(|| async { ApiError::not_found() })
 }

@@ -10,3 +10,4 @@ mod authz;
 mod helpers;
 mod org_units;
 mod sessions;
+mod volunteers;
