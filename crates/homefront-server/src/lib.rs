@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod roster;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

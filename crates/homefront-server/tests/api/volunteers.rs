@@ -1009,3 +1009,377 @@ async fn volunteers_duty_toggle_is_idempotent_and_feeds_dispatch() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+// ---------------------------------------------------------------- rosters
+
+const GOOD_ROWS: usize = 497;
+
+/// A 500-row roster workbook with three bad rows: a bad phone (row 12), an
+/// unknown adcode (row 202) and a bad radius (row 402).
+fn roster_xlsx() -> Vec<u8> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    let header = [
+        "姓名",
+        "手机号",
+        "队伍",
+        "区县代码",
+        "服务半径(公里)",
+        "资质",
+        "性别",
+        "紧急联系人",
+        "紧急联系电话",
+        "车辆座位数",
+    ];
+    for (c, h) in header.iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    for i in 0..500u32 {
+        let r = i + 1;
+        let phone = match i {
+            10 => "12345".to_string(),
+            _ => format!("139{:08}", i),
+        };
+        sheet.write_string(r, 0, format!("志愿者{i:03}")).unwrap();
+        // Phones as numbers, the way people type them into Excel.
+        match phone.parse::<f64>() {
+            Ok(n) if i % 2 == 0 => sheet.write_number(r, 1, n).unwrap(),
+            _ => sheet.write_string(r, 1, &phone).unwrap(),
+        };
+        sheet.write_string(r, 2, "玄武区志愿服务队").unwrap();
+        sheet
+            .write_string(r, 3, if i == 200 { "329999" } else { "320102" })
+            .unwrap();
+        if i == 400 {
+            sheet.write_number(r, 4, -3.0).unwrap();
+        } else {
+            sheet.write_number(r, 4, 5.0 + f64::from(i % 10)).unwrap();
+        }
+        if i % 5 == 0 {
+            sheet.write_string(r, 5, "驾照、急救").unwrap();
+            sheet.write_number(r, 9, 4.0).unwrap();
+        }
+        sheet
+            .write_string(r, 6, if i % 2 == 0 { "女" } else { "男" })
+            .unwrap();
+        if i % 3 == 0 {
+            sheet.write_string(r, 7, "家属").unwrap();
+            sheet.write_string(r, 8, "13812345678").unwrap();
+        }
+    }
+    book.save_to_buffer().unwrap()
+}
+
+async fn upload(
+    app: &TestApp,
+    s: &Session,
+    query: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/volunteers/import{query}", app.base))
+        .bearer_auth(&s.token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+async fn count_volunteers(app: &TestApp) -> i64 {
+    sqlx::query_scalar::<_, i64>("select cast(count(*) as bigint) from volunteer")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn volunteers_roster_import_500_rows_reports_bad_rows_and_is_idempotent() {
+    let f = fixture().await;
+    let file = roster_xlsx();
+    let (s, report) = upload(&f.app, &f.xuanwu, "", XLSX, file.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{report}");
+    assert_eq!(report["committed"], true);
+    assert_eq!(
+        (
+            report["rows_read"].as_u64(),
+            report["created"].as_u64(),
+            report["rejected"].as_u64()
+        ),
+        (Some(500), Some(GOOD_ROWS as u64), Some(3))
+    );
+    let rejected: Vec<(u64, String, String)> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "rejected")
+        .map(|r| {
+            (
+                r["row"].as_u64().unwrap(),
+                r["errors"][0]["field"].as_str().unwrap().into(),
+                r["errors"][0]["code"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            (12, "phone".into(), "invalid_phone".into()),
+            (202, "adcode".into(), "unknown_adcode".into()),
+            (402, "radius_km".into(), "invalid_radius".into()),
+        ]
+    );
+    for r in report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "rejected")
+    {
+        assert!(!r["errors"][0]["message"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(count_volunteers(&f.app).await, GOOD_ROWS as i64);
+    // The imported profiles are what the sheet said.
+    let (_, list) = f.app.get(&f.xuanwu, "/api/v1/volunteers").await;
+    let first = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["phone"] == "+8613900000000")
+        .unwrap();
+    assert_eq!(
+        (
+            first["display_name"].as_str(),
+            first["service_radius_km"].as_f64(),
+            first["vehicle_seats"].as_i64()
+        ),
+        (Some("志愿者000"), Some(5.0), Some(4))
+    );
+    assert_eq!(
+        first["declared_qualifications"],
+        json!(["driving_licence", "first_aid"])
+    );
+    assert_eq!(first["vetting_state"], "applied");
+    // Imported accounts cannot sign in until an admin sets a password.
+    let (s, _) = f
+        .app
+        .call(None, Method::POST, "/api/v1/auth/login", Some(json!({"phone": "13900000000", "password": "!unusable:set-by-admin-password-reset"})))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // Again: nothing new.
+    let (s, again) = upload(&f.app, &f.xuanwu, "", XLSX, file).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (
+            again["created"].as_u64(),
+            again["unchanged"].as_u64(),
+            again["rejected"].as_u64()
+        ),
+        (Some(0), Some(GOOD_ROWS as u64), Some(3))
+    );
+    assert_eq!(count_volunteers(&f.app).await, GOOD_ROWS as i64);
+
+    // Outside the coordinator's area, the same phones are not touched.
+    let (_, other) = upload(
+        &f.app,
+        &f.qinhuai,
+        &format!("?team_id={}", f.team_b),
+        "text/csv",
+        "姓名,手机号\n改名,13900000001\n".as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(
+        other["rows"][0]["errors"][0]["code"], "volunteer_elsewhere",
+        "{other}"
+    );
+}
+
+#[tokio::test]
+async fn volunteers_roster_gb18030_csv_keeps_chinese_names_and_updates() {
+    let f = fixture().await;
+    let text = "姓名,手机号,队伍编号,性别,资质,语言\n张伟,138 0013 8000,{a},女,教师、心理咨询,普通话、English\n李娜,+86 139-1234-5678,,男,,\n";
+    let text = text.replace("{a}", &f.team_a.to_string());
+    let (gb, _, had_errors) = encoding_rs::GB18030.encode(&text);
+    assert!(!had_errors);
+    assert!(
+        std::str::from_utf8(&gb).is_err(),
+        "the test file must not be UTF-8"
+    );
+    let (s, report) = upload(
+        &f.app,
+        &f.xuanwu,
+        &format!("?team_id={}", f.team_a),
+        "text/csv",
+        gb.into_owned(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{report}");
+    assert_eq!(report["created"], 2, "{report}");
+    let (_, list) = f.app.get(&f.xuanwu, "/api/v1/volunteers").await;
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["display_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["张伟", "李娜"]);
+    assert_eq!(
+        list[0]["declared_qualifications"],
+        json!(["teacher", "counsellor"])
+    );
+    assert_eq!(list[0]["languages"], json!(["普通话", "English"]));
+    assert_eq!(list[1]["phone"], "+8613912345678");
+    // UTF-8 with BOM, one change: reported as updated, no duplicate.
+    let mut utf8 = b"\xEF\xBB\xBF".to_vec();
+    utf8.extend_from_slice("姓名,手机号,性别\n张伟,13800138000,未说明\n".as_bytes());
+    let (_, report) = upload(
+        &f.app,
+        &f.xuanwu,
+        &format!("?team_id={}", f.team_a),
+        "text/csv",
+        utf8,
+    )
+    .await;
+    assert_eq!(
+        (report["updated"].as_u64(), report["created"].as_u64()),
+        (Some(1), Some(0)),
+        "{report}"
+    );
+    assert_eq!(count_volunteers(&f.app).await, 2);
+    let (_, v) = f
+        .app
+        .get(&f.xuanwu, &format!("/api/v1/volunteers/{}", list[0]["id"]))
+        .await;
+    assert_eq!(v["gender"], "unspecified");
+    assert_eq!(
+        v["declared_qualifications"],
+        json!(["teacher", "counsellor"]),
+        "absent columns keep their values"
+    );
+}
+
+#[tokio::test]
+async fn volunteers_roster_all_or_nothing_imports_nothing_on_a_bad_row() {
+    let f = fixture().await;
+    let csv = "姓名,手机号,队伍\n甲,13700000001,玄武区志愿服务队\n乙,not a phone,玄武区志愿服务队\n丙,13700000003,不存在的队\n".as_bytes().to_vec();
+    let (s, report) = upload(
+        &f.app,
+        &f.xuanwu,
+        "?all_or_nothing=true",
+        "text/csv",
+        csv.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{report}");
+    assert_eq!(report["committed"], false);
+    assert_eq!(report["rejected"], 2);
+    assert_eq!(report["rows"][1]["row"], 3);
+    assert_eq!(report["rows"][2]["errors"][0]["code"], "unknown_team");
+    assert_eq!(count_volunteers(&f.app).await, 0);
+    // Without the flag, the good row goes in.
+    let (_, report) = upload(&f.app, &f.xuanwu, "", "text/csv", csv).await;
+    assert_eq!(
+        (report["committed"].as_bool(), report["created"].as_u64()),
+        (Some(true), Some(1))
+    );
+    assert_eq!(count_volunteers(&f.app).await, 1);
+    // Whole-file problems name the file and the fix.
+    let (s, e) = upload(
+        &f.app,
+        &f.xuanwu,
+        "",
+        "text/csv",
+        "姓名,手机号,队伍,身高\n".as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (s, e["field"].as_str(), e["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("file"),
+            Some("unknown_column")
+        )
+    );
+    let (s, _) = upload(&f.app, &f.requester, "", "text/csv", b"x".to_vec()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn volunteers_roster_export_is_safe_and_reimports_unchanged() {
+    let f = fixture().await;
+    let id = f.register(&f.xuanwu, "13700000001", f.team_a).await;
+    f.app
+        .call(
+            Some(&f.xuanwu),
+            Method::PATCH,
+            &format!("/api/v1/volunteers/{id}"),
+            Some(json!({"languages": ["=HYPERLINK(\"x\")", "普通话"]})),
+        )
+        .await;
+    let get = |path: String| {
+        let app = &f.app;
+        let token = f.xuanwu.token.clone();
+        async move {
+            let resp = app
+                .client
+                .get(format!("{}{path}", app.base))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+            (ct, resp.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (ct, csv) = get("/api/v1/volunteers/export?format=csv".into()).await;
+    assert!(ct.starts_with("text/csv"));
+    assert!(csv.starts_with(b"\xEF\xBB\xBF"), "UTF-8 BOM");
+    let text = String::from_utf8(csv.clone()).unwrap();
+    assert!(text.contains("姓名,手机号,队伍"), "{text}");
+    assert!(text.contains("'=HYPERLINK"), "formula neutralised: {text}");
+    assert!(!text.contains(",=HYPERLINK"), "{text}");
+    let (_, report) = upload(&f.app, &f.xuanwu, "", "text/csv", csv).await;
+    assert_eq!(
+        (report["unchanged"].as_u64(), report["rejected"].as_u64()),
+        (Some(1), Some(0)),
+        "{report}"
+    );
+    let (ct, xlsx) = get("/api/v1/volunteers/export?format=xlsx".into()).await;
+    assert!(ct.contains("spreadsheetml"));
+    let (_, report) = upload(&f.app, &f.xuanwu, "", XLSX, xlsx.clone()).await;
+    assert_eq!(report["unchanged"], 1, "{report}");
+    // The workbook has Chinese headers.
+    use calamine::Reader;
+    let mut book: calamine::Xlsx<_> = calamine::Xlsx::new(std::io::Cursor::new(xlsx)).unwrap();
+    let range = book.worksheet_range_at(0).unwrap().unwrap();
+    assert_eq!(range.get((0, 0)).unwrap().to_string(), "姓名");
+    assert_eq!(range.get((1, 0)).unwrap().to_string(), "志愿者 Volunteer");
+    // The template downloads in both formats and imports as an empty roster.
+    let (_, template) = get("/api/v1/volunteers/import/template?format=xlsx".into()).await;
+    let (_, report) = upload(
+        &f.app,
+        &f.xuanwu,
+        &format!("?team_id={}", f.team_a),
+        XLSX,
+        template,
+    )
+    .await;
+    assert_eq!(
+        (report["rows_read"].as_u64(), report["committed"].as_bool()),
+        (Some(0), Some(true)),
+        "{report}"
+    );
+    let (_, template) = get("/api/v1/volunteers/import/template?format=csv".into()).await;
+    assert!(
+        String::from_utf8(template)
+            .unwrap()
+            .contains("紧急联系电话")
+    );
+}

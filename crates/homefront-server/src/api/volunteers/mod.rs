@@ -13,12 +13,14 @@
 //! | `GET /volunteers/{id}/eligibility?qualifications=teacher,driving_licence&at=MS` | the volunteer, coordinators |
 //! | `POST /volunteers/{id}/duty` (`me/duty`) | the volunteer, coordinators in scope |
 //! | `GET /volunteers/{id}/availability`, windows and leaves CRUD, `GET .../available?at=&until=` | the volunteer, coordinators |
+//! | `POST /volunteers/import`, `GET /volunteers/import/template`, `GET /volunteers/export` | coordinators, admins |
 //!
 //! Scope: a record outside the caller's scope answers 404 like a missing
 //! one; a role that can never do the action answers 403.
 
 mod availability;
 mod credentials;
+mod roster;
 mod vetting;
 
 use axum::extract::{Path, Query, State};
@@ -50,6 +52,14 @@ pub fn router() -> Router<AppState> {
             "/volunteers/expiring-credentials",
             get(credentials::expiring),
         )
+        .route(
+            "/volunteers/import",
+            post(roster::import).layer(axum::extract::DefaultBodyLimit::max(
+                roster::MAX_UPLOAD_BYTES,
+            )),
+        )
+        .route("/volunteers/import/template", get(roster::template))
+        .route("/volunteers/export", get(roster::export))
         .route("/volunteers/{id}", get(show).patch(update))
         .route(
             "/volunteers/{id}/vetting",
