@@ -43,8 +43,12 @@ create index volunteer_vetting_state on volunteer (vetting_state);
 create table vetting_event (
     id integer primary key,
     volunteer_id bigint not null references volunteer (user_id),
-    from_state text,
-    to_state text not null,
+    from_state text check (from_state in (
+        'applied', 'reviewed', 'interviewed', 'trained', 'exam_passed', 'agreement_signed',
+        'insured', 'active', 'rejected', 'suspended', 'withdrawn')),
+    to_state text not null check (to_state in (
+        'applied', 'reviewed', 'interviewed', 'trained', 'exam_passed', 'agreement_signed',
+        'insured', 'active', 'rejected', 'suspended', 'withdrawn')),
     action text not null check (action in ('apply', 'advance', 'reject', 'suspend', 'reinstate', 'withdraw')),
     -- null when the system acted (command-line import).
     actor_id bigint references app_user (id),
