@@ -242,6 +242,24 @@ async fn volunteers_register_read_update_within_scope() {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("service_radius_km"))
     );
 
+    // Seats need a driver: dropping the declared licence while keeping seats is refused.
+    let (s, e) = f
+        .app
+        .call(
+            Some(&me),
+            Method::PATCH,
+            "/api/v1/volunteers/me",
+            Some(json!({"declared_qualifications": []})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("vehicle_needs_driving_licence")
+        )
+    );
+
     // Errors name the field and the fix.
     let (s, e) = f
         .app

@@ -672,18 +672,27 @@ async fn update(
         p.declared_qualifications = qualifications(q, "declared_qualifications")?;
     }
     if let Some(seats) = req.vehicle_seats {
-        p.vehicle_seats = match seats {
-            None => None,
-            Some(n) => {
-                let licensed = state.store.credentials_of(id).await?.iter().any(|c| {
-                    c.kind() == Some(CredentialKind::DrivingLicence) && c.revoked_at.is_none()
-                });
-                let drives = licensed
-                    || p.declared_qualifications
-                        .contains(&Qualification::DrivingLicence);
-                Some(profile::vehicle_seats(n, drives).map_err(profile_error)?)
+        p.vehicle_seats = seats
+            .map(|n| profile::vehicle_seats(n, true))
+            .transpose()
+            .map_err(profile_error)?;
+    }
+    // Seats stay only with a driver: declared, or a licence on file.
+    if p.vehicle_seats.is_some()
+        && !p
+            .declared_qualifications
+            .contains(&Qualification::DrivingLicence)
+    {
+        let licensed =
+            state.store.credentials_of(id).await?.iter().any(|c| {
+                c.kind() == Some(CredentialKind::DrivingLicence) && c.revoked_at.is_none()
+            });
+        if !licensed {
+            let seats = p.vehicle_seats.map_or(0, i64::from);
+            if let Err(e) = profile::vehicle_seats(seats, false) {
+                return Err(profile_error(e));
             }
-        };
+        }
     }
     if let Some(l) = &req.languages {
         p.languages = profile::languages(l).map_err(profile_error)?;
