@@ -1,7 +1,7 @@
 //! Orders, their append-only event log, idempotency keys, the access log of
 //! sensitive reads, and retention.
 
-use homefront_domain::order_state::{self, OrderAction, OrderState};
+use homefront_domain::order_state::{self, OrderAction, OrderState, Reason};
 use serde::Serialize;
 use sqlx::AnyConnection;
 
@@ -532,6 +532,50 @@ impl Store {
         let t = transition_in(&mut tx, order_id, action, actor, assignee, now_ms).await?;
         tx.commit().await?;
         Ok(t)
+    }
+
+    /// Gives up on an unassigned order (`submitted` or `dispatching` →
+    /// `unfulfilled`), withdrawing its open offers, in one transaction.
+    /// Returns whether this call did it.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn mark_unfulfilled(
+        &self,
+        order_id: i64,
+        reason: &Reason,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let state: Option<String> =
+            sqlx::query_scalar("select state from service_order where id = $1")
+                .bind(order_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if state.as_deref() == Some("submitted") {
+            transition_in(
+                &mut tx,
+                order_id,
+                &OrderAction::StartDispatch,
+                None,
+                None,
+                now_ms,
+            )
+            .await?;
+        }
+        Store::withdraw_offers(&mut tx, order_id, now_ms).await?;
+        let action = OrderAction::MarkUnfulfilled {
+            reason: reason.clone(),
+        };
+        match transition_in(&mut tx, order_id, &action, None, None, now_ms).await {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(true)
+            }
+            Err(StoreError::Transition(_) | StoreError::Stale) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The order's event log, oldest first.

@@ -588,7 +588,16 @@ pub async fn visible_order(
         .order(id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let access = order_access(actor, &order, false).ok_or_else(ApiError::not_found)?;
+    let access = match order_access(actor, &order, false) {
+        Some(a) => a,
+        // A volunteer who was offered it may see the summary.
+        None if actor.has(Role::Volunteer)
+            && state.store.was_offered(order.id, actor.user.id).await? =>
+        {
+            OrderAccess::Limited
+        }
+        None => return Err(ApiError::not_found()),
+    };
     Ok((order, access))
 }
 

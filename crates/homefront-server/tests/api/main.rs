@@ -8,7 +8,9 @@
 
 mod authz;
 mod catalogue;
+mod dispatch;
 mod helpers;
 mod orders;
 mod org_units;
 mod sessions;
+mod volunteers;
