@@ -4,10 +4,12 @@ pub mod catalogue;
 pub mod dispatch;
 pub mod divisions;
 pub mod health;
+pub mod hours;
 pub mod households;
 pub mod offers;
 pub mod orders;
 pub mod org_units;
+pub mod pairings;
 pub mod sessions;
 pub mod users;
 pub mod volunteers;
@@ -35,6 +37,8 @@ pub fn router() -> Router<AppState> {
                 .merge(orders::router())
                 .merge(offers::router())
                 .merge(dispatch::router())
+                .merge(pairings::router())
+                .merge(hours::router())
                 .merge(users::router())
                 .merge(volunteers::router()),
         )

@@ -103,6 +103,11 @@ pub struct OrderView {
     /// Household member served (requester's view and coordinators).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member_id: Option<i64>,
+    /// Household served (requester's view and coordinators; for pairings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub household_id: Option<i64>,
+    /// 0: with the dispatcher; 1: county queue; 2: city; 3: province.
+    pub escalation_level: i64,
     /// Assigned volunteer's account, for those who see the full order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assignee_user_id: Option<i64>,
@@ -160,6 +165,8 @@ pub fn view(order: &OrderRow, access: Option<OrderAccess>) -> OrderView {
         updated_at: order.updated_at,
         purged: order.purged_at.is_some(),
         member_id: full.then_some(order.member_id),
+        household_id: full.then_some(order.household_id),
+        escalation_level: order.escalation_level,
         assignee_user_id: if full { order.assignee_user_id } else { None },
         street: sensitive(order.street.clone()),
         contact_phone: sensitive(order.contact_phone.clone()),

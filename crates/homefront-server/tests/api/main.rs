@@ -9,6 +9,7 @@
 mod authz;
 mod catalogue;
 mod dispatch;
+mod fulfilment;
 mod helpers;
 mod orders;
 mod org_units;
