@@ -20,7 +20,7 @@ use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 
 /// Every route of the application.
 pub fn router() -> Router<AppState> {
@@ -77,6 +77,33 @@ fn json_error(rejection: JsonRejection) -> ApiError {
     );
     err.field = field;
     err
+}
+
+/// Checks optional coordinates given as a pair.
+pub fn coordinates(lon: Option<f64>, lat: Option<f64>) -> ApiResult<Option<(f64, f64)>> {
+    match (lon, lat) {
+        (None, None) => Ok(None),
+        (Some(lon), Some(lat)) => homefront_domain::GeoPoint::new(lon, lat)
+            .map(|p| Some((p.longitude, p.latitude)))
+            .map_err(|e| {
+                let field = if matches!(e, homefront_domain::geo::GeoError::Longitude(_)) {
+                    "longitude"
+                } else {
+                    "latitude"
+                };
+                ApiError::invalid(field, "invalid_coordinates", e.to_string())
+            }),
+        (Some(_), None) => Err(ApiError::invalid(
+            "latitude",
+            "invalid_coordinates",
+            "give latitude together with longitude",
+        )),
+        (None, Some(_)) => Err(ApiError::invalid(
+            "longitude",
+            "invalid_coordinates",
+            "give longitude together with latitude",
+        )),
+    }
 }
 
 /// Parses a path or query id, answering 404 for anything that is not one

@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::AppState;
-use crate::api::households::{coordinates, division_id, lacks_guardian_consent};
+use crate::api::coordinates;
+use crate::api::households::{division_id, lacks_guardian_consent};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::{self, Actor};
 use crate::error::{ApiError, ApiResult};
