@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod live;
 pub mod privacy;
+pub mod ui;
 pub mod workers;
 
 use std::net::SocketAddr;

@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
                 .merge(offers::router())
                 .merge(users::router()),
         )
+        .merge(crate::ui::router())
         .fallback(|| async { ApiError::not_found() })
 }
 

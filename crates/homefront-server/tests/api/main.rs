@@ -12,3 +12,4 @@ mod helpers;
 mod orders;
 mod org_units;
 mod sessions;
+mod ui;
