@@ -17,6 +17,7 @@ pub mod org;
 pub mod phone;
 pub mod role;
 pub mod vetting;
+pub mod volunteer;
 
 pub use adcode::Adcode;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

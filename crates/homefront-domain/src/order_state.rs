@@ -122,7 +122,7 @@ impl OrderState {
             OrderState::Submitted => &["start_dispatch", "cancel"],
             OrderState::Dispatching => &["assign", "cancel", "mark_unfulfilled"],
             OrderState::Assigned => &["release", "check_in", "cancel"],
-            OrderState::InService => &["check_out", "cancel"],
+            OrderState::InService => &["release", "check_out", "cancel"],
             OrderState::Completed => &["confirm"],
             OrderState::Confirmed | OrderState::Cancelled | OrderState::Unfulfilled => &[],
         }
@@ -237,8 +237,8 @@ pub enum OrderAction {
     StartDispatch,
     /// dispatching → assigned: an offer was accepted.
     Assign,
-    /// assigned → dispatching: the assignment is released back to dispatch
-    /// (volunteer suspended or withdrew before starting).
+    /// assigned or in_service → dispatching: the assignment is released
+    /// back to dispatch (the volunteer was suspended or withdrew).
     Release,
     /// assigned → in_service: the volunteer checked in.
     CheckIn,
@@ -346,7 +346,9 @@ pub fn transition(from: OrderState, action: &OrderAction) -> Result<OrderState, 
     let to = match (from, action) {
         (S::Submitted, A::StartDispatch) => S::Dispatching,
         (S::Dispatching, A::Assign) => S::Assigned,
-        (S::Assigned, A::Release) => S::Dispatching,
+        // A volunteer suspended or withdrawn mid-service hands the order
+        // back too: someone else must finish it.
+        (S::Assigned | S::InService, A::Release) => S::Dispatching,
         (S::Assigned, A::CheckIn) => S::InService,
         (S::InService, A::CheckOut) => S::Completed,
         (S::Completed, A::Confirm { .. }) => S::Confirmed,
@@ -408,8 +410,12 @@ mod tests {
             transition(OrderState::Assigned, &OrderAction::Release),
             Ok(OrderState::Dispatching)
         );
-        // Once the service started it cannot be released, only cancelled.
-        assert!(transition(OrderState::InService, &OrderAction::Release).is_err());
+        // Mid-service too: a suspended volunteer's order goes back to dispatch.
+        assert_eq!(
+            transition(OrderState::InService, &OrderAction::Release),
+            Ok(OrderState::Dispatching)
+        );
+        assert!(transition(OrderState::Completed, &OrderAction::Release).is_err());
     }
 
     #[test]

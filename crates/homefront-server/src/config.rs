@@ -39,6 +39,15 @@ pub struct Config {
     /// Days after an order ends (completed, cancelled, unfulfilled) before
     /// its street address, phone, coordinates and notes are purged. Default 30.
     pub retention_days: i64,
+    /// Minutes past an item's default duration before an open check-in is
+    /// flagged and capped. Default 60.
+    pub session_grace_minutes: u32,
+    /// Days after completion before an unconfirmed order is confirmed
+    /// automatically. Default 3.
+    pub auto_confirm_days: i64,
+    /// Seconds between dispatcher passes (it also runs at once when an
+    /// order arrives or an offer is declined). Default 5.
+    pub dispatch_interval_seconds: u64,
 }
 
 impl Default for Config {
@@ -53,6 +62,9 @@ impl Default for Config {
             login_window_minutes: 15,
             trust_forwarded_for: false,
             retention_days: 30,
+            session_grace_minutes: 60,
+            auto_confirm_days: 3,
+            dispatch_interval_seconds: 5,
         }
     }
 }
@@ -75,6 +87,9 @@ impl fmt::Debug for Config {
             .field("login_window_minutes", &self.login_window_minutes)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("retention_days", &self.retention_days)
+            .field("session_grace_minutes", &self.session_grace_minutes)
+            .field("auto_confirm_days", &self.auto_confirm_days)
+            .field("dispatch_interval_seconds", &self.dispatch_interval_seconds)
             .finish()
     }
 }

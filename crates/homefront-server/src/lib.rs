@@ -8,9 +8,11 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod dispatcher;
 pub mod error;
 pub mod live;
 pub mod privacy;
+pub mod roster;
 pub mod ui;
 pub mod workers;
 

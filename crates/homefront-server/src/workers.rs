@@ -32,6 +32,96 @@ pub async fn purge_expired(state: &AppState) -> Result<u64, homefront_store::Sto
     Ok(purged)
 }
 
+/// What one fulfilment pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FulfilmentReport {
+    /// Open check-ins flagged and capped.
+    pub capped: usize,
+    /// Orders confirmed automatically.
+    pub auto_confirmed: usize,
+    /// Follow-up orders created.
+    pub follow_ups: usize,
+}
+
+/// One fulfilment pass: caps open sessions past their deadline, confirms
+/// orders left unconfirmed for `auto_confirm_days`, and creates due
+/// follow-up orders (offered first to the same volunteer).
+///
+/// # Errors
+/// Database errors.
+pub async fn fulfilment_pass(
+    state: &AppState,
+) -> Result<FulfilmentReport, homefront_store::StoreError> {
+    let now = state.clock.now();
+    let cfg = &state.config;
+    let mut report = FulfilmentReport::default();
+    for order_id in state
+        .store
+        .cap_open_sessions(cfg.session_grace_minutes, now.epoch_ms())
+        .await?
+    {
+        report.capped += 1;
+        crate::live::publish(state, order_id);
+    }
+    let days = cfg.auto_confirm_days;
+    let due = state
+        .store
+        .unconfirmed_before(now.plus_days(-days).epoch_ms())
+        .await?;
+    for order_id in due {
+        let reason = homefront_domain::order_state::Reason::parse(&format!(
+            "auto-confirmed: the requester did not confirm within {days} days of completion"
+        ))
+        .ok();
+        match state
+            .store
+            .confirm_order(order_id, None, None, reason, now.epoch_ms())
+            .await
+        {
+            Ok(_) => {
+                report.auto_confirmed += 1;
+                crate::live::publish(state, order_id);
+            }
+            // Confirmed by the requester meanwhile.
+            Err(
+                homefront_store::StoreError::Transition(_) | homefront_store::StoreError::Stale,
+            ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for (order_id, volunteer, duration) in state.store.follow_ups_due(now.epoch_ms()).await? {
+        // The follow-up can happen any time over the next day.
+        let start = now.epoch_ms();
+        let end = now
+            .plus_days(1)
+            .epoch_ms()
+            .max(start + duration * Timestamp::MINUTE_MS);
+        if let Some(id) = state
+            .store
+            .create_follow_up(order_id, volunteer, start, end, now.epoch_ms())
+            .await?
+        {
+            report.follow_ups += 1;
+            crate::live::publish(state, id);
+            state.dispatch_wake.notify_one();
+        }
+    }
+    Ok(report)
+}
+
+/// Runs [`fulfilment_pass`] every minute.
+pub fn spawn_fulfilment(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = fulfilment_pass(&state).await {
+                tracing::warn!(error = %e, "fulfilment pass failed; retrying next minute");
+            }
+        }
+    })
+}
+
 /// Runs [`purge_expired`] once an hour, so each order is purged within an
 /// hour of its retention deadline (a daily job would be up to a day late).
 pub fn spawn_retention(state: AppState) -> tokio::task::JoinHandle<()> {

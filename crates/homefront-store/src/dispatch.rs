@@ -1,6 +1,8 @@
 //! Dispatch bookkeeping: per-unit settings, the orders waiting for a
 //! round, and escalation levels.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::{Result, Store};
@@ -38,6 +40,39 @@ pub struct WaitingOrder {
 }
 
 impl Store {
+    /// Minutes in the hours ledger per volunteer since `since_ms` (recorded
+    /// and backfilled, adjustments included): the dispatcher's fairness input.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn recent_service_minutes(&self, since_ms: i64) -> Result<HashMap<i64, i64>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "select volunteer_user_id, cast(sum(minutes) as bigint) from hours_entry
+             where coalesce(started_at, created_at) >= $1 group by volunteer_user_id",
+        )
+        .bind(since_ms)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Live assignments per volunteer (`assigned` or `in_service` orders).
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn active_loads(&self) -> Result<HashMap<i64, i64>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "select assignee_user_id, cast(count(*) as bigint) from service_order
+             where state in ('assigned', 'in_service') and assignee_user_id is not null
+             group by assignee_user_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// The setting that applies to a unit at `path`: the deepest unit on the
     /// path that has one; `None` when no unit does (the default applies).
     ///

@@ -6,16 +6,21 @@
 //! timestamps, TEXT enums with CHECK, 0/1 booleans.
 #![forbid(unsafe_code)]
 
+pub mod availability;
 pub mod catalogue;
+pub mod credentials;
 pub mod dispatch;
 pub mod divisions;
+pub mod fulfilment;
 pub mod households;
 pub mod offers;
 pub mod orders;
 pub mod org_units;
 pub mod pairings;
+pub mod roster;
 pub mod sessions;
 pub mod users;
+pub mod volunteers;
 
 use std::str::FromStr;
 use std::time::Duration;

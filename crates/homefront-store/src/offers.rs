@@ -219,6 +219,48 @@ impl Store {
         Ok(ids)
     }
 
+    /// Writes a dispatch round for `order_id`: a `submitted` order first
+    /// moves to `dispatching`, then `offers` are inserted, in one
+    /// transaction. An order that is no longer waiting (cancelled or
+    /// assigned meanwhile) gets nothing; returns whether the round was written.
+    ///
+    /// # Errors
+    /// Database errors; [`StoreError::Conflict`] when a volunteer already
+    /// holds an open offer for the order.
+    #[tracing::instrument(skip_all)]
+    pub async fn write_round(
+        &self,
+        order_id: i64,
+        offers: &[NewOffer],
+        now_ms: i64,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        lock_order(&mut tx, order_id).await?;
+        let current: Option<String> =
+            sqlx::query_scalar("select state from service_order where id = $1")
+                .bind(order_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match current.as_deref() {
+            Some("submitted") => {
+                transition_in(
+                    &mut tx,
+                    order_id,
+                    &OrderAction::StartDispatch,
+                    None,
+                    None,
+                    now_ms,
+                )
+                .await?;
+            }
+            Some("dispatching") => {}
+            _ => return Ok(false),
+        }
+        Self::insert_offers(&mut tx, offers, now_ms).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// One offer by id.
     ///
     /// # Errors

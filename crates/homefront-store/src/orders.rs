@@ -1,7 +1,7 @@
 //! Orders, their append-only event log, idempotency keys, the access log of
 //! sensitive reads, and retention.
 
-use homefront_domain::order_state::{self, OrderAction, OrderState};
+use homefront_domain::order_state::{self, OrderAction, OrderState, Reason};
 use serde::Serialize;
 use sqlx::AnyConnection;
 
@@ -70,6 +70,20 @@ pub struct OrderRow {
     pub ended_at: Option<i64>,
     /// When sensitive fields were purged, epoch ms.
     pub purged_at: Option<i64>,
+    /// 0: with the dispatcher; 1: county queue; 2: city; 3: province.
+    pub escalation_level: i64,
+    /// Default duration of the item, minutes.
+    pub item_duration_minutes: i64,
+    /// Check-in instant, epoch ms.
+    pub checked_in_at: Option<i64>,
+    /// Check-out instant, epoch ms.
+    pub checked_out_at: Option<i64>,
+    /// The order this one follows up (counselling follow-ups).
+    pub follow_up_of: Option<i64>,
+    /// Offered first to this volunteer (a follow-up's original volunteer).
+    pub preferred_volunteer_user_id: Option<i64>,
+    /// 1 when an open check-in was flagged and capped.
+    pub session_capped: i64,
 }
 
 impl OrderRow {
@@ -87,7 +101,9 @@ const ORDER_SELECT: &str = "select o.id, o.item_id, i.code as item_code, i.name_
     h.requester_user_id, o.division_id, d.name as division_name, d.path as division_path,
     d.time_zone, o.state, o.lane, o.urgency, o.window_start, o.window_end, o.street,
     o.contact_phone, o.longitude, o.latitude, o.notes, o.public_note, o.assignee_user_id,
-    o.created_at, o.updated_at, o.ended_at, o.purged_at
+    o.created_at, o.updated_at, o.ended_at, o.purged_at, o.escalation_level,
+    i.default_duration_minutes as item_duration_minutes, o.checked_in_at, o.checked_out_at,
+    o.follow_up_of, o.preferred_volunteer_user_id, o.session_capped
     from service_order o
     join service_item i on i.id = o.item_id
     join household h on h.id = o.household_id
@@ -518,6 +534,50 @@ impl Store {
         Ok(t)
     }
 
+    /// Gives up on an unassigned order (`submitted` or `dispatching` →
+    /// `unfulfilled`), withdrawing its open offers, in one transaction.
+    /// Returns whether this call did it.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn mark_unfulfilled(
+        &self,
+        order_id: i64,
+        reason: &Reason,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let state: Option<String> =
+            sqlx::query_scalar("select state from service_order where id = $1")
+                .bind(order_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if state.as_deref() == Some("submitted") {
+            transition_in(
+                &mut tx,
+                order_id,
+                &OrderAction::StartDispatch,
+                None,
+                None,
+                now_ms,
+            )
+            .await?;
+        }
+        Store::withdraw_offers(&mut tx, order_id, now_ms).await?;
+        let action = OrderAction::MarkUnfulfilled {
+            reason: reason.clone(),
+        };
+        match transition_in(&mut tx, order_id, &action, None, None, now_ms).await {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(true)
+            }
+            Err(StoreError::Transition(_) | StoreError::Stale) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The order's event log, oldest first.
     ///
     /// # Errors
@@ -591,7 +651,8 @@ impl Store {
         .await?)
     }
 
-    /// Purges street, phone, coordinates and free-text notes of orders that
+    /// Purges street, phone, coordinates (the check-in location too) and
+    /// free-text notes of orders that
     /// ended at or before `ended_before` (epoch ms). Counts, states, items,
     /// divisions and the event log stay. Returns how many orders were purged.
     ///
@@ -601,7 +662,8 @@ impl Store {
     pub async fn purge_ended_orders(&self, ended_before: i64, now_ms: i64) -> Result<u64> {
         let r = sqlx::query(
             "update service_order set street = null, contact_phone = null, longitude = null,
-                latitude = null, notes = null, public_note = null, purged_at = $1
+                latitude = null, notes = null, public_note = null, checkin_longitude = null,
+                checkin_latitude = null, purged_at = $1
              where ended_at is not null and ended_at <= $2 and purged_at is null",
         )
         .bind(now_ms)

@@ -1,4 +1,10 @@
-//! Command-line interface: `serve`, `migrate`, `config`, `user`, `org`.
+//! Command-line interface: `serve`, `migrate`, `config`, `user`, `org`,
+//! `import volunteers`, `export roster`.
+//!
+//! Exit codes: 0 success; 1 failure (unreadable file, database error ...);
+//! 2 usage error (clap); 3 `import volunteers` rejected some rows (the
+//! others were imported, unless `--dry-run`); 4 `import volunteers
+//! --all-or-nothing` rejected some rows and imported nothing.
 
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
@@ -10,7 +16,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use homefront_domain::{Clock, PhoneNumber, Role, SystemClock};
 use homefront_server::config::{Config, Overrides};
-use homefront_server::{AppState, auth};
+use homefront_server::{AppState, auth, roster};
 use homefront_store::Store;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing_subscriber::EnvFilter;
@@ -58,6 +64,57 @@ enum Command {
     /// Purge personal data of orders that ended more than `retention_days`
     /// ago (the server also does this every hour).
     Purge,
+    /// Import data from files.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Export data to files.
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Import a volunteer roster (.xlsx or .csv in UTF-8 or GB18030; columns in
+    /// docs/roster-template.md). Rows are checked first, then written in one
+    /// transaction; re-importing matches volunteers by phone. Exit code 3 when
+    /// rows were rejected, 4 when --all-or-nothing imported nothing.
+    Volunteers(ImportVolunteersArgs),
+}
+
+#[derive(Debug, Args)]
+struct ImportVolunteersArgs {
+    /// The roster file (.xlsx or .csv); with --template, the file to write.
+    file: PathBuf,
+    /// Team (org unit id) for rows whose team cell is empty or missing.
+    #[arg(long)]
+    team: Option<i64>,
+    /// Import nothing when any row is rejected.
+    #[arg(long)]
+    all_or_nothing: bool,
+    /// Check every row and report, but write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Write the empty template (header row) to FILE instead of importing;
+    /// the extension (.xlsx or .csv) chooses the format.
+    #[arg(long)]
+    template: bool,
+    /// Print the whole report (every row) as JSON on standard output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ExportCommand {
+    /// Write the volunteer roster (Chinese headers, the template's columns
+    /// plus read-only ones) to FILE; .xlsx or .csv (UTF-8 with BOM,
+    /// formula-safe) by extension.
+    Roster {
+        /// Output file.
+        file: PathBuf,
+        /// Only this team (org unit id).
+        #[arg(long)]
+        team: Option<i64>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -205,7 +262,146 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             import_divisions(&store, *province).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import(ImportCommand::Volunteers(args)) => {
+            if args.template {
+                return write_template(&args.file);
+            }
+            let config = load_config(&cli, None)?;
+            let store = open_store(&config).await?;
+            import_volunteers(&store, args).await
+        }
+        Command::Export(ExportCommand::Roster { file, team }) => {
+            let config = load_config(&cli, None)?;
+            let store = open_store(&config).await?;
+            export_roster(&store, file, *team).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn format_of(file: &std::path::Path) -> anyhow::Result<roster::Format> {
+    file.extension()
+        .and_then(|e| e.to_str())
+        .and_then(roster::Format::parse)
+        .with_context(|| format!("{}: use a .xlsx or .csv file name", file.display()))
+}
+
+fn write_template(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let format = format_of(file)?;
+    let bytes = roster::template(format).map_err(anyhow::Error::msg)?;
+    std::fs::write(file, bytes).with_context(|| format!("cannot write {}", file.display()))?;
+    eprintln!("wrote the roster template to {}", file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn import_volunteers(store: &Store, args: &ImportVolunteersArgs) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let format = args
+        .file
+        .extension()
+        .and_then(|e| e.to_str())
+        .and_then(roster::Format::parse)
+        .unwrap_or_else(|| roster::Format::sniff(&bytes));
+    if let Some(team) = args.team {
+        match store.org_unit(team).await? {
+            Some(u) if u.kind == "team" => {}
+            Some(u) => bail!(
+                "--team {team} is a {}, not a team; give a team's org unit id",
+                u.kind
+            ),
+            None => bail!("--team {team}: no org unit with this id"),
+        }
+    }
+    let bar = progress_bar();
+    bar.set_message(format!("importing {}", args.file.display()));
+    let options = roster::ImportOptions {
+        default_team: args.team.map(homefront_store::roster::TeamRef::Id),
+        all_or_nothing: args.all_or_nothing,
+        dry_run: args.dry_run,
+        scopes: None,
+        actor: None,
+    };
+    let report = roster::import(
+        store,
+        &bytes,
+        format,
+        &options,
+        SystemClock.now(),
+        |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    for row in report.rejected_rows() {
+        if let homefront_store::roster::RowOutcome::Rejected { errors } = &row.outcome {
+            for e in errors {
+                eprintln!("row {}: {}: {}", row.row, e.field, e.message);
+            }
+        }
+    }
+    let verb = if report.committed {
+        "imported"
+    } else {
+        "checked (nothing written)"
+    };
+    eprintln!(
+        "{verb} {}: {} rows, {} created, {} updated, {} unchanged, {} rejected",
+        args.file.display(),
+        report.rows_read,
+        report.created,
+        report.updated,
+        report.unchanged,
+        report.rejected
+    );
+    if report.created > 0 && report.committed {
+        eprintln!(
+            "new accounts have no usable password: an admin sets one (password reset) before a volunteer can sign in"
+        );
+    }
+    Ok(match (report.rejected, args.all_or_nothing) {
+        (0, _) => ExitCode::SUCCESS,
+        (_, false) => ExitCode::from(3),
+        (_, true) => ExitCode::from(4),
+    })
+}
+
+async fn export_roster(
+    store: &Store,
+    file: &std::path::Path,
+    team: Option<i64>,
+) -> anyhow::Result<()> {
+    let format = format_of(file)?;
+    let filter = homefront_store::volunteers::VolunteerFilter {
+        team_id: team,
+        ..Default::default()
+    };
+    let (bytes, count) = roster::export_roster(store, &filter, format, SystemClock.now())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::write(file, bytes).with_context(|| format!("cannot write {}", file.display()))?;
+    eprintln!("wrote {count} volunteers to {}", file.display());
+    Ok(())
+}
+
+/// A progress bar on standard error when it is a terminal; hidden when piped.
+fn progress_bar() -> ProgressBar {
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -217,9 +413,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(%addr, database = store.backend().as_str(), "Homefront is serving");
     eprintln!("Homefront is serving on http://{addr}");
     let state = AppState::new(store.clone(), Arc::new(SystemClock), config);
-    let retention = homefront_server::workers::spawn_retention(state.clone());
+    let workers = [
+        homefront_server::workers::spawn_retention(state.clone()),
+        homefront_server::workers::spawn_fulfilment(state.clone()),
+        homefront_server::dispatcher::spawn(
+            state.clone(),
+            std::time::Duration::from_secs(state.config.dispatch_interval_seconds.max(1)),
+        ),
+    ];
     homefront_server::serve(listener, state, shutdown_signal()).await?;
-    retention.abort();
+    for w in workers {
+        w.abort();
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

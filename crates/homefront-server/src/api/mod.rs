@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`, one module per feature, merged here.
 
 pub mod catalogue;
+pub mod dispatch;
 pub mod divisions;
 pub mod health;
 pub mod households;
@@ -9,6 +10,7 @@ pub mod orders;
 pub mod org_units;
 pub mod sessions;
 pub mod users;
+pub mod volunteers;
 
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
@@ -32,7 +34,9 @@ pub fn router() -> Router<AppState> {
                 .merge(households::router())
                 .merge(orders::router())
                 .merge(offers::router())
-                .merge(users::router()),
+                .merge(dispatch::router())
+                .merge(users::router())
+                .merge(volunteers::router()),
         )
         .merge(crate::ui::router())
         .fallback(|| async { ApiError::not_found() })

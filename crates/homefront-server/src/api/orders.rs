@@ -629,7 +629,16 @@ pub async fn visible_order(
         .order(id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let access = order_access(actor, &order, false).ok_or_else(ApiError::not_found)?;
+    let access = match order_access(actor, &order, false) {
+        Some(a) => a,
+        // A volunteer who was offered it may see the summary.
+        None if actor.has(Role::Volunteer)
+            && state.store.was_offered(order.id, actor.user.id).await? =>
+        {
+            OrderAccess::Limited
+        }
+        None => return Err(ApiError::not_found()),
+    };
     Ok((order, access))
 }
 
@@ -844,33 +853,95 @@ async fn assign(
     ))
 }
 
-/// Check-in (`OrderAction::CheckIn`) or check-out (`CheckOut`) of order
-/// `id` by its assigned volunteer. Shared by the API and the pages.
-///
-/// # Errors
-/// 404 outside the actor's view, 403 for anyone but the assignee, 409 when
-/// the state does not allow it.
-pub async fn assignee_action(
-    state: &AppState,
-    actor: &Actor,
-    id: i64,
-    action: OrderAction,
-) -> ApiResult<OrderView> {
+/// Loads an order for its assigned volunteer, or 404/403.
+async fn as_assignee(state: &AppState, actor: &Actor, id: i64) -> ApiResult<OrderRow> {
     let (order, _) = visible_order(state, actor, id).await?;
     if order.assignee_user_id != Some(actor.user.id) {
         return Err(ApiError::forbidden());
     }
-    act(state, actor, &order, action, None).await
+    Ok(order)
+}
+
+/// Re-reads an order after an action and shapes it for `actor`.
+async fn after_action(state: &AppState, actor: &Actor, order_id: i64) -> ApiResult<OrderView> {
+    crate::live::publish(state, order_id);
+    let order = state
+        .store
+        .order(order_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let access = order_access(actor, &order, false).unwrap_or(OrderAccess::Limited);
+    detail(state, actor, &order, access, "order_action").await
+}
+
+/// `POST /api/v1/orders/{id}/check-in` body: where the volunteer is, if
+/// they share it (kept only while the assignment is live).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckInRequest {
+    /// Longitude, decimal degrees.
+    pub longitude: Option<f64>,
+    /// Latitude, decimal degrees.
+    pub latitude: Option<f64>,
+}
+
+/// The assigned volunteer checks in on order `id`: shared by the API and
+/// the pages.
+///
+/// # Errors
+/// 404 outside the actor's view, 403 for anyone but the assignee, 422 for
+/// bad coordinates, 409 when the state does not allow it.
+pub async fn check_in_order(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    req: CheckInRequest,
+) -> ApiResult<OrderView> {
+    let order = as_assignee(state, actor, id).await?;
+    let location = coordinates(req.longitude, req.latitude)?;
+    state
+        .store
+        .check_in(
+            order.id,
+            actor.user.id,
+            location,
+            state.clock.now().epoch_ms(),
+        )
+        .await
+        .map_err(transition_error)?;
+    after_action(state, actor, order.id).await
 }
 
 async fn check_in(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
+    ApiJson(req): ApiJson<CheckInRequest>,
 ) -> ApiResult<Json<OrderView>> {
     Ok(Json(
-        assignee_action(&state, &actor, parse_id(&id)?, OrderAction::CheckIn).await?,
+        check_in_order(&state, &actor, parse_id(&id)?, req).await?,
     ))
+}
+
+/// The assigned volunteer checks out of order `id` (hours go to the
+/// ledger): shared by the API and the pages.
+///
+/// # Errors
+/// 404 outside the actor's view, 403 for anyone but the assignee, 409 when
+/// the state does not allow it.
+pub async fn check_out_order(state: &AppState, actor: &Actor, id: i64) -> ApiResult<OrderView> {
+    let order = as_assignee(state, actor, id).await?;
+    state
+        .store
+        .check_out(
+            order.id,
+            actor.user.id,
+            state.config.session_grace_minutes,
+            state.clock.now().epoch_ms(),
+        )
+        .await
+        .map_err(transition_error)?;
+    after_action(state, actor, order.id).await
 }
 
 async fn check_out(
@@ -878,36 +949,73 @@ async fn check_out(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrderView>> {
-    Ok(Json(
-        assignee_action(&state, &actor, parse_id(&id)?, OrderAction::CheckOut).await?,
-    ))
+    Ok(Json(check_out_order(&state, &actor, parse_id(&id)?).await?))
 }
 
-/// The requester (or placing liaison) confirms completion of order `id`.
-/// Shared by the API and the pages.
+/// `POST /api/v1/orders/{id}/confirm` body: optional feedback.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfirmRequest {
+    /// 1 (poor) to 5 (excellent); 1 or 2 opens a follow-up for coordinators.
+    pub rating: Option<i64>,
+    /// Comment, up to 1000 characters.
+    pub comment: Option<String>,
+    /// A complaint: opens a follow-up for coordinators.
+    pub complaint: bool,
+}
+
+/// The requester (or placing liaison) confirms completion of order `id`,
+/// with optional feedback: shared by the API and the pages.
 ///
 /// # Errors
-/// 404 outside the actor's view, 403 for anyone else, 409 when the state
-/// does not allow it.
-pub async fn confirm_order(state: &AppState, actor: &Actor, id: i64) -> ApiResult<OrderView> {
+/// 404 outside the actor's view, 403 for anyone else, 422 for a rating
+/// outside 1-5 or a long comment, 409 when the state does not allow it.
+pub async fn confirm_order(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    req: ConfirmRequest,
+) -> ApiResult<OrderView> {
     let (order, _) = visible_order(state, actor, id).await?;
     if order.requester_user_id != actor.user.id && order.placed_by != actor.user.id {
         return Err(ApiError::forbidden());
     }
-    act(
-        state,
-        actor,
-        &order,
-        OrderAction::Confirm { auto: false },
-        None,
-    )
-    .await
+    if let Some(r) = req.rating
+        && !(1..=5).contains(&r)
+    {
+        return Err(ApiError::invalid(
+            "rating",
+            "out_of_range",
+            "rating must be 1 to 5",
+        ));
+    }
+    let comment = text_field("comment", req.comment, 1000)?;
+    let feedback = (req.rating.is_some() || comment.is_some() || req.complaint).then_some((
+        req.rating,
+        comment,
+        req.complaint,
+    ));
+    state
+        .store
+        .confirm_order(
+            order.id,
+            Some(actor.user.id),
+            feedback,
+            None,
+            state.clock.now().epoch_ms(),
+        )
+        .await
+        .map_err(transition_error)?;
+    after_action(state, actor, order.id).await
 }
 
 async fn confirm(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
+    ApiJson(req): ApiJson<ConfirmRequest>,
 ) -> ApiResult<Json<OrderView>> {
-    Ok(Json(confirm_order(&state, &actor, parse_id(&id)?).await?))
+    Ok(Json(
+        confirm_order(&state, &actor, parse_id(&id)?, req).await?,
+    ))
 }

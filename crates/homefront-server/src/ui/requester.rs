@@ -490,15 +490,25 @@ async fn cancel(
 }
 
 #[derive(Deserialize)]
-struct Empty {}
+struct ConfirmForm {
+    #[serde(default)]
+    rating: String,
+    #[serde(default)]
+    comment: String,
+}
 
 async fn confirm(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    p: Posted<Empty>,
+    p: Posted<ConfirmForm>,
 ) -> PageResult {
     let order = own_order(&state, &p.actor, p.t, &id).await?;
-    api_orders::confirm_order(&state, &p.actor, order.id)
+    let req = api_orders::ConfirmRequest {
+        rating: p.form.rating.trim().parse().ok(),
+        comment: Some(p.form.comment).filter(|c| !c.trim().is_empty()),
+        complaint: false,
+    };
+    api_orders::confirm_order(&state, &p.actor, order.id, req)
         .await
         .page(p.t)?;
     Ok(see_other(&format!("/orders/{}", order.id)))

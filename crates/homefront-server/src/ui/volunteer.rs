@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::routing::{get, post};
 use homefront_domain::Role;
-use homefront_domain::order_state::{OrderAction, OrderState};
+use homefront_domain::order_state::OrderState;
 use homefront_store::orders::{OrderFilter, OrderRow};
 use serde::Deserialize;
 
@@ -20,7 +20,7 @@ use super::requester::OrderLine;
 use super::{Layout, Localize, PageResult, Posted, Viewer, local_time, see_other};
 use crate::AppState;
 use crate::api::offers::{OfferView, accept_offer, decline_offer, offers_of};
-use crate::api::orders::{assignee_action, visible_order};
+use crate::api::orders::{CheckInRequest, check_in_order, check_out_order, visible_order};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::privacy::{order_access, sensitive_fields};
@@ -281,7 +281,7 @@ async fn check_in(
     p: Posted<Empty>,
 ) -> PageResult {
     let order = assigned(&state, &p.actor, p.t, &id).await?;
-    assignee_action(&state, &p.actor, order.id, OrderAction::CheckIn)
+    check_in_order(&state, &p.actor, order.id, CheckInRequest::default())
         .await
         .page(p.t)?;
     Ok(see_other(&format!("/assignments/{}", order.id)))
@@ -293,7 +293,7 @@ async fn check_out(
     p: Posted<Empty>,
 ) -> PageResult {
     let order = assigned(&state, &p.actor, p.t, &id).await?;
-    assignee_action(&state, &p.actor, order.id, OrderAction::CheckOut)
+    check_out_order(&state, &p.actor, order.id)
         .await
         .page(p.t)?;
     Ok(see_other(&format!("/assignments/{}", order.id)))

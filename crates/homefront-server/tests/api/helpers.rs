@@ -109,7 +109,7 @@ async fn new_database() -> (String, TestDb) {
 
 /// One Argon2id hash of [`PASSWORD`] shared by every seeded account, so the
 /// suite hashes once instead of once per user.
-async fn password_hash() -> String {
+pub async fn password_hash() -> String {
     static HASH: OnceCell<String> = OnceCell::const_new();
     HASH.get_or_init(|| async {
         homefront_server::auth::hash_password(PASSWORD.to_string())

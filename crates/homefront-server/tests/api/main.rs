@@ -8,8 +8,10 @@
 
 mod authz;
 mod catalogue;
+mod dispatch;
 mod helpers;
 mod orders;
 mod org_units;
 mod sessions;
 mod ui;
+mod volunteers;

@@ -1,0 +1,364 @@
+//! Coordinators' dispatch tools:
+//! - `GET /api/v1/orders/{id}/candidates`: the ranked list with each
+//!   rank's explanation (distance and cost terms);
+//! - `POST /api/v1/orders/{id}/offers`: a manual offer to one of them;
+//! - `GET /api/v1/orders/{id}/offers`: every offer made, with explanations;
+//! - `GET /api/v1/dispatch/queue`: unassigned orders of the subtree,
+//!   escalations on top;
+//! - `GET/PUT /api/v1/org-units/{id}/dispatch-setting`: the unit's mode,
+//!   broadcast size and cost weights.
+
+use std::collections::HashSet;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use homefront_dispatch::CostWeights;
+use homefront_domain::Role;
+use homefront_domain::org::OrgPath;
+use homefront_store::offers::Offer;
+use homefront_store::orders::{OrderFilter, OrderRow};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::api::orders::{OrderView, view, visible_order};
+use crate::api::org_units::managed_unit;
+use crate::api::{ApiJson, parse_id};
+use crate::auth::Actor;
+use crate::dispatcher::{self, Mode};
+use crate::error::{ApiError, ApiResult};
+use crate::privacy::OrderAccess;
+
+/// Dispatch routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/orders/{id}/candidates", get(candidates))
+        .route("/orders/{id}/offers", get(offers).post(manual_offer))
+        .route("/dispatch/queue", get(queue))
+        .route(
+            "/org-units/{id}/dispatch-setting",
+            get(get_setting).put(put_setting),
+        )
+}
+
+/// One ranked candidate.
+#[derive(Debug, Serialize)]
+pub struct CandidateView {
+    /// The volunteer's account.
+    pub volunteer_user_id: i64,
+    /// Their name.
+    pub display_name: String,
+    /// 1 = best.
+    pub rank: usize,
+    /// Great-circle km from their home; `None` for remote items.
+    pub distance_km: Option<f64>,
+    /// Cost terms in km-equivalents: distance, load, fairness, pairing bonus, total.
+    pub cost: homefront_dispatch::CostTerms,
+    /// Already offered this order (any outcome).
+    pub offered: bool,
+}
+
+async fn managed_order(state: &AppState, actor: &Actor, id: &str) -> ApiResult<OrderRow> {
+    let (order, access) = visible_order(state, actor, parse_id(id)?).await?;
+    if access != OrderAccess::Full
+        || !actor.manages(&OrgPath::from_stored(order.division_path.clone()))
+    {
+        return Err(ApiError::forbidden());
+    }
+    Ok(order)
+}
+
+async fn ranked(state: &AppState, order: &OrderRow, k: usize) -> ApiResult<Vec<CandidateView>> {
+    let now = state.clock.now();
+    let item = state
+        .store
+        .service_item(order.item_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let setting = dispatcher::setting_for(
+        &state.store,
+        &OrgPath::from_stored(order.division_path.clone()),
+    )
+    .await?;
+    let pool = dispatcher::pool_for(&state.store, order, now)
+        .await
+        .map_err(ApiError::internal)?;
+    let paired: Vec<i64> = state
+        .store
+        .live_pairings(order.household_id)
+        .await?
+        .iter()
+        .map(|p| p.volunteer_user_id)
+        .collect();
+    let offered: HashSet<i64> = state
+        .store
+        .offers_of_order(order.id)
+        .await?
+        .iter()
+        .map(|o| o.volunteer_user_id)
+        .collect();
+    let list = dispatcher::rank(
+        &state.store,
+        &dispatcher::RankInput {
+            order,
+            item: &item,
+            pool: &pool,
+            weights: &setting.weights,
+            paired: &paired,
+            exclude: &HashSet::new(),
+            k,
+        },
+    )
+    .await?;
+    let mut out = Vec::with_capacity(list.len());
+    for c in list {
+        let name = state
+            .store
+            .user(c.volunteer_id)
+            .await?
+            .map(|u| u.display_name)
+            .unwrap_or_default();
+        out.push(CandidateView {
+            volunteer_user_id: c.volunteer_id,
+            display_name: name,
+            rank: c.explanation.rank,
+            distance_km: c.explanation.distance_km,
+            cost: c.explanation.cost,
+            offered: offered.contains(&c.volunteer_id),
+        });
+    }
+    Ok(out)
+}
+
+async fn candidates(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<CandidateView>>> {
+    let order = managed_order(&state, &actor, &id).await?;
+    Ok(Json(ranked(&state, &order, 20).await?))
+}
+
+/// Body of `POST /api/v1/orders/{id}/offers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManualOffer {
+    /// The volunteer to offer the order to (from the candidate list).
+    pub volunteer_user_id: i64,
+}
+
+async fn manual_offer(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ManualOffer>,
+) -> ApiResult<(StatusCode, Json<Offer>)> {
+    let order = managed_order(&state, &actor, &id).await?;
+    if !matches!(order.state.as_str(), "submitted" | "dispatching") {
+        return Err(ApiError::conflict(
+            "not_dispatching",
+            "this order is not waiting for a volunteer",
+        ));
+    }
+    let list = ranked(&state, &order, 500).await?;
+    let Some(c) = list
+        .iter()
+        .find(|c| c.volunteer_user_id == req.volunteer_user_id)
+    else {
+        return Err(ApiError::invalid(
+            "volunteer_user_id",
+            "not_a_candidate",
+            "this volunteer cannot take the order now (not active, off duty, unqualified, out of range or at capacity); pick one from the candidate list",
+        ));
+    };
+    if c.offered
+        && state
+            .store
+            .offers_of_order(order.id)
+            .await?
+            .iter()
+            .any(|o| o.volunteer_user_id == c.volunteer_user_id && o.state == "offered")
+    {
+        return Err(ApiError::conflict(
+            "already_offered",
+            "this volunteer already has an open offer for the order",
+        ));
+    }
+    let item = state
+        .store
+        .service_item(order.item_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let now = state.clock.now();
+    let round = state
+        .store
+        .offers_of_order(order.id)
+        .await?
+        .iter()
+        .map(|o| o.round)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let candidate = homefront_dispatch::Candidate {
+        volunteer_id: c.volunteer_user_id,
+        explanation: homefront_dispatch::Explanation {
+            rank: c.rank,
+            distance_km: c.distance_km,
+            cost: c.cost,
+        },
+    };
+    let offer = dispatcher::new_offer(
+        &order,
+        &item,
+        &candidate,
+        "manual",
+        round,
+        now,
+        Some(actor.user.id),
+    );
+    dispatcher::make_offers(&state, &order, &[offer])
+        .await
+        .map_err(ApiError::internal)?;
+    let made = state
+        .store
+        .offers_of_order(order.id)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|o| o.volunteer_user_id == req.volunteer_user_id)
+        .ok_or_else(ApiError::not_found)?;
+    Ok((StatusCode::CREATED, Json(made)))
+}
+
+async fn offers(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Offer>>> {
+    let order = managed_order(&state, &actor, &id).await?;
+    Ok(Json(state.store.offers_of_order(order.id).await?))
+}
+
+/// An order in the coordinator's queue.
+#[derive(Debug, Serialize)]
+pub struct QueueItem {
+    /// 0: with the dispatcher; 1: county queue; 2: city; 3: province.
+    pub escalation_level: i64,
+    /// The order (summary: no address or phone).
+    pub order: OrderView,
+}
+
+async fn queue(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<QueueItem>>> {
+    let Some(scopes) = actor
+        .managed_scopes()
+        .map(|s| s.iter().map(|p| p.as_str().to_string()).collect::<Vec<_>>())
+    else {
+        return queue_for(&state, None).await;
+    };
+    if scopes.is_empty() {
+        return Err(ApiError::forbidden());
+    }
+    queue_for(&state, Some(scopes)).await
+}
+
+async fn queue_for(
+    state: &AppState,
+    scopes: Option<Vec<String>>,
+) -> ApiResult<Json<Vec<QueueItem>>> {
+    let mut orders = state
+        .store
+        .orders(&OrderFilter {
+            scopes,
+            states: vec!["submitted".into(), "dispatching".into()],
+            ..OrderFilter::default()
+        })
+        .await?;
+    let lane_rank = |l: &str| {
+        l.parse::<homefront_domain::catalogue::Lane>()
+            .map_or(9, |l| l.rank())
+    };
+    orders.sort_by_key(|o| (-o.escalation_level, lane_rank(&o.lane), o.created_at));
+    Ok(Json(
+        orders
+            .iter()
+            .map(|o| QueueItem {
+                escalation_level: o.escalation_level,
+                order: view(o, None),
+            })
+            .collect(),
+    ))
+}
+
+/// A unit's dispatch setting.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingBody {
+    /// `auto`, `sequential`, `broadcast`, `batch` or `manual`.
+    pub mode: String,
+    /// Offers at once in broadcast mode, 1–50 (default 5).
+    #[serde(default = "default_k")]
+    pub broadcast_k: i64,
+    /// Cost weights (km-equivalents); missing keys take the defaults.
+    #[serde(default)]
+    pub weights: CostWeights,
+}
+
+fn default_k() -> i64 {
+    5
+}
+
+async fn get_setting(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SettingBody>> {
+    let unit = managed_unit(&state, &actor, parse_id(&id)?).await?;
+    let s = dispatcher::setting_for(&state.store, &unit.org_path()).await?;
+    Ok(Json(SettingBody {
+        mode: format!("{:?}", s.mode).to_lowercase(),
+        broadcast_k: i64::try_from(s.broadcast_k).unwrap_or(5),
+        weights: s.weights,
+    }))
+}
+
+async fn put_setting(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SettingBody>,
+) -> ApiResult<Json<SettingBody>> {
+    if !actor.is_admin() && !actor.has(Role::Coordinator) {
+        return Err(ApiError::forbidden());
+    }
+    let unit = managed_unit(&state, &actor, parse_id(&id)?).await?;
+    if Mode::parse(&req.mode).is_none() {
+        return Err(ApiError::invalid(
+            "mode",
+            "invalid_mode",
+            "mode must be auto, sequential, broadcast, batch or manual",
+        ));
+    }
+    if !(1..=50).contains(&req.broadcast_k) {
+        return Err(ApiError::invalid(
+            "broadcast_k",
+            "out_of_range",
+            "broadcast_k must be between 1 and 50",
+        ));
+    }
+    req.weights
+        .validate()
+        .map_err(|e| ApiError::invalid("weights", "invalid_weights", e.to_string()))?;
+    let weights = serde_json::to_string(&req.weights).map_err(ApiError::internal)?;
+    state
+        .store
+        .set_dispatch_setting(
+            unit.id,
+            &req.mode,
+            req.broadcast_k,
+            &weights,
+            state.clock.now().epoch_ms(),
+        )
+        .await?;
+    Ok(Json(req))
+}

@@ -1,0 +1,656 @@
+//! The dispatcher: turns waiting orders into offers, expires offers,
+//! escalates orders up the tree and gives up on orders whose window passed.
+//!
+//! One pass is [`tick`], called by the worker loop every few seconds (and
+//! at once when an order arrives or an offer is declined) and directly by
+//! tests with a manual clock. Ranking comes from `homefront-dispatch`;
+//! eligibility from the domain's `is_eligible`; every offer stores its
+//! explanation.
+//!
+//! Modes per org unit (the deepest unit on the order's path with a
+//! setting; default `auto`):
+//! - `sequential`: one offer to the best candidate; the next after a
+//!   decline or expiry.
+//! - `broadcast`: offers to the k best at once; the first accept wins.
+//! - `batch`: each pass, all waiting orders of the unit against all
+//!   available volunteers, solved exactly (maximum matches, then minimum
+//!   total cost).
+//! - `manual`: no automatic offers; coordinators pick from the ranked list.
+//! - `auto`: `batch` when supply is tight, nearest-first otherwise
+//!   ([`homefront_dispatch::AutoPolicy`]).
+//!
+//! Paired households first: an order of a paired household is offered to
+//! its primary volunteer, then its backup, then by the unit's mode.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use homefront_dispatch::{
+    AutoPolicy, Candidate, CandidateQuery, CostWeights, DispatchMode, OrderLocation, PendingOrder,
+    Volunteer, VolunteerIndex,
+};
+use homefront_domain::availability::TimeWindow;
+use homefront_domain::catalogue::Lane;
+use homefront_domain::credentials::{ItemRequirements, Qualification, is_eligible};
+use homefront_domain::order_state::Reason;
+use homefront_domain::org::OrgPath;
+use homefront_domain::{GeoPoint, Timestamp};
+use homefront_store::Store;
+use homefront_store::StoreError;
+use homefront_store::availability::{DispatchQuery, DispatchableVolunteer};
+use homefront_store::catalogue::ServiceItem;
+use homefront_store::offers::NewOffer;
+use homefront_store::orders::OrderRow;
+use serde::Serialize;
+
+use crate::AppState;
+
+/// Why a dispatcher pass stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A volunteer's stored coordinates were out of range.
+    #[error(transparent)]
+    Index(#[from] homefront_dispatch::IndexError),
+}
+
+/// A unit's dispatch mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Batch when supply is tight, nearest-first otherwise.
+    Auto,
+    /// One offer at a time, best first.
+    Sequential,
+    /// The k best at once.
+    Broadcast,
+    /// Exact assignment of all waiting orders each pass.
+    Batch,
+    /// Coordinators choose.
+    Manual,
+}
+
+impl Mode {
+    /// Parses the stored text.
+    pub fn parse(s: &str) -> Option<Mode> {
+        Some(match s {
+            "auto" => Mode::Auto,
+            "sequential" => Mode::Sequential,
+            "broadcast" => Mode::Broadcast,
+            "batch" => Mode::Batch,
+            "manual" => Mode::Manual,
+            _ => return None,
+        })
+    }
+}
+
+/// The effective setting for an order's unit.
+#[derive(Clone, Debug)]
+pub struct Setting {
+    /// The mode.
+    pub mode: Mode,
+    /// Offers at once in broadcast mode.
+    pub broadcast_k: usize,
+    /// Cost weights.
+    pub weights: CostWeights,
+}
+
+impl Default for Setting {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Auto,
+            broadcast_k: 5,
+            weights: CostWeights::default(),
+        }
+    }
+}
+
+/// Candidates considered per order (the k of the k-nearest search).
+pub const K: usize = 16;
+
+/// What one pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TickReport {
+    /// Offers that expired.
+    pub expired_orders: usize,
+    /// Orders raised one or more levels.
+    pub escalated: usize,
+    /// Offers made.
+    pub offers: usize,
+    /// Orders given up because their window ended.
+    pub unfulfilled: usize,
+}
+
+/// The effective setting for a division path.
+///
+/// # Errors
+/// Database errors.
+pub async fn setting_for(store: &Store, path: &OrgPath) -> Result<Setting, StoreError> {
+    Ok(match store.dispatch_setting_for(&path.ids()).await? {
+        None => Setting::default(),
+        Some(s) => Setting {
+            mode: Mode::parse(&s.mode).unwrap_or(Mode::Auto),
+            broadcast_k: usize::try_from(s.broadcast_k).unwrap_or(5).max(1),
+            weights: serde_json::from_str(&s.weights).unwrap_or_default(),
+        },
+    })
+}
+
+fn qualification_bit(q: Qualification) -> u64 {
+    let i = Qualification::ALL
+        .iter()
+        .position(|x| *x == q)
+        .unwrap_or(63);
+    1u64 << i
+}
+
+/// The item's requirements as domain value and bit mask.
+fn requirements(item: &ServiceItem) -> (ItemRequirements, u64) {
+    let quals: Vec<Qualification> = item
+        .qualification_codes()
+        .into_iter()
+        .filter_map(|c| Qualification::parse(c).ok())
+        .collect();
+    let mask = quals.iter().fold(0, |m, q| m | qualification_bit(*q));
+    (
+        ItemRequirements {
+            qualifications: quals.into_iter().collect(),
+        },
+        mask,
+    )
+}
+
+/// The division path of a team: the team's own path without its last id.
+fn team_division_path(team_path: &str) -> String {
+    let trimmed = team_path.trim_end_matches('/');
+    match trimmed.rfind('/') {
+        Some(i) => trimmed[..=i].to_string(),
+        None => team_path.to_string(),
+    }
+}
+
+/// The candidate pool for one order and the context to judge it.
+pub struct Pool {
+    index: VolunteerIndex,
+    by_id: HashMap<i64, DispatchableVolunteer>,
+}
+
+/// Loads the volunteers who could serve `order` (active, available for
+/// its window, on a team whose division encloses the order's), with loads
+/// and recent hours, indexed for the k-nearest search.
+///
+/// # Errors
+/// Database errors.
+pub async fn pool_for(
+    store: &Store,
+    order: &OrderRow,
+    now: Timestamp,
+) -> Result<Pool, DispatchError> {
+    let order_path = OrgPath::from_stored(order.division_path.clone());
+    let root = order_path.ids().first().map(|id| OrgPath::root(*id));
+    let scopes: Vec<OrgPath> = root.into_iter().collect();
+    let window = TimeWindow::new(Timestamp(order.window_start), Timestamp(order.window_end)).ok();
+    let volunteers = store
+        .dispatchable_volunteers(&DispatchQuery {
+            scopes: Some(&scopes),
+            now,
+            window,
+        })
+        .await?;
+    let loads = store.active_loads().await?;
+    let minutes = store
+        .recent_service_minutes(now.plus_days(-7).epoch_ms())
+        .await?;
+    let mut by_id = HashMap::new();
+    let mut entries = Vec::new();
+    for v in volunteers {
+        // Scope: a team serves its own division's subtree.
+        if !order
+            .division_path
+            .starts_with(&team_division_path(&v.team_path))
+        {
+            continue;
+        }
+        entries.push(Volunteer {
+            id: v.user_id,
+            location: v.location,
+            service_radius_km: v.service_radius_km,
+            qualifications: v
+                .qualifications
+                .iter()
+                .fold(0, |m, q| m | qualification_bit(*q)),
+            current_load: u32::try_from(loads.get(&v.user_id).copied().unwrap_or(0))
+                .unwrap_or(u32::MAX),
+            max_load: v.max_concurrent,
+            recent_service_minutes: u32::try_from(
+                minutes.get(&v.user_id).copied().unwrap_or(0).max(0),
+            )
+            .unwrap_or(u32::MAX),
+        });
+        by_id.insert(v.user_id, v);
+    }
+    let index = VolunteerIndex::new(entries)?;
+    Ok(Pool { index, by_id })
+}
+
+/// The order's location for the engine: on-site at its coordinates (or its
+/// division's point), or remote.
+async fn location(store: &Store, order: &OrderRow) -> Result<OrderLocation, StoreError> {
+    if order.item_mode == "remote" {
+        return Ok(OrderLocation::Remote);
+    }
+    let point = match order.longitude.zip(order.latitude) {
+        Some((lon, lat)) => GeoPoint::new(lon, lat).ok(),
+        None => None,
+    };
+    let point = match point {
+        Some(p) => Some(p),
+        None => store
+            .org_unit(order.division_id)
+            .await?
+            .and_then(|d| d.longitude.zip(d.latitude))
+            .and_then(|(lon, lat)| GeoPoint::new(lon, lat).ok()),
+    };
+    // Without any point the order is served like a remote one (rank by load).
+    Ok(point.map_or(OrderLocation::Remote, OrderLocation::Onsite))
+}
+
+/// What to rank: an order, its item, the pool, the unit's weights, the
+/// household's paired volunteers, volunteers not to propose (already
+/// offered), and how many to return.
+pub struct RankInput<'a> {
+    /// The order.
+    pub order: &'a OrderRow,
+    /// Its catalogue item.
+    pub item: &'a ServiceItem,
+    /// Volunteers who could serve it.
+    pub pool: &'a Pool,
+    /// The unit's cost weights.
+    pub weights: &'a CostWeights,
+    /// Paired volunteers (get the pairing bonus).
+    pub paired: &'a [i64],
+    /// Volunteers not to propose.
+    pub exclude: &'a HashSet<i64>,
+    /// At most this many.
+    pub k: usize,
+}
+
+/// Ranked candidates for an order with their explanations (the manual
+/// dispatch list and the automatic modes share it).
+///
+/// # Errors
+/// Database errors.
+pub async fn rank(store: &Store, input: &RankInput<'_>) -> Result<Vec<Candidate>, StoreError> {
+    let (reqs, mask) = requirements(input.item);
+    let at = Timestamp(input.order.window_start);
+    let loc = location(store, input.order).await?;
+    let query = CandidateQuery {
+        location: loc,
+        required_qualifications: mask,
+        k: input.k,
+        paired_volunteers: input.paired,
+    };
+    let pool = input.pool;
+    Ok(pool.index.candidates(&query, input.weights, |v| {
+        input.exclude.contains(&v.id)
+            || pool
+                .by_id
+                .get(&v.id)
+                .is_none_or(|d| is_eligible(&d.eligibility, &reqs, at).is_err())
+    }))
+}
+
+fn explanation_json(c: &Candidate, via: &str) -> String {
+    serde_json::json!({
+        "via": via,
+        "rank": c.explanation.rank,
+        "distance_km": c.explanation.distance_km,
+        "cost": c.explanation.cost,
+    })
+    .to_string()
+}
+
+/// An offer of `order` to candidate `c`, expiring after the item's offer timeout.
+pub fn new_offer(
+    order: &OrderRow,
+    item: &ServiceItem,
+    c: &Candidate,
+    via: &'static str,
+    round: i64,
+    now: Timestamp,
+    by: Option<i64>,
+) -> NewOffer {
+    NewOffer {
+        order_id: order.id,
+        volunteer_user_id: c.volunteer_id,
+        via,
+        round,
+        candidate_rank: i64::try_from(c.explanation.rank).unwrap_or(i64::MAX),
+        distance_km: c.explanation.distance_km,
+        cost: c.explanation.cost.total,
+        explanation: explanation_json(c, via),
+        expires_at: now.epoch_ms() + item.offer_timeout_seconds * 1000,
+        offered_by: by,
+    }
+}
+
+/// Writes a round's offers (see [`Store::write_round`]) and announces it.
+///
+/// # Errors
+/// Database errors.
+pub async fn make_offers(
+    state: &AppState,
+    order: &OrderRow,
+    offers: &[NewOffer],
+) -> Result<usize, DispatchError> {
+    let now = state.clock.now().epoch_ms();
+    if !state.store.write_round(order.id, offers, now).await? {
+        return Ok(0);
+    }
+    crate::live::publish(state, order.id);
+    Ok(offers.len())
+}
+
+/// One dispatcher pass at the clock's now.
+///
+/// # Errors
+/// Database errors (the pass stops; the next one retries).
+pub async fn tick(state: &AppState) -> Result<TickReport, DispatchError> {
+    let now = state.clock.now();
+    let store = &state.store;
+    let mut report = TickReport::default();
+
+    for order_id in store.expire_offers(now.epoch_ms()).await? {
+        report.expired_orders += 1;
+        crate::live::publish(state, order_id);
+    }
+
+    // Give up on orders whose window ended without a volunteer; escalate
+    // the others that waited past their lane's deadline.
+    for w in store.orders_unassigned().await? {
+        let Some(order) = store.order(w.id).await? else {
+            continue;
+        };
+        if order.window_end <= now.epoch_ms() {
+            if give_up(state, &order).await? {
+                report.unfulfilled += 1;
+            }
+            continue;
+        }
+        let lane: Lane = w.lane.parse().unwrap_or(Lane::Standard);
+        let deadline = lane.deadline_minutes() * Timestamp::MINUTE_MS;
+        let due = ((now.epoch_ms() - w.created_at) / deadline).clamp(0, 3);
+        if due > w.escalation_level {
+            let queue = match due {
+                1 => "county",
+                2 => "city",
+                _ => "province",
+            };
+            let reason = format!(
+                "not accepted within {} min: moved to the {queue} coordinators' queue",
+                lane.deadline_minutes() * due
+            );
+            if store
+                .escalate_order(w.id, w.escalation_level, due, &reason, now.epoch_ms())
+                .await?
+            {
+                report.escalated += 1;
+                crate::live::publish(state, w.id);
+            }
+        }
+    }
+
+    // Offer rounds.
+    let waiting = store.orders_waiting().await?;
+    let mut batches: HashMap<String, (Setting, Vec<OrderRow>)> = HashMap::new();
+    for w in waiting {
+        let Some(order) = store.order(w.id).await? else {
+            continue;
+        };
+        if order.window_end <= now.epoch_ms() {
+            continue;
+        }
+        let Some(item) = store.service_item(order.item_id).await? else {
+            continue;
+        };
+        let setting =
+            setting_for(store, &OrgPath::from_stored(order.division_path.clone())).await?;
+        let prior = store.offers_of_order(order.id).await?;
+        let offered: HashSet<i64> = prior.iter().map(|o| o.volunteer_user_id).collect();
+        let round = prior.iter().map(|o| o.round).max().unwrap_or(0) + 1;
+        let pool = pool_for(store, &order, now).await?;
+
+        // Paired volunteers (and a follow-up's preferred volunteer) first.
+        let mut preferred: Vec<i64> = order.preferred_volunteer_user_id.into_iter().collect();
+        preferred.extend(
+            store
+                .live_pairings(order.household_id)
+                .await?
+                .iter()
+                .map(|p| p.volunteer_user_id),
+        );
+        let mut first = None;
+        for v in preferred.iter().filter(|v| !offered.contains(v)) {
+            let only: HashSet<i64> = pool
+                .by_id
+                .keys()
+                .copied()
+                .filter(|id| id != v)
+                .chain(offered.iter().copied())
+                .collect();
+            let ranked = rank(
+                store,
+                &RankInput {
+                    order: &order,
+                    item: &item,
+                    pool: &pool,
+                    weights: &setting.weights,
+                    paired: &preferred,
+                    exclude: &only,
+                    k: 1,
+                },
+            )
+            .await?;
+            if let Some(c) = ranked.first() {
+                first = Some(*c);
+                break;
+            }
+        }
+        if let Some(c) = first {
+            let offer = new_offer(&order, &item, &c, "pairing", round, now, None);
+            report.offers += make_offers(state, &order, &[offer]).await?;
+            continue;
+        }
+
+        match setting.mode {
+            Mode::Manual => {
+                // Coordinators choose; the order is visibly in dispatch.
+                make_offers(state, &order, &[]).await?;
+            }
+            Mode::Sequential | Mode::Broadcast => {
+                let k = if setting.mode == Mode::Broadcast {
+                    setting.broadcast_k
+                } else {
+                    1
+                };
+                let ranked = rank(
+                    store,
+                    &RankInput {
+                        order: &order,
+                        item: &item,
+                        pool: &pool,
+                        weights: &setting.weights,
+                        paired: &preferred,
+                        exclude: &offered,
+                        k,
+                    },
+                )
+                .await?;
+                let via = if setting.mode == Mode::Broadcast {
+                    "broadcast"
+                } else {
+                    "sequential"
+                };
+                let offers: Vec<NewOffer> = ranked
+                    .iter()
+                    .map(|c| new_offer(&order, &item, c, via, round, now, None))
+                    .collect();
+                report.offers += make_offers(state, &order, &offers).await?;
+            }
+            Mode::Batch | Mode::Auto => {
+                let key = format!(
+                    "{:?}:{}",
+                    setting.mode,
+                    serde_json::to_string(&setting.weights).unwrap_or_default()
+                );
+                batches
+                    .entry(key)
+                    .or_insert_with(|| (setting.clone(), Vec::new()))
+                    .1
+                    .push(order);
+            }
+        }
+    }
+    for (_, (setting, group)) in batches {
+        report.offers += batch_round(state, &setting, &group, now).await?;
+    }
+    Ok(report)
+}
+
+/// Marks an unassigned order whose window ended as unfulfilled.
+async fn give_up(state: &AppState, order: &OrderRow) -> Result<bool, DispatchError> {
+    let Ok(reason) = Reason::parse("no volunteer accepted before the service window ended") else {
+        return Ok(false);
+    };
+    let done = state
+        .store
+        .mark_unfulfilled(order.id, &reason, state.clock.now().epoch_ms())
+        .await?;
+    if done {
+        crate::live::publish(state, order.id);
+    }
+    Ok(done)
+}
+
+/// A batch or auto round over `group`: one shared pool, the exact solver
+/// (or nearest-first when supply is ample, in auto mode).
+async fn batch_round(
+    state: &AppState,
+    setting: &Setting,
+    group: &[OrderRow],
+    now: Timestamp,
+) -> Result<usize, DispatchError> {
+    let store = &state.store;
+    // One pool per round: the union of each order's pool.
+    let mut by_id: HashMap<i64, DispatchableVolunteer> = HashMap::new();
+    let mut volunteers: HashMap<i64, Volunteer> = HashMap::new();
+    let mut per_order: HashMap<i64, (ServiceItem, HashSet<i64>, HashSet<i64>, i64)> =
+        HashMap::new();
+    let mut pending = Vec::new();
+    for order in group {
+        let Some(item) = store.service_item(order.item_id).await? else {
+            continue;
+        };
+        let pool = pool_for(store, order, now).await?;
+        let eligible: HashSet<i64> = pool.by_id.keys().copied().collect();
+        for (id, d) in pool.by_id {
+            if let Some(v) = pool.index.get(id) {
+                volunteers.insert(id, v.clone());
+            }
+            by_id.insert(id, d);
+        }
+        let prior = store.offers_of_order(order.id).await?;
+        let offered: HashSet<i64> = prior.iter().map(|o| o.volunteer_user_id).collect();
+        let round = prior.iter().map(|o| o.round).max().unwrap_or(0) + 1;
+        let (_, mask) = requirements(&item);
+        pending.push(PendingOrder {
+            id: order.id,
+            location: location(store, order).await?,
+            required_qualifications: mask,
+            paired_volunteers: store
+                .live_pairings(order.household_id)
+                .await?
+                .iter()
+                .map(|p| p.volunteer_user_id)
+                .collect(),
+        });
+        per_order.insert(order.id, (item, eligible, offered, round));
+    }
+    let index = VolunteerIndex::new(volunteers.into_values())?;
+    let exclude = |o: &PendingOrder, v: &Volunteer| {
+        let Some((item, eligible, offered, _)) = per_order.get(&o.id) else {
+            return true;
+        };
+        let order = group.iter().find(|g| g.id == o.id);
+        let (reqs, _) = requirements(item);
+        !eligible.contains(&v.id)
+            || offered.contains(&v.id)
+            || order.is_none_or(|ord| {
+                by_id.get(&v.id).is_none_or(|d| {
+                    is_eligible(&d.eligibility, &reqs, Timestamp(ord.window_start)).is_err()
+                })
+            })
+    };
+    let policy = AutoPolicy {
+        k: K,
+        ..AutoPolicy::default()
+    };
+    let plan = if setting.mode == Mode::Batch {
+        homefront_dispatch::Plan {
+            mode: DispatchMode::Batch,
+            supply_ratio: 0.0,
+            assignments: homefront_dispatch::batch(&pending, &index, &setting.weights, K, exclude),
+        }
+    } else {
+        homefront_dispatch::auto_assign(&pending, &index, &setting.weights, &policy, exclude)
+    };
+    let via = match plan.mode {
+        DispatchMode::Batch => "batch",
+        DispatchMode::NearestFirst => "sequential",
+    };
+    let mut made = 0;
+    for a in &plan.assignments {
+        let Some(order) = group.iter().find(|o| o.id == a.order_id) else {
+            continue;
+        };
+        let Some((item, _, _, round)) = per_order.get(&a.order_id) else {
+            continue;
+        };
+        let c = Candidate {
+            volunteer_id: a.volunteer_id,
+            explanation: a.explanation,
+        };
+        made += make_offers(
+            state,
+            order,
+            &[new_offer(order, item, &c, via, *round, now, None)],
+        )
+        .await?;
+    }
+    // Orders without a match still move to dispatching (visible as waiting).
+    for order in group
+        .iter()
+        .filter(|o| o.state == "submitted" && !plan.assignments.iter().any(|a| a.order_id == o.id))
+    {
+        make_offers(state, order, &[]).await?;
+    }
+    Ok(made)
+}
+
+/// Runs [`tick`] every `period`, and at once when woken (a new order, a
+/// declined offer).
+pub fn spawn(state: AppState, period: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = tick(&state).await {
+                tracing::warn!(error = %e, "dispatch pass failed; retrying");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(period) => {}
+                () = state.dispatch_wake.notified() => {}
+            }
+        }
+    })
+}
