@@ -13,6 +13,7 @@ pub mod error;
 pub mod live;
 pub mod privacy;
 pub mod roster;
+pub mod ui;
 pub mod workers;
 
 use std::net::SocketAddr;

@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
                 .merge(users::router())
                 .merge(volunteers::router()),
         )
+        .merge(crate::ui::router())
         .fallback(|| async { ApiError::not_found() })
 }
 

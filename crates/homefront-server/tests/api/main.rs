@@ -14,4 +14,5 @@ mod helpers;
 mod orders;
 mod org_units;
 mod sessions;
+mod ui;
 mod volunteers;
