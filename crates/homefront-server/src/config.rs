@@ -113,12 +113,25 @@ impl Config {
     /// # Errors
     /// A message naming the bad key and its source when a value does not parse.
     pub fn load(file: &Path, overrides: &Overrides) -> Result<Config, Box<figment::Error>> {
+        // Only the configuration's own keys are read from the environment:
+        // other HOMEFRONT_* variables (HOMEFRONT_LOG, HOMEFRONT_ADMIN_PASSWORD,
+        // the test suite's) belong to other parts of the program.
+        let keys = Config::keys();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(file))
-            .merge(Env::prefixed("HOMEFRONT_").ignore(&["config"]))
+            .merge(Env::prefixed("HOMEFRONT_").only(&keys))
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(Box::new)
+    }
+
+    /// The configuration keys (field names), as in `homefront.toml`.
+    pub fn keys() -> Vec<String> {
+        match toml::Value::try_from(Config::default()) {
+            Ok(toml::Value::Table(t)) => t.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// The defaults as a commented TOML document (`homefront config --print-default`).
@@ -150,6 +163,24 @@ mod tests {
         };
         let text = format!("{c:?}");
         assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn other_homefront_variables_are_not_configuration() {
+        let keys = Config::keys();
+        assert!(keys.contains(&"database_url".to_string()));
+        assert!(keys.contains(&"bind".to_string()));
+        assert!(!keys.contains(&"admin_password".to_string()));
+        // figment::Jail isolates the process environment for the test.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HOMEFRONT_ADMIN_PASSWORD", "not a key");
+            jail.set_env("HOMEFRONT_LOG", "debug");
+            jail.set_env("HOMEFRONT_SESSION_HOURS", "6");
+            let c = Config::load(Path::new("absent.toml"), &Overrides::default())
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.session_hours, 6);
+            Ok(())
+        });
     }
 
     #[test]
