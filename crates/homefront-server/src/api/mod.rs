@@ -5,6 +5,7 @@ pub mod dispatch;
 pub mod divisions;
 pub mod health;
 pub mod households;
+pub mod notifications;
 pub mod offers;
 pub mod orders;
 pub mod org_units;
@@ -36,7 +37,8 @@ pub fn router() -> Router<AppState> {
                 .merge(offers::router())
                 .merge(dispatch::router())
                 .merge(users::router())
-                .merge(volunteers::router()),
+                .merge(volunteers::router())
+                .merge(notifications::router()),
         )
         .fallback(|| async { ApiError::not_found() })
 }

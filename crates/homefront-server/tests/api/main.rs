@@ -10,6 +10,7 @@ mod authz;
 mod catalogue;
 mod dispatch;
 mod helpers;
+mod notify;
 mod orders;
 mod org_units;
 mod sessions;
