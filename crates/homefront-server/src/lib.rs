@@ -14,6 +14,7 @@ pub mod live;
 pub mod notify;
 pub mod privacy;
 pub mod roster;
+pub mod ui;
 pub mod workers;
 
 use std::net::SocketAddr;

@@ -9,9 +9,11 @@
 mod authz;
 mod catalogue;
 mod dispatch;
+mod fulfilment;
 mod helpers;
 mod notify;
 mod orders;
 mod org_units;
 mod sessions;
+mod ui;
 mod volunteers;
