@@ -48,6 +48,22 @@ pub struct Config {
     /// Seconds between dispatcher passes (it also runs at once when an
     /// order arrives or an offer is declined). Default 5.
     pub dispatch_interval_seconds: u64,
+    /// Attempts per notification delivery (group bot, webhook) before it is
+    /// marked dead and shown on the coordinators' board. Default 8.
+    pub notify_max_attempts: u32,
+    /// First retry delay in seconds; doubles on each failure
+    /// (10 s, 20 s, 40 s, ...). Default 10.
+    pub notify_retry_base_seconds: u64,
+    /// Longest retry delay in seconds. Default 3600.
+    pub notify_retry_max_seconds: u64,
+    /// Milliseconds between delivery passes when nothing wakes the worker
+    /// (it also runs at once after a change in this process). Default 1000.
+    pub notify_poll_ms: u64,
+    /// Messages per minute to one group bot; WeCom and DingTalk both allow
+    /// 20. Messages over the limit wait their turn. Default 20.
+    pub notify_bot_rate_per_minute: i64,
+    /// Days before a credential's expiry at which its holder is told. Default 14.
+    pub credential_notice_days: u32,
 }
 
 impl Default for Config {
@@ -65,6 +81,12 @@ impl Default for Config {
             session_grace_minutes: 60,
             auto_confirm_days: 3,
             dispatch_interval_seconds: 5,
+            notify_max_attempts: 8,
+            notify_retry_base_seconds: 10,
+            notify_retry_max_seconds: 3600,
+            notify_poll_ms: 1000,
+            notify_bot_rate_per_minute: 20,
+            credential_notice_days: 14,
         }
     }
 }
@@ -90,6 +112,15 @@ impl fmt::Debug for Config {
             .field("session_grace_minutes", &self.session_grace_minutes)
             .field("auto_confirm_days", &self.auto_confirm_days)
             .field("dispatch_interval_seconds", &self.dispatch_interval_seconds)
+            .field("notify_max_attempts", &self.notify_max_attempts)
+            .field("notify_retry_base_seconds", &self.notify_retry_base_seconds)
+            .field("notify_retry_max_seconds", &self.notify_retry_max_seconds)
+            .field("notify_poll_ms", &self.notify_poll_ms)
+            .field(
+                "notify_bot_rate_per_minute",
+                &self.notify_bot_rate_per_minute,
+            )
+            .field("credential_notice_days", &self.credential_notice_days)
             .finish()
     }
 }

@@ -16,6 +16,7 @@ pub mod households;
 pub mod offers;
 pub mod orders;
 pub mod org_units;
+pub mod outbox;
 pub mod pairings;
 pub mod roster;
 pub mod sessions;

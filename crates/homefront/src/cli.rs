@@ -416,6 +416,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let workers = [
         homefront_server::workers::spawn_retention(state.clone()),
         homefront_server::workers::spawn_fulfilment(state.clone()),
+        // Drains the notification outbox (inbox, group bots, webhooks).
+        homefront_server::notify::spawn_delivery(state.clone()),
         homefront_server::dispatcher::spawn(
             state.clone(),
             std::time::Duration::from_secs(state.config.dispatch_interval_seconds.max(1)),

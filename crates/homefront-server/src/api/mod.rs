@@ -6,6 +6,7 @@ pub mod divisions;
 pub mod health;
 pub mod hours;
 pub mod households;
+pub mod notifications;
 pub mod offers;
 pub mod orders;
 pub mod org_units;
@@ -40,7 +41,8 @@ pub fn router() -> Router<AppState> {
                 .merge(pairings::router())
                 .merge(hours::router())
                 .merge(users::router())
-                .merge(volunteers::router()),
+                .merge(volunteers::router())
+                .merge(notifications::router()),
         )
         .merge(crate::ui::router())
         .fallback(|| async { ApiError::not_found() })
