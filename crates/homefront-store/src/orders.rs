@@ -273,8 +273,9 @@ async fn append_event(conn: &mut AnyConnection, e: NewEvent<'_>) -> Result<()> {
 /// Applies `action` to order `order_id` inside `tx`: the domain's
 /// [`order_state::transition`] decides, a compare-and-set on the state
 /// writes it, and the event row is appended in the same transaction.
-/// `Assign` sets the assignee to `assignee`; `Release` clears it. Moving to
-/// `assigned`, `cancelled` or `unfulfilled` withdraws the order's open offers.
+/// `Assign` sets the assignee to `assignee`; `Release` clears it.
+/// Cancelling withdraws the order's open offers (an accept withdraws the
+/// others as "taken"; a hand assignment and giving up withdraw them too).
 ///
 /// # Errors
 /// [`StoreError::Transition`] when the state does not allow the action;
@@ -318,21 +319,6 @@ pub async fn transition_in(
         .rows_affected();
     if rows != 1 {
         return Err(StoreError::Stale);
-    }
-    if matches!(
-        to,
-        OrderState::Assigned | OrderState::Cancelled | OrderState::Unfulfilled
-    ) {
-        // Assigned (by an accept or by hand), cancelled or given up: open
-        // offers are void. The order row is locked by the update above, so
-        // this takes locks in the same order as accepts do.
-        sqlx::query(
-            "update offer set state = 'withdrawn', responded_at = $1 where order_id = $2 and state = 'offered'",
-        )
-        .bind(now_ms)
-        .bind(order_id)
-        .execute(&mut **tx)
-        .await?;
     }
     append_event(
         &mut *tx,
