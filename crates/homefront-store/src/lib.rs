@@ -17,6 +17,7 @@ pub mod offers;
 pub mod orders;
 pub mod org_units;
 pub mod pairings;
+pub mod reports;
 pub mod roster;
 pub mod sessions;
 pub mod users;
