@@ -18,6 +18,7 @@ pub mod orders;
 pub mod org_units;
 pub mod outbox;
 pub mod pairings;
+pub mod reports;
 pub mod roster;
 pub mod sessions;
 pub mod users;

@@ -123,7 +123,7 @@ pub enum Response {
     Refused(Refusal),
 }
 
-const COLUMNS: &str = "id, order_id, volunteer_user_id, state, via, round, candidate_rank, distance_km, \
+pub(crate) const COLUMNS: &str = "id, order_id, volunteer_user_id, state, via, round, candidate_rank, distance_km, \
     cost, explanation, offered_at, expires_at, responded_at, offered_by";
 
 /// Takes the order's row lock (a no-op write), so that every claim on one

@@ -8,6 +8,7 @@
 
 mod authz;
 mod catalogue;
+mod demo;
 mod dispatch;
 mod fulfilment;
 mod helpers;
