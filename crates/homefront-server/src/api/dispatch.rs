@@ -69,7 +69,12 @@ async fn managed_order(state: &AppState, actor: &Actor, id: &str) -> ApiResult<O
     Ok(order)
 }
 
-async fn ranked(state: &AppState, order: &OrderRow, k: usize) -> ApiResult<Vec<CandidateView>> {
+/// The ranked candidates of an order with names and explanations (the
+/// API's list and the board page share it).
+///
+/// # Errors
+/// Database errors.
+pub async fn ranked(state: &AppState, order: &OrderRow, k: usize) -> ApiResult<Vec<CandidateView>> {
     let now = state.clock.now();
     let item = state
         .store

@@ -184,6 +184,8 @@ async fn managed_order(state: &AppState, actor: &Actor, t: Tr, id: &str) -> Page
 struct Candidate {
     id: i64,
     name: String,
+    /// Rank, distance and cost terms; the not-ranked note for the others.
+    explain: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -220,6 +222,33 @@ async fn order_page(
     );
     let mut candidates = Vec::new();
     if can_assign {
+        // The dispatcher's ranking first, with each rank's explanation...
+        let ranked = crate::api::dispatch::ranked(state, order, 20)
+            .await
+            .page(t)?;
+        for c in &ranked {
+            let args = [
+                ("rank", c.rank.to_string()),
+                ("km", format!("{:.1}", c.distance_km.unwrap_or(0.0))),
+                ("load", format!("{:.1}", c.cost.load)),
+                ("fairness", format!("{:.1}", c.cost.fairness)),
+                ("pairing", format!("{:.1}", c.cost.pairing_bonus)),
+                ("total", format!("{:.1}", c.cost.total)),
+            ];
+            let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let key = if c.distance_km.is_some() {
+                "board.explain"
+            } else {
+                "board.explain_remote"
+            };
+            candidates.push(Candidate {
+                id: c.volunteer_user_id,
+                name: c.display_name.clone(),
+                explain: t.f(key, &args),
+            });
+        }
+        // ...then the area's other volunteers, whom a coordinator may still
+        // assign by hand (e.g. reached by phone).
         let scopes: Option<Vec<String>> = actor
             .managed_scopes()
             .map(|s| s.iter().map(|p| p.as_str().to_string()).collect());
@@ -229,9 +258,13 @@ async fn order_page(
             .await
             .page(t)?
         {
+            if ranked.iter().any(|c| c.volunteer_user_id == u.id) {
+                continue;
+            }
             candidates.push(Candidate {
                 id: u.id,
                 name: u.display_name,
+                explain: t.t("board.unranked").to_string(),
             });
         }
     }
