@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod availability;
+pub mod backup;
 pub mod catalogue;
 pub mod credentials;
 pub mod dispatch;
@@ -17,6 +18,7 @@ pub mod offers;
 pub mod orders;
 pub mod org_units;
 pub mod pairings;
+pub mod reports;
 pub mod roster;
 pub mod sessions;
 pub mod users;
