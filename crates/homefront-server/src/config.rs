@@ -48,6 +48,24 @@ pub struct Config {
     /// Seconds between dispatcher passes (it also runs at once when an
     /// order arrives or an offer is declined). Default 5.
     pub dispatch_interval_seconds: u64,
+    /// Address of the separate Prometheus metrics listener (`GET
+    /// /metrics`), e.g. `127.0.0.1:9090`. Default: none (no metrics served).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_bind: Option<SocketAddr>,
+    /// Log format on standard error: `text` (default, for people) or `json`
+    /// (one JSON object per line, for log collectors).
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Default for Config {
@@ -65,6 +83,8 @@ impl Default for Config {
             session_grace_minutes: 60,
             auto_confirm_days: 3,
             dispatch_interval_seconds: 5,
+            metrics_bind: None,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -90,6 +110,8 @@ impl fmt::Debug for Config {
             .field("session_grace_minutes", &self.session_grace_minutes)
             .field("auto_confirm_days", &self.auto_confirm_days)
             .field("dispatch_interval_seconds", &self.dispatch_interval_seconds)
+            .field("metrics_bind", &self.metrics_bind)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }
@@ -103,6 +125,12 @@ pub struct Overrides {
     /// `--database-url`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    /// `--metrics-bind`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_bind: Option<SocketAddr>,
+    /// `--log-format`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
 }
 
 impl Config {
@@ -163,7 +191,7 @@ mod tests {
         assert_eq!(c.session_hours, 8);
         let o = Overrides {
             bind: Some("127.0.0.1:7000".parse().unwrap()),
-            database_url: None,
+            ..Overrides::default()
         };
         let c = Config::load(&file, &o).unwrap();
         assert_eq!(c.bind.port(), 7000);

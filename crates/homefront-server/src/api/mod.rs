@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`, one module per feature, merged here.
 
 pub mod catalogue;
+pub mod certificates;
 pub mod dispatch;
 pub mod divisions;
 pub mod health;
@@ -8,6 +9,7 @@ pub mod households;
 pub mod offers;
 pub mod orders;
 pub mod org_units;
+pub mod reports;
 pub mod sessions;
 pub mod users;
 pub mod volunteers;
@@ -24,6 +26,7 @@ use crate::error::ApiError;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(health::router())
+        .merge(certificates::public_router())
         .nest(
             "/api/v1",
             Router::new()
@@ -36,7 +39,9 @@ pub fn router() -> Router<AppState> {
                 .merge(offers::router())
                 .merge(dispatch::router())
                 .merge(users::router())
-                .merge(volunteers::router()),
+                .merge(volunteers::router())
+                .merge(reports::router())
+                .merge(certificates::router()),
         )
         .fallback(|| async { ApiError::not_found() })
 }

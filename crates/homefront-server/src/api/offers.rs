@@ -136,7 +136,9 @@ async fn accept(
 ) -> ApiResult<Json<Accepted>> {
     let id = parse_id(&id)?;
     let now = state.clock.now().epoch_ms();
-    match state.store.accept_offer(id, actor.user.id, now).await? {
+    let response = state.store.accept_offer(id, actor.user.id, now).await?;
+    crate::metrics::offer_outcome(outcome_label(&response, "accepted"), 1);
+    match response {
         None => Err(ApiError::not_found()),
         Some(Response::Refused(r)) => Err(refused(r)),
         Some(Response::Done { order_id }) => {
@@ -178,7 +180,9 @@ async fn decline(
 ) -> ApiResult<Json<OfferView>> {
     let id = parse_id(&id)?;
     let now = state.clock.now().epoch_ms();
-    match state.store.decline_offer(id, actor.user.id, now).await? {
+    let response = state.store.decline_offer(id, actor.user.id, now).await?;
+    crate::metrics::offer_outcome(outcome_label(&response, "declined"), 1);
+    match response {
         None => Err(ApiError::not_found()),
         Some(Response::Refused(r)) => Err(refused(r)),
         Some(Response::Done { order_id }) => {
@@ -192,5 +196,14 @@ async fn decline(
                 .ok_or_else(ApiError::not_found)?;
             Ok(Json(offer_view(&state, &actor, &offer).await?))
         }
+    }
+}
+
+/// The metrics label of a response: `done` when it went through, else
+/// `refused` (unknown offers count as refused too).
+fn outcome_label(r: &Option<Response>, done: &'static str) -> &'static str {
+    match r {
+        Some(Response::Done { .. }) => done,
+        _ => "refused",
     }
 }

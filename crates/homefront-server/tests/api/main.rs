@@ -12,5 +12,6 @@ mod dispatch;
 mod helpers;
 mod orders;
 mod org_units;
+mod reports;
 mod sessions;
 mod volunteers;
