@@ -186,53 +186,78 @@ impl FromRequestParts<AppState> for Actor {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (token, via_cookie) = match bearer_token(parts) {
-            Some(t) => (t, false),
-            None => (
-                cookie_token(parts).ok_or_else(ApiError::unauthenticated)?,
-                true,
-            ),
-        };
-        let token_hash = sha256_hex(&token);
-        let now = state.clock.now();
-        let session = state
-            .store
-            .session(&token_hash, now.epoch_ms())
-            .await?
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "session_expired",
-                    "your session has ended; sign in again",
-                )
-            })?;
-        if via_cookie && !is_safe(&parts.method) {
-            let sent = parts
-                .headers
-                .get(CSRF_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            if !constant_time_eq(sent.as_bytes(), session.csrf_token.as_bytes()) {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "csrf_failed",
-                    "missing or wrong X-CSRF-Token header; reload the page and try again",
-                ));
-            }
-        }
-        let user = state
-            .store
-            .user(session.user_id)
-            .await?
-            .ok_or_else(ApiError::unauthenticated)?;
-        let grants = state.store.grants(user.id).await?;
-        Ok(Actor {
-            user,
-            grants,
-            token_hash,
-            csrf_token: session.csrf_token,
-        })
+        authenticate(parts, state, None).await
     }
+}
+
+/// The actor behind a request whose CSRF token may also come in a form
+/// field (`_csrf`) of an HTML form, which cannot set headers. The token must
+/// match the session's exactly as the header would; `form_token` is `None`
+/// when the body carries none. Used by the web pages' POST handlers.
+///
+/// # Errors
+/// As the [`Actor`] extractor: 401 without a live session, 403
+/// `csrf_failed` when a cookie-authenticated unsafe request proves nothing.
+pub async fn actor_with_form_token(
+    parts: &Parts,
+    state: &AppState,
+    form_token: Option<&str>,
+) -> Result<Actor, ApiError> {
+    authenticate(parts, state, form_token).await
+}
+
+async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    form_token: Option<&str>,
+) -> Result<Actor, ApiError> {
+    let (token, via_cookie) = match bearer_token(parts) {
+        Some(t) => (t, false),
+        None => (
+            cookie_token(parts).ok_or_else(ApiError::unauthenticated)?,
+            true,
+        ),
+    };
+    let token_hash = sha256_hex(&token);
+    let now = state.clock.now();
+    let session = state
+        .store
+        .session(&token_hash, now.epoch_ms())
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "session_expired",
+                "your session has ended; sign in again",
+            )
+        })?;
+    if via_cookie && !is_safe(&parts.method) {
+        let sent = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .or(form_token)
+            .unwrap_or("");
+        if sent.is_empty() || !constant_time_eq(sent.as_bytes(), session.csrf_token.as_bytes()) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "missing or wrong X-CSRF-Token header; reload the page and try again",
+            ));
+        }
+    }
+    let user = state
+        .store
+        .user(session.user_id)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    let grants = state.store.grants(user.id).await?;
+    Ok(Actor {
+        user,
+        grants,
+        token_hash,
+        csrf_token: session.csrf_token,
+    })
 }
 
 /// Compares two byte strings in time independent of where they differ.

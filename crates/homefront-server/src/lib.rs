@@ -15,6 +15,7 @@ pub mod live;
 pub mod metrics;
 pub mod privacy;
 pub mod roster;
+pub mod ui;
 pub mod workers;
 
 use std::net::SocketAddr;

@@ -41,6 +41,8 @@ pub struct FulfilmentReport {
     pub auto_confirmed: usize,
     /// Follow-up orders created.
     pub follow_ups: usize,
+    /// Re-pairing proposals given a suggested replacement.
+    pub proposals: usize,
 }
 
 /// One fulfilment pass: caps open sessions past their deadline, confirms
@@ -106,7 +108,63 @@ pub async fn fulfilment_pass(
             state.dispatch_wake.notify_one();
         }
     }
+    report.proposals = suggest_replacements(state).await?;
     Ok(report)
+}
+
+/// Suggests a replacement for each open re-pairing proposal without one:
+/// the active volunteer of the former volunteer's team nearest (haversine)
+/// to the household's first member, not already paired with it.
+async fn suggest_replacements(state: &AppState) -> Result<usize, homefront_store::StoreError> {
+    use homefront_domain::GeoPoint;
+    use homefront_domain::vetting::VettingState;
+    let store = &state.store;
+    let mut made = 0;
+    for p in store.open_pairing_proposals().await? {
+        if p.proposed_volunteer_user_id.is_some() {
+            continue;
+        }
+        let Some(former) = store.volunteer(p.former_volunteer_user_id).await? else {
+            continue;
+        };
+        let members = store.members(p.household_id).await?;
+        let Some(member) = members.first() else {
+            continue;
+        };
+        let home = match member.longitude.zip(member.latitude) {
+            Some((lon, lat)) => GeoPoint::new(lon, lat).ok(),
+            None => store
+                .org_unit(member.division_id)
+                .await?
+                .and_then(|d| d.longitude.zip(d.latitude))
+                .and_then(|(lon, lat)| GeoPoint::new(lon, lat).ok()),
+        };
+        let Some(home) = home else { continue };
+        let paired: Vec<i64> = store
+            .live_pairings(p.household_id)
+            .await?
+            .iter()
+            .map(|x| x.volunteer_user_id)
+            .collect();
+        let team = store
+            .volunteers(&homefront_store::volunteers::VolunteerFilter {
+                scopes: None,
+                state: Some(VettingState::Active),
+                team_id: Some(former.team_id),
+                user_id: None,
+            })
+            .await?;
+        let best = team
+            .iter()
+            .filter(|v| v.user_id != former.user_id && !paired.contains(&v.user_id))
+            .filter_map(|v| v.location().map(|l| (l.haversine_km(&home), v.user_id)))
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        if let Some((_, id)) = best {
+            store.suggest_replacement(p.id, id).await?;
+            made += 1;
+        }
+    }
+    Ok(made)
 }
 
 /// Runs [`fulfilment_pass`] every minute.

@@ -94,6 +94,27 @@ impl Store {
         Ok(None)
     }
 
+    /// The most volunteers a household may be paired with under the
+    /// deepest setting on `path_ids` (default 2).
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn dispatch_pairing_max(&self, path_ids: &[i64]) -> Result<i64> {
+        for id in path_ids.iter().rev() {
+            let max: Option<i64> = sqlx::query_scalar(
+                "select pairing_max from dispatch_setting where org_unit_id = $1",
+            )
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+            if let Some(m) = max {
+                return Ok(m);
+            }
+        }
+        Ok(2)
+    }
+
     /// Sets a unit's dispatch setting.
     ///
     /// # Errors

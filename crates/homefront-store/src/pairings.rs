@@ -122,3 +122,143 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 }
+
+/// A re-pairing proposal: a pairing ended because its volunteer was
+/// deactivated, and the suggested replacement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct PairingProposal {
+    /// Row id.
+    pub id: i64,
+    /// The pairing that ended.
+    pub ended_pairing_id: i64,
+    /// The household left without that volunteer.
+    pub household_id: i64,
+    /// The ended pairing's role, which the replacement takes.
+    pub role: String,
+    /// The suggested replacement; `None` until the dispatcher finds one.
+    pub proposed_volunteer_user_id: Option<i64>,
+    /// `proposed`, `accepted` or `dismissed`.
+    pub status: String,
+    /// Created, epoch ms.
+    pub created_at: i64,
+    /// The ended pairing's volunteer.
+    pub former_volunteer_user_id: i64,
+    /// That volunteer's team path (scope).
+    pub team_path: String,
+}
+
+const PROPOSAL_SELECT: &str = "select p.id, p.ended_pairing_id, p.household_id, p.role,
+    p.proposed_volunteer_user_id, p.status, p.created_at, e.volunteer_user_id as former_volunteer_user_id,
+    t.path as team_path
+    from pairing_proposal p join pairing e on e.id = p.ended_pairing_id
+    join volunteer v on v.user_id = e.volunteer_user_id join org_unit t on t.id = v.team_id";
+
+impl Store {
+    /// Open (`proposed`) re-pairing proposals, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn open_pairing_proposals(&self) -> Result<Vec<PairingProposal>> {
+        let sql = format!("{PROPOSAL_SELECT} where p.status = 'proposed' order by p.id");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// One proposal.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn pairing_proposal(&self, id: i64) -> Result<Option<PairingProposal>> {
+        let sql = format!("{PROPOSAL_SELECT} where p.id = $1");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// Records the suggested replacement of a proposal still without one.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn suggest_replacement(&self, id: i64, volunteer: i64) -> Result<()> {
+        sqlx::query(
+            "update pairing_proposal set proposed_volunteer_user_id = $1
+             where id = $2 and proposed_volunteer_user_id is null and status = 'proposed'",
+        )
+        .bind(volunteer)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Accepts (creating the pairing with the suggested volunteer, or
+    /// `volunteer` when given) or dismisses a proposal, once
+    /// (compare-and-set on `proposed`). Returns the new pairing on accept;
+    /// `Ok(None)` when the proposal was already decided.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when that volunteer is already paired with
+    /// the household; database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn decide_proposal(
+        &self,
+        id: i64,
+        accept: Option<i64>,
+        actor: i64,
+        now_ms: i64,
+    ) -> Result<Option<Option<Pairing>>> {
+        let mut tx = self.begin_write().await?;
+        let status = if accept.is_some() {
+            "accepted"
+        } else {
+            "dismissed"
+        };
+        let n = sqlx::query(
+            "update pairing_proposal set status = $1, decided_at = $2, decided_by = $3,
+                proposed_volunteer_user_id = coalesce($4, proposed_volunteer_user_id)
+             where id = $5 and status = 'proposed'",
+        )
+        .bind(status)
+        .bind(now_ms)
+        .bind(actor)
+        .bind(accept)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(None);
+        }
+        let mut created = None;
+        if let Some(volunteer) = accept {
+            let (household, role): (i64, String) =
+                sqlx::query_as("select household_id, role from pairing_proposal where id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let pid: i64 = sqlx::query_scalar(
+                "insert into pairing (household_id, volunteer_user_id, role, started_at, created_by)
+                 values ($1, $2, $3, $4, $5) returning id",
+            )
+            .bind(household)
+            .bind(volunteer)
+            .bind(&role)
+            .bind(now_ms)
+            .bind(actor)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(classify)?;
+            created = Some(pid);
+        }
+        tx.commit().await?;
+        match created {
+            Some(pid) => Ok(Some(self.pairing(pid).await?)),
+            None => Ok(Some(None)),
+        }
+    }
+}

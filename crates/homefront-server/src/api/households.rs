@@ -11,12 +11,12 @@ use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use homefront_domain::catalogue::{GUARDIAN_CONSENT_AGE, Relation};
 use homefront_domain::org::OrgKind;
-use homefront_domain::{Adcode, GeoPoint, PhoneNumber, Role};
+use homefront_domain::{Adcode, PhoneNumber, Role};
 use homefront_store::households::{Household, Member, MemberFields};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::api::{ApiJson, parse_id};
+use crate::api::{ApiJson, coordinates, parse_id};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 
@@ -122,33 +122,6 @@ pub async fn division_id(state: &AppState, field: &str, adcode: &str) -> ApiResu
             )
         })?;
     Ok(unit.id)
-}
-
-/// Checks optional coordinates given as a pair.
-pub fn coordinates(lon: Option<f64>, lat: Option<f64>) -> ApiResult<Option<(f64, f64)>> {
-    match (lon, lat) {
-        (None, None) => Ok(None),
-        (Some(lon), Some(lat)) => GeoPoint::new(lon, lat)
-            .map(|p| Some((p.longitude, p.latitude)))
-            .map_err(|e| {
-                let field = if matches!(e, homefront_domain::geo::GeoError::Longitude(_)) {
-                    "longitude"
-                } else {
-                    "latitude"
-                };
-                ApiError::invalid(field, "invalid_coordinates", e.to_string())
-            }),
-        (Some(_), None) => Err(ApiError::invalid(
-            "latitude",
-            "invalid_coordinates",
-            "give latitude together with longitude",
-        )),
-        (None, Some(_)) => Err(ApiError::invalid(
-            "longitude",
-            "invalid_coordinates",
-            "give longitude together with latitude",
-        )),
-    }
 }
 
 async fn member_fields(state: &AppState, req: MemberRequest) -> ApiResult<MemberFields> {

@@ -5,10 +5,12 @@ pub mod certificates;
 pub mod dispatch;
 pub mod divisions;
 pub mod health;
+pub mod hours;
 pub mod households;
 pub mod offers;
 pub mod orders;
 pub mod org_units;
+pub mod pairings;
 pub mod reports;
 pub mod sessions;
 pub mod users;
@@ -20,7 +22,7 @@ use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 
 /// Every route of the application.
 pub fn router() -> Router<AppState> {
@@ -38,11 +40,14 @@ pub fn router() -> Router<AppState> {
                 .merge(orders::router())
                 .merge(offers::router())
                 .merge(dispatch::router())
+                .merge(pairings::router())
+                .merge(hours::router())
                 .merge(users::router())
                 .merge(volunteers::router())
                 .merge(reports::router())
                 .merge(certificates::router()),
         )
+        .merge(crate::ui::router())
         .fallback(|| async { ApiError::not_found() })
 }
 
@@ -78,6 +83,33 @@ fn json_error(rejection: JsonRejection) -> ApiError {
     );
     err.field = field;
     err
+}
+
+/// Checks optional coordinates given as a pair.
+pub fn coordinates(lon: Option<f64>, lat: Option<f64>) -> ApiResult<Option<(f64, f64)>> {
+    match (lon, lat) {
+        (None, None) => Ok(None),
+        (Some(lon), Some(lat)) => homefront_domain::GeoPoint::new(lon, lat)
+            .map(|p| Some((p.longitude, p.latitude)))
+            .map_err(|e| {
+                let field = if matches!(e, homefront_domain::geo::GeoError::Longitude(_)) {
+                    "longitude"
+                } else {
+                    "latitude"
+                };
+                ApiError::invalid(field, "invalid_coordinates", e.to_string())
+            }),
+        (Some(_), None) => Err(ApiError::invalid(
+            "latitude",
+            "invalid_coordinates",
+            "give latitude together with longitude",
+        )),
+        (None, Some(_)) => Err(ApiError::invalid(
+            "longitude",
+            "invalid_coordinates",
+            "give longitude together with latitude",
+        )),
+    }
 }
 
 /// Parses a path or query id, answering 404 for anything that is not one

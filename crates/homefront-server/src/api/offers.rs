@@ -101,6 +101,19 @@ async fn list(
             ));
         }
     };
+    Ok(Json(offers_of(&state, &actor, states).await?))
+}
+
+/// The actor's offers in `states` (newest first, at most 200), leaving out
+/// open offers that have expired: shared by the API and the pages.
+///
+/// # Errors
+/// Database errors.
+pub async fn offers_of(
+    state: &AppState,
+    actor: &Actor,
+    states: &[&str],
+) -> ApiResult<Vec<OfferView>> {
     let now = state.clock.now().epoch_ms();
     let offers = state
         .store
@@ -111,9 +124,9 @@ async fn list(
         .iter()
         .filter(|o| o.state != "offered" || o.expires_at > now)
     {
-        out.push(offer_view(&state, &actor, o).await?);
+        out.push(offer_view(state, actor, o).await?);
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 /// Answer to an accepted offer: the offer and the order with its address.
@@ -134,7 +147,15 @@ async fn accept(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Accepted>> {
-    let id = parse_id(&id)?;
+    Ok(Json(accept_offer(&state, &actor, parse_id(&id)?).await?))
+}
+
+/// The volunteer accepts offer `id` (first valid accept wins, exactly
+/// once): shared by the API and the pages. Logs the read of the address.
+///
+/// # Errors
+/// 404 for someone else's or no offer; 409 with the refusal's code.
+pub async fn accept_offer(state: &AppState, actor: &Actor, id: i64) -> ApiResult<Accepted> {
     let now = state.clock.now().epoch_ms();
     let response = state.store.accept_offer(id, actor.user.id, now).await?;
     crate::metrics::offer_outcome(outcome_label(&response, "accepted"), 1);
@@ -142,7 +163,7 @@ async fn accept(
         None => Err(ApiError::not_found()),
         Some(Response::Refused(r)) => Err(refused(r)),
         Some(Response::Done { order_id }) => {
-            crate::live::publish(&state, order_id);
+            crate::live::publish(state, order_id);
             let offer = state
                 .store
                 .offer(id)
@@ -165,10 +186,10 @@ async fn accept(
                     now,
                 )
                 .await?;
-            Ok(Json(Accepted {
-                offer: offer_view(&state, &actor, &offer).await?,
+            Ok(Accepted {
+                offer: offer_view(state, actor, &offer).await?,
                 order: view(&order, Some(OrderAccess::AssignedLive)),
-            }))
+            })
         }
     }
 }
@@ -178,7 +199,15 @@ async fn decline(
     actor: Actor,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OfferView>> {
-    let id = parse_id(&id)?;
+    Ok(Json(decline_offer(&state, &actor, parse_id(&id)?).await?))
+}
+
+/// The volunteer declines offer `id` and the dispatcher wakes for the next
+/// candidate: shared by the API and the pages.
+///
+/// # Errors
+/// 404 for someone else's or no offer; 409 with the refusal's code.
+pub async fn decline_offer(state: &AppState, actor: &Actor, id: i64) -> ApiResult<OfferView> {
     let now = state.clock.now().epoch_ms();
     let response = state.store.decline_offer(id, actor.user.id, now).await?;
     crate::metrics::offer_outcome(outcome_label(&response, "declined"), 1);
@@ -188,13 +217,13 @@ async fn decline(
         Some(Response::Done { order_id }) => {
             // Wake the dispatcher: the next candidate should not wait for a tick.
             state.dispatch_wake.notify_one();
-            crate::live::publish(&state, order_id);
+            crate::live::publish(state, order_id);
             let offer = state
                 .store
                 .offer(id)
                 .await?
                 .ok_or_else(ApiError::not_found)?;
-            Ok(Json(offer_view(&state, &actor, &offer).await?))
+            offer_view(state, actor, &offer).await
         }
     }
 }

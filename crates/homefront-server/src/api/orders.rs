@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::AppState;
-use crate::api::households::{coordinates, division_id, lacks_guardian_consent};
+use crate::api::coordinates;
+use crate::api::households::{division_id, lacks_guardian_consent};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::{self, Actor};
 use crate::error::{ApiError, ApiResult};
@@ -103,6 +104,11 @@ pub struct OrderView {
     /// Household member served (requester's view and coordinators).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member_id: Option<i64>,
+    /// Household served (requester's view and coordinators; for pairings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub household_id: Option<i64>,
+    /// 0: with the dispatcher; 1: county queue; 2: city; 3: province.
+    pub escalation_level: i64,
     /// Assigned volunteer's account, for those who see the full order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assignee_user_id: Option<i64>,
@@ -160,6 +166,8 @@ pub fn view(order: &OrderRow, access: Option<OrderAccess>) -> OrderView {
         updated_at: order.updated_at,
         purged: order.purged_at.is_some(),
         member_id: full.then_some(order.member_id),
+        household_id: full.then_some(order.household_id),
+        escalation_level: order.escalation_level,
         assignee_user_id: if full { order.assignee_user_id } else { None },
         street: sensitive(order.street.clone()),
         contact_phone: sensitive(order.contact_phone.clone()),
@@ -272,6 +280,47 @@ async fn create(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers)?;
+    let placed = place_order(&state, &actor, &key, body).await?;
+    let status = StatusCode::from_u16(placed.status).unwrap_or(StatusCode::CREATED);
+    Ok((
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        placed.body,
+    )
+        .into_response())
+}
+
+/// What [`place_order`] answers: the stored response of the first submit
+/// under the idempotency key (a replay answers the same).
+#[derive(Debug)]
+pub struct Placed {
+    /// HTTP status of the stored answer (201).
+    pub status: u16,
+    /// JSON body of the stored answer (an [`OrderView`]).
+    pub body: String,
+}
+
+impl Placed {
+    /// The order's id, read from the stored answer.
+    pub fn order_id(&self) -> Option<i64> {
+        serde_json::from_str::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v["id"].as_i64())
+    }
+}
+
+/// Validates and places an order for `actor` under idempotency `key`: the
+/// one intake path of the JSON API and the web pages. `body` is a
+/// [`CreateOrder`] as JSON; its canonical text identifies the request.
+///
+/// # Errors
+/// 422 naming the field to fix, 403 for roles that may not order.
+pub async fn place_order(
+    state: &AppState,
+    actor: &Actor,
+    key: &str,
+    body: Value,
+) -> ApiResult<Placed> {
     // The canonical body (serde_json orders keys) identifies the request.
     let request_hash = auth::sha256_hex(&body.to_string());
     let req: CreateOrder = serde_json::from_value(body).map_err(|e| {
@@ -284,6 +333,7 @@ async fn create(
         err.field = text.split('`').nth(1).map(str::to_string).or(err.field);
         err
     })?;
+    let state = state.clone();
     let now = state.clock.now();
 
     // Whose household: the requester's own, or (liaison) a verified requester's.
@@ -294,7 +344,7 @@ async fn create(
             }
             actor.user.id
         }
-        Some(phone) => on_behalf_of(&state, &actor, phone).await?,
+        Some(phone) => on_behalf_of(&state, actor, phone).await?,
     };
     let household = state
         .store
@@ -434,7 +484,7 @@ async fn create(
         .store
         .create_order_idempotent(
             actor.user.id,
-            &key,
+            key,
             &request_hash,
             &new,
             now.epoch_ms(),
@@ -464,8 +514,7 @@ async fn create(
             ));
         }
     };
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED);
-    Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok(Placed { status, body })
 }
 
 /// The requester a liaison places an order for: the phone must belong to a
@@ -602,7 +651,7 @@ pub async fn visible_order(
 }
 
 /// The detail view, logging each sensitive read.
-async fn detail(
+pub async fn detail(
     state: &AppState,
     actor: &Actor,
     order: &OrderRow,
@@ -672,7 +721,7 @@ async fn act(
     order: &OrderRow,
     action: OrderAction,
     assignee: Option<i64>,
-) -> ApiResult<Json<OrderView>> {
+) -> ApiResult<OrderView> {
     state
         .store
         .transition_order(
@@ -691,9 +740,28 @@ async fn act(
         .await?
         .ok_or_else(ApiError::not_found)?;
     let access = order_access(actor, &order, false).unwrap_or(OrderAccess::Limited);
-    Ok(Json(
-        detail(state, actor, &order, access, "order_action").await?,
-    ))
+    detail(state, actor, &order, access, "order_action").await
+}
+
+/// Cancels order `id` with `reason`: the requester, placing liaison, a
+/// coordinator in scope or an admin. Shared by the API and the pages.
+///
+/// # Errors
+/// 404 outside the actor's view, 403 without full access, 422 for a bad
+/// reason, 409 when the state does not allow it.
+pub async fn cancel_order(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    reason: &str,
+) -> ApiResult<OrderView> {
+    let (order, access) = visible_order(state, actor, id).await?;
+    if access != OrderAccess::Full {
+        return Err(ApiError::forbidden());
+    }
+    let reason =
+        Reason::parse(reason).map_err(|e| ApiError::invalid("reason", e.code(), e.to_string()))?;
+    act(state, actor, &order, OrderAction::Cancel { reason }, None).await
 }
 
 async fn cancel(
@@ -702,13 +770,9 @@ async fn cancel(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CancelRequest>,
 ) -> ApiResult<Json<OrderView>> {
-    let (order, access) = visible_order(&state, &actor, parse_id(&id)?).await?;
-    if access != OrderAccess::Full {
-        return Err(ApiError::forbidden());
-    }
-    let reason = Reason::parse(&req.reason)
-        .map_err(|e| ApiError::invalid("reason", e.code(), e.to_string()))?;
-    act(&state, &actor, &order, OrderAction::Cancel { reason }, None).await
+    Ok(Json(
+        cancel_order(&state, &actor, parse_id(&id)?, &req.reason).await?,
+    ))
 }
 
 /// Body of `POST /api/v1/orders/{id}/assign` (manual dispatch).
@@ -719,20 +783,26 @@ pub struct AssignRequest {
     pub volunteer_user_id: i64,
 }
 
-async fn assign(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-    ApiJson(req): ApiJson<AssignRequest>,
-) -> ApiResult<Json<OrderView>> {
-    let (order, access) = visible_order(&state, &actor, parse_id(&id)?).await?;
+/// Manual dispatch: a coordinator in scope (or an admin) assigns order `id`
+/// to a volunteer on a team they manage. Shared by the API and the pages.
+///
+/// # Errors
+/// 404 outside scope, 403 for other roles, 422 for a volunteer outside the
+/// actor's area, 409 when the state does not allow it.
+pub async fn assign_order(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    volunteer_user_id: i64,
+) -> ApiResult<OrderView> {
+    let (order, access) = visible_order(state, actor, id).await?;
     if access != OrderAccess::Full
         || !actor.manages(&OrgPath::from_stored(order.division_path.clone()))
     {
         return Err(ApiError::forbidden());
     }
     // The volunteer must be on a team the coordinator manages.
-    let grants = state.store.grants(req.volunteer_user_id).await?;
+    let grants = state.store.grants(volunteer_user_id).await?;
     let ok = grants.iter().any(|g| {
         g.role() == Some(Role::Volunteer)
             && g.org_path
@@ -765,24 +835,35 @@ async fn assign(
         order.id,
         &OrderAction::Assign,
         Some(actor.user.id),
-        Some(req.volunteer_user_id),
+        Some(volunteer_user_id),
         now,
     )
     .await
     .map_err(transition_error)?;
     tx.commit().await.map_err(StoreError::from)?;
-    crate::live::publish(&state, order.id);
+    crate::live::publish(state, order.id);
     let order = state
         .store
         .order(order.id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    Ok(Json(view(&order, Some(OrderAccess::Full))))
+    Ok(view(&order, Some(OrderAccess::Full)))
+}
+
+async fn assign(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AssignRequest>,
+) -> ApiResult<Json<OrderView>> {
+    Ok(Json(
+        assign_order(&state, &actor, parse_id(&id)?, req.volunteer_user_id).await?,
+    ))
 }
 
 /// Loads an order for its assigned volunteer, or 404/403.
-async fn as_assignee(state: &AppState, actor: &Actor, id: &str) -> ApiResult<OrderRow> {
-    let (order, _) = visible_order(state, actor, parse_id(id)?).await?;
+async fn as_assignee(state: &AppState, actor: &Actor, id: i64) -> ApiResult<OrderRow> {
+    let (order, _) = visible_order(state, actor, id).await?;
     if order.assignee_user_id != Some(actor.user.id) {
         return Err(ApiError::forbidden());
     }
@@ -790,11 +871,7 @@ async fn as_assignee(state: &AppState, actor: &Actor, id: &str) -> ApiResult<Ord
 }
 
 /// Re-reads an order after an action and shapes it for `actor`.
-async fn after_action(
-    state: &AppState,
-    actor: &Actor,
-    order_id: i64,
-) -> ApiResult<Json<OrderView>> {
+async fn after_action(state: &AppState, actor: &Actor, order_id: i64) -> ApiResult<OrderView> {
     crate::live::publish(state, order_id);
     let order = state
         .store
@@ -802,9 +879,7 @@ async fn after_action(
         .await?
         .ok_or_else(ApiError::not_found)?;
     let access = order_access(actor, &order, false).unwrap_or(OrderAccess::Limited);
-    Ok(Json(
-        detail(state, actor, &order, access, "order_action").await?,
-    ))
+    detail(state, actor, &order, access, "order_action").await
 }
 
 /// `POST /api/v1/orders/{id}/check-in` body: where the volunteer is, if
@@ -818,13 +893,19 @@ pub struct CheckInRequest {
     pub latitude: Option<f64>,
 }
 
-async fn check_in(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-    ApiJson(req): ApiJson<CheckInRequest>,
-) -> ApiResult<Json<OrderView>> {
-    let order = as_assignee(&state, &actor, &id).await?;
+/// The assigned volunteer checks in on order `id`: shared by the API and
+/// the pages.
+///
+/// # Errors
+/// 404 outside the actor's view, 403 for anyone but the assignee, 422 for
+/// bad coordinates, 409 when the state does not allow it.
+pub async fn check_in_order(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    req: CheckInRequest,
+) -> ApiResult<OrderView> {
+    let order = as_assignee(state, actor, id).await?;
     let location = coordinates(req.longitude, req.latitude)?;
     state
         .store
@@ -836,15 +917,28 @@ async fn check_in(
         )
         .await
         .map_err(transition_error)?;
-    after_action(&state, &actor, order.id).await
+    after_action(state, actor, order.id).await
 }
 
-async fn check_out(
+async fn check_in(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
+    ApiJson(req): ApiJson<CheckInRequest>,
 ) -> ApiResult<Json<OrderView>> {
-    let order = as_assignee(&state, &actor, &id).await?;
+    Ok(Json(
+        check_in_order(&state, &actor, parse_id(&id)?, req).await?,
+    ))
+}
+
+/// The assigned volunteer checks out of order `id` (hours go to the
+/// ledger): shared by the API and the pages.
+///
+/// # Errors
+/// 404 outside the actor's view, 403 for anyone but the assignee, 409 when
+/// the state does not allow it.
+pub async fn check_out_order(state: &AppState, actor: &Actor, id: i64) -> ApiResult<OrderView> {
+    let order = as_assignee(state, actor, id).await?;
     state
         .store
         .check_out(
@@ -855,7 +949,15 @@ async fn check_out(
         )
         .await
         .map_err(transition_error)?;
-    after_action(&state, &actor, order.id).await
+    after_action(state, actor, order.id).await
+}
+
+async fn check_out(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderView>> {
+    Ok(Json(check_out_order(&state, &actor, parse_id(&id)?).await?))
 }
 
 /// `POST /api/v1/orders/{id}/confirm` body: optional feedback.
@@ -870,13 +972,19 @@ pub struct ConfirmRequest {
     pub complaint: bool,
 }
 
-async fn confirm(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-    ApiJson(req): ApiJson<ConfirmRequest>,
-) -> ApiResult<Json<OrderView>> {
-    let (order, _) = visible_order(&state, &actor, parse_id(&id)?).await?;
+/// The requester (or placing liaison) confirms completion of order `id`,
+/// with optional feedback: shared by the API and the pages.
+///
+/// # Errors
+/// 404 outside the actor's view, 403 for anyone else, 422 for a rating
+/// outside 1-5 or a long comment, 409 when the state does not allow it.
+pub async fn confirm_order(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    req: ConfirmRequest,
+) -> ApiResult<OrderView> {
+    let (order, _) = visible_order(state, actor, id).await?;
     if order.requester_user_id != actor.user.id && order.placed_by != actor.user.id {
         return Err(ApiError::forbidden());
     }
@@ -906,5 +1014,16 @@ async fn confirm(
         )
         .await
         .map_err(transition_error)?;
-    after_action(&state, &actor, order.id).await
+    after_action(state, actor, order.id).await
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ConfirmRequest>,
+) -> ApiResult<Json<OrderView>> {
+    Ok(Json(
+        confirm_order(&state, &actor, parse_id(&id)?, req).await?,
+    ))
 }

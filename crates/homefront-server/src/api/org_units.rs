@@ -9,8 +9,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use homefront_domain::Role;
 use homefront_domain::org::OrgKind;
-use homefront_domain::{GeoPoint, Role};
 use homefront_store::org_units::{NewOrgUnit, OrgUnit};
 use serde::Deserialize;
 
@@ -149,34 +149,7 @@ async fn create(
         ));
     }
     let name = check_name(&req.name)?;
-    let location = match (req.longitude, req.latitude) {
-        (None, None) => None,
-        (Some(lon), Some(lat)) => {
-            let p = GeoPoint::new(lon, lat).map_err(|e| {
-                let field = if matches!(e, homefront_domain::geo::GeoError::Longitude(_)) {
-                    "longitude"
-                } else {
-                    "latitude"
-                };
-                ApiError::invalid(field, "invalid_coordinates", e.to_string())
-            })?;
-            Some((p.longitude, p.latitude))
-        }
-        (Some(_), None) => {
-            return Err(ApiError::invalid(
-                "latitude",
-                "invalid_coordinates",
-                "give latitude together with longitude",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(ApiError::invalid(
-                "longitude",
-                "invalid_coordinates",
-                "give longitude together with latitude",
-            ));
-        }
-    };
+    let location = crate::api::coordinates(req.longitude, req.latitude)?;
     let parent = match state.store.org_unit(req.parent_id).await? {
         Some(p) if actor.manages(&p.org_path()) => p,
         _ => {

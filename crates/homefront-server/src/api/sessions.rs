@@ -64,7 +64,9 @@ pub struct LoginResponse {
     pub expires_at: i64,
 }
 
-fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> String {
+/// The client's address: the peer, or the first `X-Forwarded-For` entry
+/// when the configuration trusts a proxy.
+pub fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> String {
     if state.config.trust_forwarded_for
         && let Some(first) = headers
             .get("x-forwarded-for")
@@ -96,8 +98,27 @@ async fn login(
     headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let now = state.clock.now();
     let ip = client_ip(&state, &headers, peer);
+    let (body, cookie) = sign_in(&state, &ip, req).await?;
+    let mut resp = Json(body).into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(resp)
+}
+
+/// Checks a sign-in (throttling per account and per address, password,
+/// TOTP), opens a session and returns the answer with its `Set-Cookie`
+/// value: the one sign-in path of the JSON API and the login page.
+///
+/// # Errors
+/// 422 for a malformed phone, 401 for wrong credentials or a missing TOTP
+/// code, 429 when throttled.
+pub async fn sign_in(
+    state: &AppState,
+    ip: &str,
+    req: LoginRequest,
+) -> ApiResult<(LoginResponse, HeaderValue)> {
+    let now = state.clock.now();
+    let ip = ip.to_string();
     let phone = PhoneNumber::parse(&req.phone)
         .map_err(|e| ApiError::invalid("phone", "invalid_phone", e.to_string()))?;
     let cfg = &state.config;
@@ -206,12 +227,10 @@ async fn login(
         token,
         expires_at,
     };
-    let mut resp = Json(body).into_response();
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
+    Ok((
+        body,
         HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
-    );
-    Ok(resp)
+    ))
 }
 
 /// Argon2id hash of a random string nobody knows, made once per process and

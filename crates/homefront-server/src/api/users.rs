@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/users", get(list).post(create))
         .route("/users/{id}", get(show))
         .route("/users/{id}/grants", post(add_grant))
+        .route("/users/{id}/password", post(set_password))
         .route("/users/{id}/grants/{grant_id}", delete(remove_grant))
 }
 
@@ -318,5 +319,39 @@ async fn remove_grant(
         });
     }
     state.store.revoke_grant(id, grant_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `POST /api/v1/users/{id}/password`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    /// The new password, at least 8 characters; tell the person in person.
+    pub password: String,
+}
+
+/// Sets another account's password (a reset, e.g. for volunteers imported
+/// from a roster, who start without one): admins for anyone, coordinators
+/// for accounts with a grant in their area (never an admin's). Ends the
+/// account's sessions.
+async fn set_password(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SetPassword>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id)?;
+    if !actor.is_admin() && !actor.has(Role::Coordinator) {
+        return Err(ApiError::forbidden());
+    }
+    let target = load_visible(&state, &actor, id).await?;
+    let target_is_admin = target.grants.iter().any(|g| g.role() == Some(Role::Admin));
+    if target_is_admin && !actor.is_admin() {
+        return Err(ApiError::forbidden());
+    }
+    auth::check_password_strength("password", &req.password)?;
+    let hash = auth::hash_password(req.password).await?;
+    state.store.set_password_hash(id, &hash).await?;
+    state.store.delete_user_sessions(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -469,3 +469,39 @@ async fn order_endpoints_respect_scope() {
     let (_, list) = f.app.get(f.session("city_wuxi"), "/api/v1/orders").await;
     assert!(list.as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn password_resets_respect_scope() {
+    let f = fixture().await;
+    let (va, vb) = (f.volunteer_a, f.volunteer_b);
+    //            admin city_nj xuanwu qinhuai city_wx liaison vol_a requester
+    let cases = vec![
+        Case {
+            what: "reset team B's volunteer",
+            method: Method::POST,
+            path: format!("/api/v1/users/{vb}/password"),
+            body: Some(json!({"password": "short"})),
+            expect: [422, 422, 404, 422, 404, 403, 403, 403],
+        },
+        Case {
+            // The admin's reset, first in the row, ends volunteer A's own
+            // session: hence 401 in its column.
+            what: "reset team A's volunteer",
+            method: Method::POST,
+            path: format!("/api/v1/users/{va}/password"),
+            body: Some(json!({"password": "a new long password"})),
+            expect: [204, 204, 204, 404, 404, 403, 401, 403],
+        },
+    ];
+    check(&f, cases).await;
+    let (status, _) = f
+        .app
+        .call(
+            None,
+            Method::POST,
+            "/api/v1/auth/login",
+            Some(json!({"phone": "13800000007", "password": "a new long password"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -19,17 +19,17 @@ use crate::helpers::{Session, T0, TestApp};
 /// (118.80, 32.05); volunteers are placed around it.
 const HOME: (f64, f64) = (118.797, 32.049);
 
-struct World {
-    app: TestApp,
-    team: i64,
-    xuanwu: i64,
-    requester: Session,
-    coordinator: Session,
-    member: i64,
-    household: i64,
+pub struct World {
+    pub app: TestApp,
+    pub team: i64,
+    pub xuanwu: i64,
+    pub requester: Session,
+    pub coordinator: Session,
+    pub member: i64,
+    pub household: i64,
 }
 
-async fn world() -> World {
+pub async fn world() -> World {
     let app = TestApp::spawn().await;
     app.import_jiangsu().await;
     let xuanwu = app.division("320102").await;
@@ -75,16 +75,16 @@ async fn world() -> World {
 
 /// How a seeded volunteer differs from a fully eligible one.
 #[derive(Clone, Copy, Default)]
-struct Flaw {
-    expired_insurance: bool,
-    off_duty: bool,
-    far_km: f64,
+pub struct Flaw {
+    pub expired_insurance: bool,
+    pub off_duty: bool,
+    pub far_km: f64,
 }
 
 impl World {
     /// An active, credentialed, on-duty volunteer `km_east` km east of the
     /// household, holding `quals`. Returns the account id.
-    async fn volunteer(
+    pub async fn volunteer(
         &self,
         phone: &str,
         km_east: f64,
@@ -173,7 +173,7 @@ impl World {
     }
 
     /// Places an order of `item_code` for the household; returns its id.
-    async fn order(&self, item_code: &str, key: &str) -> i64 {
+    pub async fn order(&self, item_code: &str, key: &str) -> i64 {
         let item = self
             .app
             .store
@@ -198,7 +198,7 @@ impl World {
         resp.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
     }
 
-    async fn mode(&self, mode: &str, k: i64) {
+    pub async fn mode(&self, mode: &str, k: i64) {
         let (status, body) = self
             .app
             .call(
@@ -211,11 +211,11 @@ impl World {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
-    async fn tick(&self) -> dispatcher::TickReport {
+    pub async fn tick(&self) -> dispatcher::TickReport {
         dispatcher::tick(&self.app.state()).await.unwrap()
     }
 
-    async fn open_offers(&self, order: i64) -> Vec<homefront_store::offers::Offer> {
+    pub async fn open_offers(&self, order: i64) -> Vec<homefront_store::offers::Offer> {
         self.app
             .store
             .offers_of_order(order)
@@ -227,7 +227,7 @@ impl World {
     }
 }
 
-async fn accept(app: &TestApp, s: &Session, offer: i64) -> (StatusCode, Value) {
+pub async fn accept(app: &TestApp, s: &Session, offer: i64) -> (StatusCode, Value) {
     app.post(s, &format!("/api/v1/offers/{offer}/accept"), json!({}))
         .await
 }

@@ -9,9 +9,11 @@
 mod authz;
 mod catalogue;
 mod dispatch;
+mod fulfilment;
 mod helpers;
 mod orders;
 mod org_units;
 mod reports;
 mod sessions;
+mod ui;
 mod volunteers;

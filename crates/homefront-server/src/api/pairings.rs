@@ -1,0 +1,379 @@
+//! Pairings (结对) and re-pairing proposals:
+//! - `POST /api/v1/pairings` (coordinator of the volunteer's team),
+//!   `POST /api/v1/pairings/{id}/end`, `GET /api/v1/pairings?household_id=`;
+//! - `GET /api/v1/pairings/me`: a volunteer's households with their
+//!   standing details (names, relations, children's age and grade, the
+//!   district; never the street or phone outside a live assignment) and
+//!   the volunteer's order history with each;
+//! - `GET /api/v1/pairing-proposals`, `POST .../{id}/accept`, `.../dismiss`.
+//!
+//! Policy: at most `pairing_max` live volunteers per household (dispatch
+//! setting of the team's division, default 2: the Nantong model of one
+//! frontline family, two volunteers), and one primary.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use homefront_domain::Role;
+use homefront_domain::org::OrgPath;
+use homefront_store::orders::OrderFilter;
+use homefront_store::pairings::{Pairing, PairingProposal};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::api::orders::{OrderView, view};
+use crate::api::{ApiJson, parse_id};
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+
+/// Pairing routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/pairings", get(list).post(create))
+        .route("/pairings/me", get(mine))
+        .route("/pairings/{id}/end", post(end))
+        .route("/pairing-proposals", get(proposals))
+        .route("/pairing-proposals/{id}/accept", post(accept))
+        .route("/pairing-proposals/{id}/dismiss", post(dismiss))
+}
+
+/// The team path of a volunteer, if the account is one.
+async fn team_path(state: &AppState, volunteer: i64) -> ApiResult<Option<OrgPath>> {
+    Ok(state
+        .store
+        .volunteer(volunteer)
+        .await?
+        .map(|v| v.org_path()))
+}
+
+/// Body of `POST /api/v1/pairings`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePairing {
+    /// The household (see an order's `household_id`).
+    pub household_id: i64,
+    /// The volunteer's account.
+    pub volunteer_user_id: i64,
+    /// `primary` or `backup`.
+    pub role: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiJson(req): ApiJson<CreatePairing>,
+) -> ApiResult<(StatusCode, Json<Pairing>)> {
+    if !actor.is_admin() && !actor.has(Role::Coordinator) {
+        return Err(ApiError::forbidden());
+    }
+    if !matches!(req.role.as_str(), "primary" | "backup") {
+        return Err(ApiError::invalid(
+            "role",
+            "invalid_role",
+            "role must be primary or backup",
+        ));
+    }
+    let Some(team) = team_path(&state, req.volunteer_user_id)
+        .await?
+        .filter(|p| actor.manages(p))
+    else {
+        return Err(ApiError::invalid(
+            "volunteer_user_id",
+            "unknown_volunteer",
+            "no volunteer with this id on a team in your area",
+        ));
+    };
+    if state.store.household(req.household_id).await?.is_none() {
+        return Err(ApiError::invalid(
+            "household_id",
+            "unknown_household",
+            "no household with this id",
+        ));
+    }
+    let live = state.store.live_pairings(req.household_id).await?;
+    let division: Vec<i64> = team.ids().into_iter().rev().skip(1).rev().collect();
+    let max = state.store.dispatch_pairing_max(&division).await?;
+    if i64::try_from(live.len()).unwrap_or(i64::MAX) >= max {
+        return Err(ApiError::conflict(
+            "pairing_full",
+            format!("this household already has {max} paired volunteers; end one first"),
+        ));
+    }
+    if req.role == "primary" && live.iter().any(|p| p.role == "primary") {
+        return Err(ApiError {
+            field: Some("role".into()),
+            ..ApiError::conflict(
+                "primary_taken",
+                "this household has a primary volunteer; add a backup or end the primary first",
+            )
+        });
+    }
+    let pairing = state
+        .store
+        .create_pairing(
+            req.household_id,
+            req.volunteer_user_id,
+            &req.role,
+            Some(actor.user.id),
+            state.clock.now().epoch_ms(),
+        )
+        .await
+        .map_err(|e| match e {
+            homefront_store::StoreError::Conflict(_) => ApiError::conflict(
+                "already_paired",
+                "this volunteer is already paired with the household",
+            ),
+            other => other.into(),
+        })?;
+    Ok((StatusCode::CREATED, Json(pairing)))
+}
+
+/// Body of `POST /api/v1/pairings/{id}/end`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndPairing {
+    /// Why, 1–500 characters.
+    pub reason: String,
+}
+
+async fn managed_pairing(state: &AppState, actor: &Actor, id: i64) -> ApiResult<Pairing> {
+    let pairing = state
+        .store
+        .pairing(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    match team_path(state, pairing.volunteer_user_id).await? {
+        Some(p) if actor.manages(&p) => Ok(pairing),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+async fn end(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<EndPairing>,
+) -> ApiResult<Json<Pairing>> {
+    let pairing = managed_pairing(&state, &actor, parse_id(&id)?).await?;
+    let reason = homefront_domain::order_state::Reason::parse(&req.reason)
+        .map_err(|e| ApiError::invalid("reason", e.code(), e.to_string()))?;
+    if !state
+        .store
+        .end_pairing(pairing.id, reason.as_str(), state.clock.now().epoch_ms())
+        .await?
+    {
+        return Err(ApiError::conflict(
+            "already_ended",
+            "this pairing has already ended",
+        ));
+    }
+    Ok(Json(
+        state
+            .store
+            .pairing(pairing.id)
+            .await?
+            .ok_or_else(ApiError::not_found)?,
+    ))
+}
+
+/// Query of `GET /api/v1/pairings`.
+#[derive(Debug, Deserialize)]
+pub struct PairingQuery {
+    /// The household.
+    pub household_id: i64,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    actor: Actor,
+    Query(q): Query<PairingQuery>,
+) -> ApiResult<Json<Vec<Pairing>>> {
+    if !actor.is_admin() && !actor.has(Role::Coordinator) {
+        return Err(ApiError::forbidden());
+    }
+    let mut out = Vec::new();
+    for p in state.store.live_pairings(q.household_id).await? {
+        if team_path(&state, p.volunteer_user_id)
+            .await?
+            .is_some_and(|t| actor.manages(&t))
+        {
+            out.push(p);
+        }
+    }
+    Ok(Json(out))
+}
+
+/// A household member as a paired volunteer sees them.
+#[derive(Debug, Serialize)]
+pub struct MemberBrief {
+    /// Name.
+    pub name: String,
+    /// `self`, `parent`, `child`, `spouse` or `other`.
+    pub relation: String,
+    /// Age (children).
+    pub age_years: Option<i64>,
+    /// School grade (children).
+    pub school_grade: Option<String>,
+    /// District name.
+    pub district: String,
+}
+
+/// One of a volunteer's pairings.
+#[derive(Debug, Serialize)]
+pub struct MyPairing {
+    /// The pairing.
+    pub pairing: Pairing,
+    /// The household's members (no street or phone).
+    pub members: Vec<MemberBrief>,
+    /// This volunteer's orders for the household, newest first.
+    pub orders: Vec<OrderView>,
+}
+
+async fn mine(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<MyPairing>>> {
+    if !actor.has(Role::Volunteer) {
+        return Err(ApiError::forbidden());
+    }
+    let now = state.clock.now().epoch_ms();
+    let mut out = Vec::new();
+    for pairing in state.store.pairings_of_volunteer(actor.user.id).await? {
+        let mut members = Vec::new();
+        let list = state.store.members(pairing.household_id).await?;
+        for m in &list {
+            let district = state
+                .store
+                .org_unit(m.division_id)
+                .await?
+                .map(|d| d.name)
+                .unwrap_or_default();
+            members.push(MemberBrief {
+                name: m.name.clone(),
+                relation: m.relation.clone(),
+                age_years: m.age_years,
+                school_grade: m.school_grade.clone(),
+                district,
+            });
+        }
+        let ids: Vec<i64> = list.iter().map(|m| m.id).collect();
+        state
+            .store
+            .log_access(
+                actor.user.id,
+                "household_member",
+                &ids,
+                &["age_years", "school_grade"],
+                "pairing",
+                now,
+            )
+            .await?;
+        let orders = state
+            .store
+            .orders(&OrderFilter {
+                household_id: Some(pairing.household_id),
+                assignee_user_id: Some(actor.user.id),
+                limit: Some(100),
+                ..OrderFilter::default()
+            })
+            .await?;
+        out.push(MyPairing {
+            pairing,
+            members,
+            orders: orders.iter().map(|o| view(o, None)).collect(),
+        });
+    }
+    Ok(Json(out))
+}
+
+async fn proposals(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<Vec<PairingProposal>>> {
+    if !actor.is_admin() && !actor.has(Role::Coordinator) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(Json(
+        state
+            .store
+            .open_pairing_proposals()
+            .await?
+            .into_iter()
+            .filter(|p| actor.manages(&OrgPath::from_stored(p.team_path.clone())))
+            .collect(),
+    ))
+}
+
+async fn managed_proposal(state: &AppState, actor: &Actor, id: &str) -> ApiResult<PairingProposal> {
+    match state.store.pairing_proposal(parse_id(id)?).await? {
+        Some(p) if actor.manages(&OrgPath::from_stored(p.team_path.clone())) => Ok(p),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// Body of `POST /api/v1/pairing-proposals/{id}/accept`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcceptProposal {
+    /// Another volunteer than the suggested one.
+    pub volunteer_user_id: Option<i64>,
+}
+
+async fn accept(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AcceptProposal>,
+) -> ApiResult<Json<Pairing>> {
+    let p = managed_proposal(&state, &actor, &id).await?;
+    let Some(volunteer) = req.volunteer_user_id.or(p.proposed_volunteer_user_id) else {
+        return Err(ApiError::invalid(
+            "volunteer_user_id",
+            "no_suggestion",
+            "no replacement was found yet; name a volunteer",
+        ));
+    };
+    if !team_path(&state, volunteer)
+        .await?
+        .is_some_and(|t| actor.manages(&t))
+    {
+        return Err(ApiError::invalid(
+            "volunteer_user_id",
+            "unknown_volunteer",
+            "no volunteer with this id on a team in your area",
+        ));
+    }
+    match state
+        .store
+        .decide_proposal(
+            p.id,
+            Some(volunteer),
+            actor.user.id,
+            state.clock.now().epoch_ms(),
+        )
+        .await?
+    {
+        Some(Some(pairing)) => Ok(Json(pairing)),
+        _ => Err(ApiError::conflict(
+            "already_decided",
+            "this proposal was already decided",
+        )),
+    }
+}
+
+async fn dismiss(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let p = managed_proposal(&state, &actor, &id).await?;
+    match state
+        .store
+        .decide_proposal(p.id, None, actor.user.id, state.clock.now().epoch_ms())
+        .await?
+    {
+        Some(_) => Ok(StatusCode::NO_CONTENT),
+        None => Err(ApiError::conflict(
+            "already_decided",
+            "this proposal was already decided",
+        )),
+    }
+}

@@ -1,0 +1,489 @@
+//! The web interface: server-rendered pages (askama templates under
+//! `templates/`), the message catalogue ([`i18n`]), embedded static assets
+//! and server-sent-event streams for live views.
+//!
+//! Pages use the API's session cookie and call the same functions as the
+//! JSON API (`api::orders::place_order`, `api::offers::accept_offer`, ...),
+//! so validation, scope and privacy rules live in one place. Forms carry
+//! the session's CSRF token in a `_csrf` field, checked by
+//! [`auth::actor_with_form_token`]. A record outside the viewer's reach
+//! answers the same "not found" page as a missing one.
+
+pub mod i18n;
+
+mod assets;
+mod coordinator;
+mod requester;
+mod volunteer;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use homefront_domain::Role;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::auth::{self, Actor};
+use crate::error::ApiError;
+use i18n::{LANG_COOKIE, Lang, Tr};
+
+/// The pages' routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_page).post(login_submit))
+        .route("/logout", post(logout))
+        .route("/lang/{code}", get(switch_lang))
+        .merge(assets::router())
+        .merge(requester::router())
+        .merge(volunteer::router())
+        .merge(coordinator::router())
+}
+
+/// What every page's frame needs: the translator, the CSRF token for its
+/// forms, the path (for the language switch) and the navigation.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// Translator.
+    pub t: Tr,
+    /// CSRF token of the session ("" when signed out).
+    pub csrf: String,
+    /// This page's path and query, to come back to after switching language.
+    pub path: String,
+    /// The signed-in user's name.
+    pub user: Option<String>,
+    /// Navigation links: (href, catalogue key).
+    pub nav: Vec<(&'static str, &'static str)>,
+}
+
+impl Layout {
+    fn new(t: Tr, path: &str, actor: Option<&Actor>) -> Layout {
+        let mut nav = Vec::new();
+        if let Some(a) = actor {
+            if a.has(Role::Requester) {
+                nav.push(("/orders", "nav.orders"));
+            }
+            if a.has(Role::Volunteer) {
+                nav.push(("/volunteer", "nav.volunteer"));
+            }
+            if a.has(Role::Coordinator) || a.is_admin() {
+                nav.push(("/board", "nav.board"));
+            }
+        }
+        Layout {
+            t,
+            csrf: actor.map(|a| a.csrf_token.clone()).unwrap_or_default(),
+            path: path.to_string(),
+            user: actor.map(|a| a.user.display_name.clone()),
+            nav,
+        }
+    }
+
+    /// The link that switches to the other language.
+    pub fn switch_href(&self) -> String {
+        let other = if self.t.is_en() { "zh-CN" } else { "en" };
+        format!("/lang/{other}?next={}", url_encode(&self.path))
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn path_of(parts: &Parts) -> String {
+    parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string()
+}
+
+/// An error page in the viewer's language: the API error's code picks the
+/// message (`err.CODE`), falling back to a general one by status.
+#[derive(Debug)]
+pub struct PageError {
+    t: Tr,
+    err: ApiError,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    t: Tr,
+    l: Layout,
+    message: String,
+}
+
+/// The message for an API error in the viewer's language.
+pub fn error_message(t: Tr, err: &ApiError) -> String {
+    if let Some(m) = t.get(&format!("err.{}", err.code)) {
+        return m.to_string();
+    }
+    let key = match err.status.as_u16() {
+        404 => "err.not_found",
+        403 => "err.forbidden",
+        409 => "err.conflict",
+        422 | 400 => "err.invalid",
+        _ => "err.internal",
+    };
+    t.t(key).to_string()
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        if self.err.status == StatusCode::UNAUTHORIZED {
+            return Redirect::to("/login").into_response();
+        }
+        let page = ErrorPage {
+            t: self.t,
+            l: Layout::new(self.t, "/", None),
+            message: error_message(self.t, &self.err),
+        };
+        (self.err.status, page).into_response()
+    }
+}
+
+/// Result of a page handler.
+pub type PageResult<T = Response> = Result<T, PageError>;
+
+/// Maps API errors into the page's language.
+pub trait Localize<T> {
+    /// Attaches the translator.
+    fn page(self, t: Tr) -> PageResult<T>;
+}
+
+impl<T, E: Into<ApiError>> Localize<T> for Result<T, E> {
+    fn page(self, t: Tr) -> PageResult<T> {
+        self.map_err(|e| PageError { t, err: e.into() })
+    }
+}
+
+/// A signed-in viewer of a page (GET): the actor and the page frame.
+/// Without a session, the page redirects to `/login`.
+pub struct Viewer {
+    /// The signed-in actor.
+    pub actor: Actor,
+    /// The page frame.
+    pub l: Layout,
+}
+
+impl Viewer {
+    /// The translator.
+    pub fn t(&self) -> Tr {
+        self.l.t
+    }
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let t = Tr(Lang::of(&parts.headers));
+        let actor = Actor::from_request_parts(parts, state)
+            .await
+            .map_err(|err| PageError { t, err })?;
+        Ok(Viewer {
+            l: Layout::new(t, &path_of(parts), Some(&actor)),
+            actor,
+        })
+    }
+}
+
+/// A posted HTML form from a signed-in actor, its `_csrf` field checked
+/// against the session ([`auth::actor_with_form_token`]).
+pub struct Posted<T> {
+    /// The actor.
+    pub actor: Actor,
+    /// Translator.
+    pub t: Tr,
+    /// The form's fields.
+    pub form: T,
+}
+
+#[derive(Deserialize)]
+struct CsrfField {
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+/// Largest form body accepted, in bytes.
+const FORM_LIMIT: usize = 64 * 1024;
+
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, PageError> {
+        let (parts, body) = req.into_parts();
+        let t = Tr(Lang::of(&parts.headers));
+        let bytes = axum::body::to_bytes(body, FORM_LIMIT)
+            .await
+            .map_err(|_| PageError {
+                t,
+                err: ApiError::invalid("body", "invalid_body", "form too large"),
+            })?;
+        let rebuild = |b: axum::body::Bytes| Request::from_parts(parts.clone(), Body::from(b));
+        let csrf = Form::<CsrfField>::from_request(rebuild(bytes.clone()), state)
+            .await
+            .ok()
+            .and_then(|Form(f)| f.csrf);
+        let actor = auth::actor_with_form_token(&parts, state, csrf.as_deref())
+            .await
+            .map_err(|err| PageError { t, err })?;
+        let Form(form) = Form::<T>::from_request(rebuild(bytes), state)
+            .await
+            .map_err(|e| PageError {
+                t,
+                err: ApiError::invalid("body", "invalid_body", e.body_text()),
+            })?;
+        Ok(Posted { actor, t, form })
+    }
+}
+
+/// 303 to `to`, as after every successful form post.
+pub fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// A session-less page frame for the request (login, errors).
+fn anonymous(headers: &HeaderMap, path: &str) -> Layout {
+    Layout::new(Tr(Lang::of(headers)), path, None)
+}
+
+async fn home(viewer: Result<Viewer, PageError>) -> Response {
+    let Ok(v) = viewer else {
+        return see_other("/login");
+    };
+    let a = &v.actor;
+    if a.has(Role::Coordinator) || a.is_admin() {
+        see_other("/board")
+    } else if a.has(Role::Volunteer) {
+        see_other("/volunteer")
+    } else if a.has(Role::Requester) {
+        see_other("/orders")
+    } else {
+        PageError {
+            t: v.t(),
+            err: ApiError::forbidden(),
+        }
+        .into_response()
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "login.html")]
+struct LoginPage {
+    t: Tr,
+    l: Layout,
+    phone: String,
+    error: Option<String>,
+    totp: bool,
+}
+
+async fn login_page(headers: HeaderMap) -> LoginPage {
+    let l = anonymous(&headers, "/login");
+    LoginPage {
+        t: l.t,
+        l,
+        phone: String::new(),
+        error: None,
+        totp: false,
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    phone: String,
+    password: String,
+    #[serde(default)]
+    totp_code: Option<String>,
+}
+
+async fn login_submit(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let ip = crate::api::sessions::client_ip(&state, &headers, peer);
+    let req = crate::api::sessions::LoginRequest {
+        phone: form.phone.clone(),
+        password: form.password,
+        totp_code: form.totp_code.filter(|c| !c.trim().is_empty()),
+    };
+    match crate::api::sessions::sign_in(&state, &ip, req).await {
+        Ok((_, cookie)) => {
+            let mut resp = see_other("/");
+            resp.headers_mut().insert(header::SET_COOKIE, cookie);
+            resp
+        }
+        Err(err) => {
+            let l = anonymous(&headers, "/login");
+            let totp = matches!(err.code, "totp_required" | "invalid_totp");
+            let page = LoginPage {
+                t: l.t,
+                error: Some(error_message(l.t, &err)),
+                l,
+                phone: form.phone,
+                totp,
+            };
+            (err.status, page).into_response()
+        }
+    }
+}
+
+async fn logout(State(state): State<AppState>, posted: Posted<CsrfField>) -> PageResult {
+    state
+        .store
+        .delete_session(&posted.actor.token_hash)
+        .await
+        .page(posted.t)?;
+    let mut resp = see_other("/login");
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("hf_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+/// Sets the `lang` cookie and returns to the page (a local path only, so
+/// the switch cannot redirect elsewhere).
+async fn switch_lang(Path(code): Path<String>, Query(q): Query<NextQuery>) -> Response {
+    let lang = Lang::parse(&code).unwrap_or(Lang::Zh);
+    let next = q
+        .next
+        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+        .unwrap_or_else(|| "/".into());
+    let mut resp = see_other(&next);
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000",
+        lang.tag()
+    )) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// Local date and time of `ms` in time zone `tz`, e.g. `2020-02-12 14:00`.
+pub fn local_time(ms: i64, tz: &str) -> String {
+    let tz: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+/// The given name to show for a display name: for a Chinese name of two to
+/// four characters, the characters after the one-character surname; for
+/// others, the first word.
+pub fn first_name(display: &str) -> String {
+    let display = display.trim();
+    let chars: Vec<char> = display.chars().collect();
+    let cjk = |c: &char| ('\u{4e00}'..='\u{9fff}').contains(c);
+    if (2..=4).contains(&chars.len()) && chars.iter().all(cjk) {
+        return chars[1..].iter().collect();
+    }
+    display
+        .split_whitespace()
+        .next()
+        .unwrap_or(display)
+        .to_string()
+}
+
+/// A server-sent-event stream for a live view: renders once on connect,
+/// then again whenever a relevant order changes (or every `tick`, which
+/// also catches expiries), sending `event` only when the HTML differs.
+/// `render` answers `None` when the viewer may no longer see the view,
+/// which ends the stream (the browser reconnects and is checked again).
+pub(crate) fn live_stream<F, R, Fut>(
+    rx: tokio::sync::broadcast::Receiver<crate::live::OrderChanged>,
+    event: &'static str,
+    tick: std::time::Duration,
+    relevant: F,
+    render: R,
+) -> impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>
+where
+    F: Fn(i64) -> bool + Send + 'static,
+    R: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = Option<String>> + Send,
+{
+    use tokio::sync::broadcast::error::RecvError;
+    struct S<F, R> {
+        rx: tokio::sync::broadcast::Receiver<crate::live::OrderChanged>,
+        relevant: F,
+        render: R,
+        last: Option<String>,
+        first: bool,
+    }
+    let s = S {
+        rx,
+        relevant,
+        render,
+        last: None,
+        first: true,
+    };
+    futures::stream::unfold(s, move |mut s| async move {
+        loop {
+            let wake = if s.first {
+                s.first = false;
+                true
+            } else {
+                tokio::select! {
+                    r = s.rx.recv() => match r {
+                        Ok(c) => (s.relevant)(c.order_id),
+                        Err(RecvError::Lagged(_)) => true,
+                        Err(RecvError::Closed) => return None,
+                    },
+                    () = tokio::time::sleep(tick) => true,
+                }
+            };
+            if !wake {
+                continue;
+            }
+            let html = (s.render)().await?;
+            if s.last.as_deref() == Some(html.as_str()) {
+                continue;
+            }
+            s.last = Some(html.clone());
+            let ev = axum::response::sse::Event::default()
+                .event(event)
+                .data(html);
+            return Some((Ok(ev), s));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_names() {
+        assert_eq!(first_name("王芳"), "芳");
+        assert_eq!(first_name("Li Wei"), "Li");
+        assert_eq!(first_name("Test 测试"), "Test");
+    }
+
+    #[test]
+    fn switch_href_keeps_the_page() {
+        let l = Layout::new(Tr(Lang::Zh), "/orders/new?item=3", None);
+        assert_eq!(l.switch_href(), "/lang/en?next=/orders/new%3Fitem%3D3");
+    }
+}

@@ -1,0 +1,553 @@
+//! Requester pages: the order in three steps (item → who and where →
+//! when), the order's live status, cancel, confirm, and history.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::{get, post};
+use futures::Stream;
+use homefront_domain::Role;
+use homefront_domain::order_state::OrderState;
+use homefront_store::catalogue::ServiceItem;
+use homefront_store::households::Member;
+use homefront_store::orders::{OrderFilter, OrderRow};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::i18n::Tr;
+use super::{
+    Layout, Localize, PageError, PageResult, Posted, Viewer, first_name, local_time, see_other,
+};
+use crate::AppState;
+use crate::api::orders::{self as api_orders, visible_order};
+use crate::auth::Actor;
+use crate::error::ApiError;
+use crate::privacy::OrderAccess;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/orders", get(history).post(create))
+        .route("/orders/new", get(step_item))
+        .route("/orders/new/who", get(step_who))
+        .route("/orders/new/when", get(step_when))
+        .route("/orders/{id}", get(show))
+        .route("/orders/{id}/cancel", post(cancel))
+        .route("/orders/{id}/confirm", post(confirm))
+        .route("/live/orders/{id}", get(live))
+}
+
+fn requester_only(v: &Viewer) -> PageResult<()> {
+    if v.actor.has(Role::Requester) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden()).page(v.t())
+    }
+}
+
+/// An order row as a list shows it (no sensitive field).
+pub struct OrderLine {
+    /// Order id.
+    pub id: i64,
+    /// Item name in the viewer's language.
+    pub item: String,
+    /// Division name.
+    pub division: String,
+    /// State code.
+    pub state: String,
+    /// Lane code.
+    pub lane: String,
+    /// Window start, local.
+    pub window: String,
+}
+
+impl OrderLine {
+    /// Shapes `o` for a list.
+    pub fn of(t: Tr, o: &OrderRow) -> OrderLine {
+        OrderLine {
+            id: o.id,
+            item: t.pick(&o.item_name_zh, &o.item_name_en).to_string(),
+            division: o.division_name.clone(),
+            state: o.state.clone(),
+            lane: o.lane.clone(),
+            window: format!(
+                "{} – {}",
+                local_time(o.window_start, &o.time_zone),
+                local_time(o.window_end, &o.time_zone)
+            ),
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "orders.html")]
+struct HistoryPage {
+    t: Tr,
+    l: Layout,
+    open: Vec<OrderLine>,
+    past: Vec<OrderLine>,
+}
+
+async fn history(State(state): State<AppState>, v: Viewer) -> PageResult<HistoryPage> {
+    requester_only(&v)?;
+    let t = v.t();
+    let now = state.clock.now().epoch_ms();
+    let household = state
+        .store
+        .household_of(v.actor.user.id, now)
+        .await
+        .page(t)?;
+    let rows = state
+        .store
+        .orders(&OrderFilter {
+            household_id: Some(household.id),
+            limit: Some(200),
+            ..OrderFilter::default()
+        })
+        .await
+        .page(t)?;
+    let (open, past): (Vec<_>, Vec<_>) = rows
+        .iter()
+        .partition(|o| o.order_state().is_ok_and(|s| !s.is_terminal()));
+    Ok(HistoryPage {
+        t,
+        l: v.l,
+        open: open.into_iter().map(|o| OrderLine::of(t, o)).collect(),
+        past: past.into_iter().map(|o| OrderLine::of(t, o)).collect(),
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "order_item.html")]
+struct StepItem {
+    t: Tr,
+    l: Layout,
+    items: Vec<ServiceItem>,
+    selected: i64,
+}
+
+#[derive(Deserialize)]
+struct Wizard {
+    item: Option<i64>,
+    member: Option<i64>,
+}
+
+async fn step_item(
+    State(state): State<AppState>,
+    v: Viewer,
+    Query(q): Query<Wizard>,
+) -> PageResult<StepItem> {
+    requester_only(&v)?;
+    let items = state.store.service_items(false).await.page(v.t())?;
+    Ok(StepItem {
+        t: v.t(),
+        selected: q.item.unwrap_or_else(|| items.first().map_or(0, |i| i.id)),
+        l: v.l,
+        items,
+    })
+}
+
+/// A household member as the requester's own form shows it.
+struct MemberChoice {
+    id: i64,
+    name: String,
+    relation: String,
+    division: String,
+    street: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "order_who.html")]
+struct StepWho {
+    t: Tr,
+    l: Layout,
+    item: i64,
+    item_name: String,
+    members: Vec<MemberChoice>,
+    selected: i64,
+}
+
+async fn item_of(state: &AppState, t: Tr, id: Option<i64>) -> PageResult<ServiceItem> {
+    match id {
+        Some(id) => match state.store.service_item(id).await.page(t)? {
+            Some(i) if i.retired_at.is_none() => Ok(i),
+            _ => Err(ApiError::invalid("item_id", "unknown_item", "")).page(t),
+        },
+        None => Err(ApiError::invalid("item_id", "unknown_item", "")).page(t),
+    }
+}
+
+async fn members_of(state: &AppState, actor: &Actor, t: Tr) -> PageResult<Vec<MemberChoice>> {
+    let now = state.clock.now().epoch_ms();
+    let household = state.store.household_of(actor.user.id, now).await.page(t)?;
+    let members: Vec<Member> = state.store.members(household.id).await.page(t)?;
+    let mut out = Vec::with_capacity(members.len());
+    for m in members {
+        let division = state
+            .store
+            .org_unit(m.division_id)
+            .await
+            .page(t)?
+            .map(|u| u.name)
+            .unwrap_or_default();
+        out.push(MemberChoice {
+            id: m.id,
+            name: m.name,
+            relation: m.relation,
+            division,
+            street: m.street,
+        });
+    }
+    Ok(out)
+}
+
+async fn step_who(
+    State(state): State<AppState>,
+    v: Viewer,
+    Query(q): Query<Wizard>,
+) -> PageResult<StepWho> {
+    requester_only(&v)?;
+    let t = v.t();
+    let item = item_of(&state, t, q.item).await?;
+    let members = members_of(&state, &v.actor, t).await?;
+    Ok(StepWho {
+        t,
+        selected: q
+            .member
+            .unwrap_or_else(|| members.first().map_or(0, |m| m.id)),
+        l: v.l,
+        item: item.id,
+        item_name: t.pick(&item.name_zh, &item.name_en).to_string(),
+        members,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "order_when.html")]
+struct StepWhen {
+    t: Tr,
+    l: Layout,
+    item: i64,
+    item_name: String,
+    member: i64,
+    member_name: String,
+    key: String,
+    start: String,
+    end: String,
+    urgent: bool,
+    notes: String,
+    public_note: String,
+    error: Option<String>,
+    error_field: String,
+}
+
+fn default_window(state: &AppState) -> (String, String) {
+    let now = state.clock.now().epoch_ms();
+    let tz = chrono_tz::Asia::Shanghai;
+    let at = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|d| d.with_timezone(&tz).format("%Y-%m-%dT%H:00").to_string())
+            .unwrap_or_default()
+    };
+    (at(now + 2 * 3_600_000), at(now + 4 * 3_600_000))
+}
+
+async fn step_when(
+    State(state): State<AppState>,
+    v: Viewer,
+    Query(q): Query<Wizard>,
+) -> PageResult<StepWhen> {
+    requester_only(&v)?;
+    let t = v.t();
+    let item = item_of(&state, t, q.item).await?;
+    let members = members_of(&state, &v.actor, t).await?;
+    let member = members
+        .into_iter()
+        .find(|m| Some(m.id) == q.member)
+        .ok_or(())
+        .or_else(|()| Err(ApiError::invalid("member_id", "unknown_member", "")).page(t))?;
+    let (start, end) = default_window(&state);
+    Ok(StepWhen {
+        t,
+        l: v.l,
+        item: item.id,
+        item_name: t.pick(&item.name_zh, &item.name_en).to_string(),
+        member: member.id,
+        member_name: member.name,
+        key: uuid::Uuid::new_v4().to_string(),
+        start,
+        end,
+        urgent: false,
+        notes: String::new(),
+        public_note: String::new(),
+        error: None,
+        error_field: String::new(),
+    })
+}
+
+#[derive(Deserialize)]
+struct OrderForm {
+    item: i64,
+    member: i64,
+    key: String,
+    window_start: String,
+    window_end: String,
+    #[serde(default)]
+    urgent: Option<String>,
+    #[serde(default)]
+    notes: String,
+    #[serde(default)]
+    public_note: String,
+}
+
+async fn create(State(state): State<AppState>, p: Posted<OrderForm>) -> PageResult {
+    let t = p.t;
+    let f = p.form;
+    let body = json!({
+        "item_id": f.item,
+        "member_id": f.member,
+        "window_start": f.window_start,
+        "window_end": f.window_end,
+        "urgency": if f.urgent.is_some() { "urgent" } else { "normal" },
+        "notes": f.notes,
+        "public_note": f.public_note,
+    });
+    match api_orders::place_order(&state, &p.actor, f.key.trim(), body).await {
+        Ok(placed) => {
+            let id = placed
+                .order_id()
+                .ok_or_else(|| ApiError::internal("stored answer without id"))
+                .page(t)?;
+            Ok(see_other(&format!("/orders/{id}")))
+        }
+        Err(err) if err.status.as_u16() == 422 => {
+            // Show the third step again, with what was typed and the fix.
+            let item = item_of(&state, t, Some(f.item)).await?;
+            let member_name = members_of(&state, &p.actor, t)
+                .await?
+                .into_iter()
+                .find(|m| m.id == f.member)
+                .map(|m| m.name)
+                .unwrap_or_default();
+            let page = StepWhen {
+                t,
+                l: Layout::new(t, "/orders/new", Some(&p.actor)),
+                item: item.id,
+                item_name: t.pick(&item.name_zh, &item.name_en).to_string(),
+                member: f.member,
+                member_name,
+                // A new key: the rejected submit stored nothing.
+                key: uuid::Uuid::new_v4().to_string(),
+                start: f.window_start,
+                end: f.window_end,
+                urgent: f.urgent.is_some(),
+                notes: f.notes,
+                public_note: f.public_note,
+                error: Some(super::error_message(t, &err)),
+                error_field: err.field.clone().unwrap_or_default(),
+            };
+            Ok((err.status, page).into_response())
+        }
+        Err(err) => Err(PageError { t, err }),
+    }
+}
+
+/// The live part of an order's page: state, volunteer, actions, timeline.
+pub struct StatusView {
+    id: i64,
+    state: String,
+    volunteer: Option<String>,
+    can_cancel: bool,
+    can_confirm: bool,
+    events: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "order_status.html")]
+struct StatusFragment<'a> {
+    t: Tr,
+    csrf: &'a str,
+    s: &'a StatusView,
+}
+
+async fn status_view(state: &AppState, order: &OrderRow) -> Result<StatusView, ApiError> {
+    let st = order.order_state().map_err(ApiError::internal)?;
+    let volunteer = match order.assignee_user_id {
+        Some(uid) => state
+            .store
+            .user(uid)
+            .await?
+            .map(|u| first_name(&u.display_name)),
+        None => None,
+    };
+    let events = state
+        .store
+        .order_events(order.id)
+        .await?
+        .into_iter()
+        .map(|e| (local_time(e.at, &order.time_zone), e.to_state))
+        .collect();
+    Ok(StatusView {
+        id: order.id,
+        state: order.state.clone(),
+        volunteer,
+        can_cancel: matches!(
+            st,
+            OrderState::Submitted | OrderState::Dispatching | OrderState::Assigned
+        ),
+        can_confirm: st == OrderState::Completed,
+        events,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "order.html")]
+struct OrderPage {
+    t: Tr,
+    l: Layout,
+    line: OrderLine,
+    member: String,
+    street: String,
+    public_note: String,
+    notes: String,
+    status: String,
+    now: i64,
+}
+
+/// The order for its owner (requester or placing liaison); anyone else,
+/// coordinators included, gets 404 here (they have the board).
+async fn own_order(state: &AppState, actor: &Actor, t: Tr, id: &str) -> PageResult<OrderRow> {
+    let id = crate::api::parse_id(id).page(t)?;
+    let (order, access) = visible_order(state, actor, id).await.page(t)?;
+    if access != OrderAccess::Full
+        || (order.requester_user_id != actor.user.id && order.placed_by != actor.user.id)
+    {
+        return Err(ApiError::not_found()).page(t);
+    }
+    Ok(order)
+}
+
+async fn show(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path(id): Path<String>,
+) -> PageResult<OrderPage> {
+    let t = v.t();
+    let order = own_order(&state, &v.actor, t, &id).await?;
+    // The page shows the address: log the read as the API's detail does.
+    let view = api_orders::detail(&state, &v.actor, &order, OrderAccess::Full, "order_page")
+        .await
+        .page(t)?;
+    let member = state
+        .store
+        .member(order.member_id)
+        .await
+        .page(t)?
+        .map(|m| m.name)
+        .unwrap_or_default();
+    let sv = status_view(&state, &order).await.page(t)?;
+    let status = StatusFragment {
+        t,
+        csrf: &v.l.csrf,
+        s: &sv,
+    }
+    .render()
+    .map_err(ApiError::internal)
+    .page(t)?;
+    Ok(OrderPage {
+        t,
+        line: OrderLine::of(t, &order),
+        member,
+        street: view.street.flatten().unwrap_or_default(),
+        public_note: view.public_note.unwrap_or_default(),
+        notes: view.notes.flatten().unwrap_or_default(),
+        status,
+        now: state.clock.now().epoch_ms(),
+        l: v.l,
+    })
+}
+
+#[derive(Deserialize)]
+struct CancelForm {
+    reason: String,
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted<CancelForm>,
+) -> PageResult {
+    let order = own_order(&state, &p.actor, p.t, &id).await?;
+    api_orders::cancel_order(&state, &p.actor, order.id, &p.form.reason)
+        .await
+        .page(p.t)?;
+    Ok(see_other(&format!("/orders/{}", order.id)))
+}
+
+#[derive(Deserialize)]
+struct ConfirmForm {
+    #[serde(default)]
+    rating: String,
+    #[serde(default)]
+    comment: String,
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted<ConfirmForm>,
+) -> PageResult {
+    let order = own_order(&state, &p.actor, p.t, &id).await?;
+    let req = api_orders::ConfirmRequest {
+        rating: p.form.rating.trim().parse().ok(),
+        comment: Some(p.form.comment).filter(|c| !c.trim().is_empty()),
+        complaint: false,
+    };
+    api_orders::confirm_order(&state, &p.actor, order.id, req)
+        .await
+        .page(p.t)?;
+    Ok(see_other(&format!("/orders/{}", order.id)))
+}
+
+/// `GET /live/orders/{id}`: the status fragment again whenever the order
+/// changes, for its owner only (checked on connect and on every change).
+async fn live(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path(id): Path<String>,
+) -> PageResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let t = v.t();
+    let order = own_order(&state, &v.actor, t, &id).await?;
+    let order_id = order.id;
+    let rx = state.live.subscribe();
+    let actor = v.actor;
+    let csrf = v.l.csrf;
+    let stream = super::live_stream(
+        rx,
+        "status",
+        Duration::from_secs(30),
+        move |changed| changed == order_id,
+        move || {
+            let (state, actor, csrf) = (state.clone(), actor.clone(), csrf.clone());
+            async move {
+                let order = own_order(&state, &actor, t, &order_id.to_string())
+                    .await
+                    .ok()?;
+                let sv = status_view(&state, &order).await.ok()?;
+                StatusFragment {
+                    t,
+                    csrf: &csrf,
+                    s: &sv,
+                }
+                .render()
+                .ok()
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

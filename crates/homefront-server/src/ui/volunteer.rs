@@ -1,0 +1,300 @@
+//! Volunteer pages: incoming offers with a countdown (item, district and
+//! distance, never the address), accept or decline, the assignment with
+//! the address and phone while it is live, check-in and check-out.
+
+use std::time::Duration;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::sse::{KeepAlive, Sse};
+use axum::routing::{get, post};
+use homefront_domain::Role;
+use homefront_domain::order_state::OrderState;
+use homefront_store::orders::{OrderFilter, OrderRow};
+use serde::Deserialize;
+
+use super::i18n::Tr;
+use super::requester::OrderLine;
+use super::{Layout, Localize, PageResult, Posted, Viewer, local_time, see_other};
+use crate::AppState;
+use crate::api::offers::{OfferView, accept_offer, decline_offer, offers_of};
+use crate::api::orders::{CheckInRequest, check_in_order, check_out_order, visible_order};
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::privacy::{order_access, sensitive_fields};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/volunteer", get(home))
+        .route("/live/offers", get(live_offers))
+        .route("/offers/{id}/accept", post(accept))
+        .route("/offers/{id}/decline", post(decline))
+        .route("/assignments/{id}", get(assignment))
+        .route("/assignments/{id}/check-in", post(check_in))
+        .route("/assignments/{id}/check-out", post(check_out))
+}
+
+fn volunteer_only(actor: &Actor, t: Tr) -> PageResult<()> {
+    if actor.has(Role::Volunteer) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden()).page(t)
+    }
+}
+
+/// An open offer as the volunteer sees it before accepting.
+struct OfferLine {
+    id: i64,
+    item: String,
+    division: String,
+    distance: Option<String>,
+    window: String,
+    public_note: String,
+    deadline: i64,
+}
+
+fn offer_line(t: Tr, o: &OfferView) -> OfferLine {
+    let tz = "Asia/Shanghai";
+    OfferLine {
+        id: o.id,
+        item: t
+            .pick(&o.order.item.name_zh, &o.order.item.name_en)
+            .to_string(),
+        division: o.order.division.name.clone(),
+        distance: o.distance_km.map(|d| format!("{d:.1}")),
+        window: format!(
+            "{} – {}",
+            local_time(o.order.window_start, tz),
+            local_time(o.order.window_end, tz)
+        ),
+        public_note: o.order.public_note.clone().unwrap_or_default(),
+        deadline: o.expires_at,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "offers.html")]
+struct OffersFragment<'a> {
+    t: Tr,
+    csrf: &'a str,
+    offers: Vec<OfferLine>,
+    active: Vec<OrderLine>,
+}
+
+async fn render_offers(state: &AppState, actor: &Actor, t: Tr, csrf: &str) -> ApiResult<String> {
+    let offers = offers_of(state, actor, &["offered"]).await?;
+    let active = state
+        .store
+        .orders(&OrderFilter {
+            assignee_user_id: Some(actor.user.id),
+            states: vec!["assigned".into(), "in_service".into()],
+            limit: Some(100),
+            ..OrderFilter::default()
+        })
+        .await?;
+    OffersFragment {
+        t,
+        csrf,
+        offers: offers.iter().map(|o| offer_line(t, o)).collect(),
+        active: active.iter().map(|o| OrderLine::of(t, o)).collect(),
+    }
+    .render()
+    .map_err(ApiError::internal)
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "volunteer.html")]
+struct HomePage {
+    t: Tr,
+    l: Layout,
+    offers: String,
+    done: Vec<OrderLine>,
+    now: i64,
+}
+
+async fn home(State(state): State<AppState>, v: Viewer) -> PageResult<HomePage> {
+    let t = v.t();
+    volunteer_only(&v.actor, t)?;
+    let offers = render_offers(&state, &v.actor, t, &v.l.csrf)
+        .await
+        .page(t)?;
+    let mine = state
+        .store
+        .orders(&OrderFilter {
+            assignee_user_id: Some(v.actor.user.id),
+            limit: Some(100),
+            ..OrderFilter::default()
+        })
+        .await
+        .page(t)?;
+    let done: Vec<&OrderRow> = mine
+        .iter()
+        .filter(|o| {
+            o.order_state()
+                .is_ok_and(|s| s.is_terminal() || s == OrderState::Completed)
+        })
+        .collect();
+    Ok(HomePage {
+        t,
+        offers,
+        done: done.into_iter().map(|o| OrderLine::of(t, o)).collect(),
+        now: state.clock.now().epoch_ms(),
+        l: v.l,
+    })
+}
+
+/// `GET /live/offers`: the volunteer's open offers, re-rendered when any
+/// order changes or every few seconds (new offers, expiries).
+async fn live_offers(
+    State(state): State<AppState>,
+    v: Viewer,
+) -> PageResult<
+    Sse<impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>>,
+> {
+    let t = v.t();
+    volunteer_only(&v.actor, t)?;
+    let rx = state.live.subscribe();
+    let (actor, csrf) = (v.actor, v.l.csrf);
+    let stream = super::live_stream(
+        rx,
+        "offers",
+        Duration::from_secs(3),
+        |_| true,
+        move || {
+            let (state, actor, csrf) = (state.clone(), actor.clone(), csrf.clone());
+            async move { render_offers(&state, &actor, t, &csrf).await.ok() }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn accept(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted<Empty>,
+) -> PageResult {
+    volunteer_only(&p.actor, p.t)?;
+    let id = crate::api::parse_id(&id).page(p.t)?;
+    let accepted = accept_offer(&state, &p.actor, id).await.page(p.t)?;
+    Ok(see_other(&format!("/assignments/{}", accepted.order.id)))
+}
+
+async fn decline(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted<Empty>,
+) -> PageResult {
+    volunteer_only(&p.actor, p.t)?;
+    let id = crate::api::parse_id(&id).page(p.t)?;
+    decline_offer(&state, &p.actor, id).await.page(p.t)?;
+    Ok(see_other("/volunteer"))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "assignment.html")]
+struct AssignmentPage {
+    t: Tr,
+    l: Layout,
+    line: OrderLine,
+    live: bool,
+    street: String,
+    phone: String,
+    notes: String,
+    public_note: String,
+    geo: Option<String>,
+    can_check_in: bool,
+    can_check_out: bool,
+}
+
+/// The order assigned to this volunteer; 404 for any other order, whoever
+/// asks (a coordinator has the board).
+async fn assigned(state: &AppState, actor: &Actor, t: Tr, id: &str) -> PageResult<OrderRow> {
+    let id = crate::api::parse_id(id).page(t)?;
+    let (order, _) = visible_order(state, actor, id).await.page(t)?;
+    if order.assignee_user_id != Some(actor.user.id) {
+        return Err(ApiError::not_found()).page(t);
+    }
+    Ok(order)
+}
+
+async fn assignment(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path(id): Path<String>,
+) -> PageResult<AssignmentPage> {
+    let t = v.t();
+    let order = assigned(&state, &v.actor, t, &id).await?;
+    let access = order_access(&v.actor, &order, false);
+    let live = access.is_some_and(|a| a.sees_location());
+    if live {
+        state
+            .store
+            .log_access(
+                v.actor.user.id,
+                "order",
+                &[order.id],
+                &sensitive_fields(&order),
+                "assignment_page",
+                state.clock.now().epoch_ms(),
+            )
+            .await
+            .page(t)?;
+    }
+    let st = order.order_state().ok();
+    let shown = |s: &Option<String>| {
+        if live {
+            s.clone().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    Ok(AssignmentPage {
+        t,
+        line: OrderLine::of(t, &order),
+        live,
+        street: shown(&order.street),
+        phone: shown(&order.contact_phone),
+        notes: shown(&order.notes),
+        public_note: order.public_note.clone().unwrap_or_default(),
+        geo: if live {
+            order
+                .latitude
+                .zip(order.longitude)
+                .map(|(la, lo)| format!("geo:{la:.5},{lo:.5}?q={la:.5},{lo:.5}"))
+        } else {
+            None
+        },
+        can_check_in: st == Some(OrderState::Assigned),
+        can_check_out: st == Some(OrderState::InService),
+        l: v.l,
+    })
+}
+
+async fn check_in(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted<Empty>,
+) -> PageResult {
+    let order = assigned(&state, &p.actor, p.t, &id).await?;
+    check_in_order(&state, &p.actor, order.id, CheckInRequest::default())
+        .await
+        .page(p.t)?;
+    Ok(see_other(&format!("/assignments/{}", order.id)))
+}
+
+async fn check_out(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted<Empty>,
+) -> PageResult {
+    let order = assigned(&state, &p.actor, p.t, &id).await?;
+    check_out_order(&state, &p.actor, order.id)
+        .await
+        .page(p.t)?;
+    Ok(see_other(&format!("/assignments/{}", order.id)))
+}

@@ -1,0 +1,290 @@
+// End-to-end flow of the web interface on a real server (see ../run):
+// a requester orders on a phone, a volunteer in another browser context
+// takes it and checks in and out, the requester follows each state live and
+// confirms, a coordinator watches the live board and manually dispatches a
+// second order; the language switch, and two privacy checks by URL editing.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const BASE = process.env.HF_BASE;
+const SHOTS = process.env.HF_SHOTS || '../target/e2e';
+const PASSWORD = 'e2e-password-1';
+const PHONE = { width: 390, height: 844 };
+const CJK = /[\u4e00-\u9fff]/;
+
+let browser;
+let ids = {};
+
+async function api(token, method, path, body, extra = {}) {
+  const res = await fetch(BASE + path, {
+    method,
+    headers: {
+      'content-type': 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...extra,
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  const json = text ? JSON.parse(text) : null;
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return json;
+}
+
+async function login(phone, password = PASSWORD) {
+  return (await api(null, 'POST', '/api/v1/auth/login', { phone, password })).token;
+}
+
+async function seed() {
+  const admin = await login(process.env.HF_ADMIN_PHONE, process.env.HF_ADMIN_PASSWORD);
+  const counties = await api(admin, 'GET', '/api/v1/org-units?kind=county');
+  const unit = (code) => counties.find((u) => u.adcode === `${code}000000`).id;
+  const xuanwu = unit('320102');
+  const qinhuai = unit('320104');
+  const team = await api(admin, 'POST', '/api/v1/org-units', {
+    kind: 'team', name: '玄武区志愿服务队', parent_id: xuanwu, longitude: 118.79, latitude: 32.05,
+  });
+  const user = (phone, name, grants) =>
+    api(admin, 'POST', '/api/v1/users', { phone, display_name: name, password: PASSWORD, grants });
+  await user('13800000001', '王芳', [{ role: 'requester' }]);
+  await user('13800000002', '陈静', [{ role: 'coordinator', org_unit_id: xuanwu }]);
+  await user('13800000003', '刘洋', [{ role: 'coordinator', org_unit_id: qinhuai }]);
+  const vol = await user('13800000004', '李伟', [{ role: 'volunteer', org_unit_id: team.id }]);
+  await user('13800000005', '赵磊', [{ role: 'volunteer', org_unit_id: team.id }]);
+  const requester = await login('13800000001');
+  await api(requester, 'POST', '/api/v1/household/members', {
+    name: '王芳', relation: 'self', phone: '13912345678', adcode: '320102',
+    street: '中山东路321号3栋502', longitude: 118.8, latitude: 32.05,
+  });
+  await api(requester, 'POST', '/api/v1/household/members', {
+    name: '王建国', relation: 'parent', adcode: '320102', street: '北京东路41号', longitude: 118.79, latitude: 32.06,
+  });
+  // The volunteers capability (duty, home location) is optional here:
+  // when it exists, put the volunteer on duty so the dispatcher can offer.
+  const v = await login('13800000004');
+  await api(v, 'POST', '/api/v1/volunteers/me/duty', { on_duty: true }).catch(() => {});
+  ids = { xuanwu, qinhuai, volunteer: vol.user?.id ?? vol.id };
+}
+
+async function phoneContext(lang = 'zh-CN') {
+  return browser.newContext({ viewport: PHONE, locale: lang, extraHTTPHeaders: { 'accept-language': lang } });
+}
+
+async function signIn(page, phone) {
+  await page.goto(BASE + '/login');
+  await page.getByLabel(/手机号|Mobile number/).fill(phone);
+  await page.getByLabel(/密码|Password/).fill(PASSWORD);
+  await page.locator('form[action="/login"] button[type=submit]').click();
+  await page.waitForURL((u) => !u.pathname.startsWith('/login'));
+}
+
+let shotNo = 0;
+async function shot(page, name) {
+  shotNo += 1;
+  await page.screenshot({ path: `${SHOTS}/${String(shotNo).padStart(2, '0')}-${name}.png`, fullPage: true });
+}
+
+/** Visible text nodes outside `translate="no"` (data: names, places). */
+async function uiTexts(page) {
+  return page.evaluate(() => {
+    const out = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+      const n = walker.currentNode;
+      const el = n.parentElement;
+      if (!n.textContent.trim() || el.closest('[translate="no"], script, style, [hidden]')) continue;
+      out.push(n.textContent.trim());
+    }
+    return out;
+  });
+}
+
+async function assertEnglish(page, what) {
+  // The link back to Chinese is written in Chinese on purpose.
+  const texts = (await uiTexts(page)).filter((t) => t !== '中文');
+  const chinese = texts.filter((t) => CJK.test(t));
+  assert.deepEqual(chinese, [], `${what}: Chinese left after switching to English`);
+}
+
+async function assertChinese(page, what) {
+  const texts = (await uiTexts(page)).filter((t) => t !== 'English');
+  const english = texts.filter((t) => /[A-Za-z]{3,}/.test(t));
+  assert.deepEqual(english, [], `${what}: English left in the Chinese page`);
+}
+
+async function switchLanguage(page, what) {
+  await assertChinese(page, what);
+  await page.getByRole('link', { name: 'English' }).click();
+  await page.waitForLoadState();
+  await assertEnglish(page, what);
+  await shot(page, `${what}-en`);
+  await page.getByRole('link', { name: '中文' }).click();
+  await page.waitForLoadState();
+  await assertChinese(page, what);
+}
+
+before(async () => {
+  await seed();
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+test('order, live offer, check-in/out, live status, confirm, board, manual dispatch', async () => {
+  // Requester on a phone: three steps, members and address pre-filled.
+  const reqCtx = await phoneContext();
+  const req = await reqCtx.newPage();
+  await signIn(req, '13800000001');
+  assert.match(new URL(req.url()).pathname, /^\/orders/);
+  await shot(req, 'requester-orders-empty');
+  await switchLanguage(req, 'requester-orders');
+  await req.locator('#new-order').click();
+  await req.getByLabel(/日常采购|买菜|groceries/i).first().check();
+  await shot(req, 'requester-step1-item');
+  await req.getByRole('button', { name: '下一步' }).click();
+  await assert.doesNotReject(req.getByText('中山东路321号3栋502').waitFor());
+  await shot(req, 'requester-step2-who');
+  await req.getByRole('button', { name: '下一步' }).click();
+  await req.getByLabel(/公开说明/).fill('需要买两袋米');
+  await shot(req, 'requester-step3-when');
+  await req.locator('#place-order').click();
+  await req.waitForURL(/\/orders\/\d+$/);
+  const orderId = Number(new URL(req.url()).pathname.split('/').pop());
+  await shot(req, 'requester-order-placed');
+  await switchLanguage(req, 'requester-order');
+
+  // Volunteer in another browser context: the offer appears live (when the
+  // dispatcher offers it), else a coordinator's assignment appears live.
+  const volCtx = await phoneContext();
+  const vol = await volCtx.newPage();
+  await signIn(vol, '13800000004');
+  await vol.goto(BASE + '/volunteer');
+  await shot(vol, 'volunteer-home');
+  await switchLanguage(vol, 'volunteer-home');
+  const offer = vol.locator('li.offer').first();
+  let viaOffer = true;
+  try {
+    await offer.waitFor({ timeout: 20000 });
+  } catch {
+    viaOffer = false;
+  }
+
+  // Coordinator on a desktop: the order is on the live board.
+  const coCtx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'zh-CN' });
+  const co = await coCtx.newPage();
+  await signIn(co, '13800000002');
+  assert.equal(new URL(co.url()).pathname, '/board');
+  await co.locator(`[data-order="${orderId}"]`).waitFor();
+  await shot(co, 'coordinator-board');
+  await switchLanguage(co, 'coordinator-board');
+
+  if (viaOffer) {
+    await shot(vol, 'volunteer-offer-live');
+    assert.equal(await vol.getByText('中山东路321号3栋502').count(), 0, 'address before accepting');
+    await offer.locator('button.accept').click();
+  } else {
+    // No dispatcher on this build: the coordinator dispatches by hand and
+    // the assignment appears live on the volunteer's page.
+    await co.goto(`${BASE}/board/orders/${orderId}`);
+    await co.getByLabel('李伟').check();
+    await co.locator('#assign').click();
+    await co.waitForURL(`${BASE}/board/orders/${orderId}`);
+    await vol.locator(`#active a[href="/assignments/${orderId}"]`).waitFor({ timeout: 15000 });
+    await shot(vol, 'volunteer-assignment-live');
+    await vol.locator(`#active a[href="/assignments/${orderId}"]`).click();
+  }
+  await vol.waitForURL(`${BASE}/assignments/${orderId}`);
+  await vol.locator('#address', { hasText: '中山东路321号3栋502' }).waitFor();
+  await vol.locator('#route-hint').waitFor();
+  await shot(vol, 'volunteer-assignment');
+
+  // Each state change shows on the requester's page without reloading.
+  const reqState = req.locator('#order-state');
+  await req.waitForFunction(() => document.querySelector('#order-state')?.dataset.state === 'assigned');
+  await req.locator('#volunteer', { hasText: '伟' }).waitFor();
+  await shot(req, 'requester-live-assigned');
+  await vol.locator('#check-in').click();
+  await vol.locator('#check-out').waitFor();
+  await req.waitForFunction(() => document.querySelector('#order-state')?.dataset.state === 'in_service');
+  await shot(req, 'requester-live-in-service');
+  await vol.locator('#check-out').click();
+  await vol.waitForFunction(() => document.querySelector('#order-state')?.dataset.state === 'completed');
+  await shot(vol, 'volunteer-checked-out');
+  // After the service the address is gone from the volunteer's page.
+  assert.equal(await vol.locator('#address').count(), 0);
+  await req.waitForFunction(() => document.querySelector('#order-state')?.dataset.state === 'completed');
+  await req.locator('#confirm').click();
+  await req.waitForURL(`${BASE}/orders/${orderId}`);
+  assert.equal(await reqState.getAttribute('data-state'), 'confirmed');
+  await shot(req, 'requester-confirmed');
+
+  // A second order (placed through the API), dispatched by hand from the board.
+  const rtoken = await login('13800000001');
+  const household = await api(rtoken, 'GET', '/api/v1/household');
+  const member = household.members[1].id;
+  const items = await api(rtoken, 'GET', '/api/v1/service-items');
+  const start = new Date(Date.now() + 3 * 3600e3).toISOString();
+  const end = new Date(Date.now() + 5 * 3600e3).toISOString();
+  const second = await api(rtoken, 'POST', '/api/v1/orders',
+    { item_id: items[0].id, member_id: member, window_start: start, window_end: end },
+    { 'idempotency-key': `e2e-${Date.now()}` });
+  await co.goto(BASE + '/board');
+  await co.locator(`[data-order="${second.id}"]`).waitFor();
+  await co.locator(`[data-order="${second.id}"] a`).click();
+  await co.waitForURL(`${BASE}/board/orders/${second.id}`);
+  const assignButton = co.locator('#assign');
+  if (await assignButton.count()) {
+    await co.getByLabel('赵磊').check();
+    await shot(co, 'coordinator-manual-dispatch');
+    await assignButton.click();
+    await co.waitForURL(`${BASE}/board/orders/${second.id}`);
+  }
+  await co.waitForFunction(() => document.querySelector('#order-state')?.dataset.state !== 'submitted');
+  await shot(co, 'coordinator-dispatched');
+  ids.firstOrder = orderId;
+  ids.secondOrder = second.id;
+  await Promise.all([reqCtx.close(), volCtx.close(), coCtx.close()]);
+});
+
+test('a volunteer without the assignment cannot see the address through any page', async () => {
+  const ctx = await phoneContext();
+  const page = await ctx.newPage();
+  await signIn(page, '13800000005');
+  // Order 1 went to the other volunteer; this one may have order 2.
+  const id = ids.firstOrder;
+  for (const path of [`/assignments/${id}`, `/orders/${id}`, `/board/orders/${id}`, `/live/orders/${id}`]) {
+    const res = await page.goto(BASE + path);
+    assert.ok([403, 404].includes(res.status()), `${path} answered ${res.status()}`);
+    const html = await page.content();
+    assert.ok(!html.includes('中山东路321号'), `${path} shows the address`);
+    assert.ok(!html.includes('13912345678'), `${path} shows the phone`);
+  }
+  await shot(page, 'privacy-volunteer-404');
+  await ctx.close();
+});
+
+test("a coordinator cannot reach another county's order by editing the URL", async () => {
+  const ctx = await browser.newContext({ locale: 'zh-CN' });
+  const page = await ctx.newPage();
+  await signIn(page, '13800000003');
+  for (const id of [ids.firstOrder, ids.secondOrder]) {
+    for (const path of [`/board/orders/${id}`, `/orders/${id}`, `/assignments/${id}`, `/live/orders/${id}`]) {
+      const res = await page.goto(BASE + path);
+      assert.ok([403, 404].includes(res.status()), `${path} answered ${res.status()}`);
+      const html = await page.content();
+      assert.ok(!html.includes('中山东路321号') && !html.includes('北京东路41号'), `${path} leaks the address`);
+    }
+  }
+  await page.goto(BASE + '/board');
+  assert.equal(await page.locator('[data-order]').count(), 0, 'other county orders on the board');
+  await shot(page, 'privacy-coordinator-other-county');
+  await ctx.close();
+});
