@@ -121,7 +121,7 @@ pub fn orders_table(orders: &[OrderRow]) -> Table {
 }
 
 /// One volunteer's hours in a period, as the API and the export show it.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct VolunteerHours {
     /// Account id.
     pub volunteer_user_id: i64,

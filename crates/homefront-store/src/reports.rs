@@ -28,7 +28,7 @@ impl ReportScope {
 }
 
 /// One group of a breakdown with its count.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Count {
     /// The group's key: a state, item code or lane.
     pub key: String,
@@ -38,7 +38,7 @@ pub struct Count {
 
 /// p50 and p90 of a set of durations (nearest-rank method: the smallest
 /// value with at least p % of the values at or below it).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Durations {
     /// How many orders contributed a duration.
     pub count: i64,
@@ -71,7 +71,7 @@ pub fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
 }
 
 /// Order figures: orders created in the period in the subtree.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderFigures {
     /// Orders created in the period.
     pub total: i64,
@@ -98,7 +98,7 @@ pub struct OrderFigures {
 }
 
 /// Escalations: `escalate` events in the period on orders in the subtree.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EscalationFigures {
     /// Escalation events (one per level raised).
     pub events: i64,
@@ -107,7 +107,7 @@ pub struct EscalationFigures {
 }
 
 /// Volunteers of teams in the subtree.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VolunteerFigures {
     /// Vetting state `active` now.
     pub active: i64,
@@ -118,7 +118,7 @@ pub struct VolunteerFigures {
 }
 
 /// One line of an hours breakdown; minutes are net of adjustments.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HoursLine {
     /// Team id, item code or volunteer id, as text.
     pub key: String,
@@ -134,7 +134,7 @@ pub struct HoursLine {
 
 /// Hours from the ledger: entries whose session started (or, without a
 /// session, that were written) in the period, on teams in the subtree.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HoursFigures {
     /// Recorded minutes in all.
     pub recorded_minutes: i64,
@@ -149,7 +149,7 @@ pub struct HoursFigures {
 }
 
 /// Pairings of volunteers on teams in the subtree.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PairingFigures {
     /// Started in the period.
     pub started: i64,
@@ -162,7 +162,7 @@ pub struct PairingFigures {
 }
 
 /// Everything `GET /api/v1/reports/summary` shows.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Figures {
     /// Orders created in the period.
     pub orders: OrderFigures,
@@ -177,7 +177,7 @@ pub struct Figures {
 }
 
 /// Totals for a public page, before small-cell suppression.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PublicTotals {
     /// Volunteers with a positive net of hours in the period.
     pub volunteers: i64,
@@ -188,7 +188,7 @@ pub struct PublicTotals {
 }
 
 /// A service line of a certificate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceLine {
     /// Item name (Chinese); `其他` for entries without an item.
     pub item: String,

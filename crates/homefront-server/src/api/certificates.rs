@@ -40,7 +40,8 @@ pub fn public_router() -> Router<AppState> {
 }
 
 /// Query of the issue endpoint.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PeriodQuery {
     /// Period start (date, RFC 3339 or epoch ms).
     pub from: String,
@@ -53,7 +54,15 @@ pub fn verification_path(code: &str) -> String {
     format!("/certificates/{code}")
 }
 
-async fn issue(
+/// Issues (or reuses) the volunteer's service-hours certificate for the
+/// period and returns the printable page.
+#[utoipa::path(get, path = "/api/v1/volunteers/{id}/certificate", tag = "certificates",
+    params(("id" = i64, Path, description = "The volunteer's account id"), PeriodQuery),
+    responses((status = 200, description = "The printable certificate page", content_type = "text/html", body = String),
+        (status = 401, description = "Not signed in", body = crate::api::openapi::ErrorShape),
+        (status = 404, description = "No such volunteer, or not the caller nor in the caller's subtrees", body = crate::api::openapi::ErrorShape),
+        (status = 422, description = "Bad period", body = crate::api::openapi::ErrorShape)))]
+pub async fn issue(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
@@ -130,7 +139,13 @@ async fn issue(
     Ok(Html(certificate_page(&cert, &services)).into_response())
 }
 
-async fn verify(State(state): State<AppState>, Path(code): Path<String>) -> Response {
+/// Public check of a certificate code: valid, and the certificate's own
+/// facts only.
+#[utoipa::path(get, path = "/certificates/{code}", tag = "certificates", security(()),
+    params(("code" = String, Path, description = "The verification code printed on the certificate")),
+    responses((status = 200, description = "Valid: the certificate's own facts", content_type = "text/html", body = String),
+        (status = 404, description = "No certificate has this code", content_type = "text/html", body = String)))]
+pub async fn verify(State(state): State<AppState>, Path(code): Path<String>) -> Response {
     // Codes are base64url: anything else cannot match, so skip the query.
     let valid_shape = !code.is_empty()
         && code.len() <= 64

@@ -8,6 +8,7 @@ pub mod health;
 pub mod hours;
 pub mod households;
 pub mod offers;
+pub mod openapi;
 pub mod orders;
 pub mod org_units;
 pub mod pairings;
@@ -45,7 +46,8 @@ pub fn router() -> Router<AppState> {
                 .merge(users::router())
                 .merge(volunteers::router())
                 .merge(reports::router())
-                .merge(certificates::router()),
+                .merge(certificates::router())
+                .merge(openapi::router()),
         )
         .merge(crate::ui::router())
         .fallback(|| async { ApiError::not_found() })

@@ -42,7 +42,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Query of the report endpoints.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// Root of the subtree (org unit id).
     pub org_unit: i64,
@@ -53,7 +54,7 @@ pub struct ReportQuery {
 }
 
 /// A unit as named in a report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UnitBrief {
     /// Org-unit id.
     pub id: i64,
@@ -62,7 +63,7 @@ pub struct UnitBrief {
 }
 
 /// `GET /api/v1/reports/summary` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Summary {
     /// Root of the subtree.
     pub org_unit: UnitBrief,
@@ -163,7 +164,15 @@ pub async fn summary_for(state: &AppState, actor: &Actor, q: &ReportQuery) -> Ap
     })
 }
 
-async fn summary(
+/// Figures for an org unit's subtree and a period: orders, times to
+/// offer and accept, rates, escalations, volunteers, hours and pairings.
+#[utoipa::path(get, path = "/api/v1/reports/summary", tag = "reports", params(ReportQuery),
+    responses((status = 200, body = Summary),
+        (status = 401, description = "Not signed in", body = crate::api::openapi::ErrorShape),
+        (status = 403, description = "The role sees no reports", body = crate::api::openapi::ErrorShape),
+        (status = 404, description = "No such unit in the caller's subtrees", body = crate::api::openapi::ErrorShape),
+        (status = 422, description = "Bad period or format", body = crate::api::openapi::ErrorShape)))]
+pub async fn summary(
     State(state): State<AppState>,
     actor: Actor,
     Query(q): Query<ReportQuery>,
@@ -186,7 +195,7 @@ pub fn suppress(n: i64) -> String {
 }
 
 /// `GET /api/v1/reports/public` answer: totals only, no breakdown.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PublicFigures {
     /// Unit name.
     pub org_unit: String,
@@ -206,7 +215,14 @@ pub struct PublicFigures {
     pub text_en: String,
 }
 
-async fn public(
+/// Public totals (volunteers who served, orders completed, service
+/// hours) with every figure below 5 shown as `<5`; no sign-in needed.
+#[utoipa::path(get, path = "/api/v1/reports/public", tag = "reports", params(ReportQuery),
+    security(()),
+    responses((status = 200, description = "Totals, figures below 5 shown as `<5`", body = PublicFigures),
+        (status = 404, description = "No such unit", body = crate::api::openapi::ErrorShape),
+        (status = 422, description = "Bad period", body = crate::api::openapi::ErrorShape)))]
+pub async fn public(
     State(state): State<AppState>,
     Query(q): Query<ReportQuery>,
 ) -> ApiResult<Json<PublicFigures>> {
@@ -293,7 +309,14 @@ pub fn mask_phone(e164: &str) -> String {
         .unwrap_or_else(|_| "***".to_string())
 }
 
-async fn hours(
+/// Service hours per volunteer of teams in the subtree (phones masked).
+#[utoipa::path(get, path = "/api/v1/reports/hours", tag = "reports", params(ReportQuery),
+    responses((status = 200, body = Vec<VolunteerHours>),
+        (status = 401, description = "Not signed in", body = crate::api::openapi::ErrorShape),
+        (status = 403, description = "The role sees no reports", body = crate::api::openapi::ErrorShape),
+        (status = 404, description = "No such unit in the caller's subtrees", body = crate::api::openapi::ErrorShape),
+        (status = 422, description = "Bad period or format", body = crate::api::openapi::ErrorShape)))]
+pub async fn hours(
     State(state): State<AppState>,
     actor: Actor,
     Query(q): Query<ReportQuery>,
@@ -309,7 +332,8 @@ async fn hours(
 }
 
 /// The `format` query parameter of exports.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FormatQuery {
     /// `csv` or `xlsx`.
     pub format: String,
@@ -354,7 +378,17 @@ pub async fn orders_export(
     Ok((bytes, orders.len()))
 }
 
-async fn export_orders(
+/// The orders of `GET /api/v1/orders` with the same query, as a CSV or
+/// xlsx file (list summaries: no address, phone or notes).
+#[utoipa::path(get, path = "/api/v1/exports/orders", tag = "exports",
+    params(FormatQuery, crate::api::orders::OrderQuery),
+    responses((status = 200, description = "The file (`X-Row-Count` gives its rows)",
+            content((String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
+        (status = 401, description = "Not signed in", body = crate::api::openapi::ErrorShape),
+        (status = 403, description = "The role sees no reports", body = crate::api::openapi::ErrorShape),
+        (status = 404, description = "No such unit in the caller's subtrees", body = crate::api::openapi::ErrorShape),
+        (status = 422, description = "Bad period or format", body = crate::api::openapi::ErrorShape)))]
+pub async fn export_orders(
     State(state): State<AppState>,
     actor: Actor,
     Query(f): Query<FormatQuery>,
@@ -365,7 +399,16 @@ async fn export_orders(
     Ok(file_response(bytes, format, "orders", rows))
 }
 
-async fn export_hours(
+/// Hours per volunteer (as `GET /api/v1/reports/hours`) as a CSV or xlsx file.
+#[utoipa::path(get, path = "/api/v1/exports/hours", tag = "exports",
+    params(FormatQuery, ReportQuery),
+    responses((status = 200, description = "The file (`X-Row-Count` gives its rows)",
+            content((String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
+        (status = 401, description = "Not signed in", body = crate::api::openapi::ErrorShape),
+        (status = 403, description = "The role sees no reports", body = crate::api::openapi::ErrorShape),
+        (status = 404, description = "No such unit in the caller's subtrees", body = crate::api::openapi::ErrorShape),
+        (status = 422, description = "Bad period or format", body = crate::api::openapi::ErrorShape)))]
+pub async fn export_hours(
     State(state): State<AppState>,
     actor: Actor,
     Query(f): Query<FormatQuery>,

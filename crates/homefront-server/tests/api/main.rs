@@ -11,6 +11,7 @@ mod catalogue;
 mod dispatch;
 mod fulfilment;
 mod helpers;
+mod openapi;
 mod orders;
 mod org_units;
 mod reports;
