@@ -60,10 +60,24 @@ async function seed() {
   await api(requester, 'POST', '/api/v1/household/members', {
     name: '王建国', relation: 'parent', adcode: '320102', street: '北京东路41号', longitude: 118.79, latitude: 32.06,
   });
-  // The volunteers capability (duty, home location) is optional here:
-  // when it exists, put the volunteer on duty so the dispatcher can offer.
+  // 李伟 is a vetted volunteer: profile with a home point, every vetting
+  // step, the three base credentials, on duty; so the dispatcher offers.
+  const volId = vol.user?.id ?? vol.id;
+  await api(admin, 'POST', '/api/v1/volunteers', {
+    user_id: volId, team_id: team.id, home_location: { longitude: 118.795, latitude: 32.05 },
+  });
+  for (const step of ['reviewed', 'interviewed', 'trained', 'exam_passed', 'agreement_signed', 'insured', 'active']) {
+    await api(admin, 'POST', `/api/v1/volunteers/${volId}/vetting`, { target_state: step });
+  }
+  const now = Date.now();
+  for (const kind of ['training_certificate', 'service_agreement', 'insurance']) {
+    await api(admin, 'POST', `/api/v1/volunteers/${volId}/credentials`, {
+      kind, valid_from: now - 86400e3, valid_to: now + 365 * 86400e3,
+      ...(kind === 'insurance' ? { insurer: '中国人保', policy_number: 'E2E-1' } : {}),
+    });
+  }
   const v = await login('13800000004');
-  await api(v, 'POST', '/api/v1/volunteers/me/duty', { on_duty: true }).catch(() => {});
+  await api(v, 'POST', '/api/v1/volunteers/me/duty', { on_duty: true });
   ids = { xuanwu, qinhuai, volunteer: vol.user?.id ?? vol.id };
 }
 
@@ -161,8 +175,7 @@ test('order, live offer, check-in/out, live status, confirm, board, manual dispa
   await shot(req, 'requester-order-placed');
   await switchLanguage(req, 'requester-order');
 
-  // Volunteer in another browser context: the offer appears live (when the
-  // dispatcher offers it), else a coordinator's assignment appears live.
+  // Volunteer in another browser context: the dispatcher's offer appears live.
   const volCtx = await phoneContext();
   const vol = await volCtx.newPage();
   await signIn(vol, '13800000004');
@@ -170,13 +183,7 @@ test('order, live offer, check-in/out, live status, confirm, board, manual dispa
   await shot(vol, 'volunteer-home');
   await switchLanguage(vol, 'volunteer-home');
   const offer = vol.locator('li.offer').first();
-  let viaOffer = true;
-  try {
-    await offer.waitFor({ timeout: 20000 });
-  } catch {
-    viaOffer = false;
-  }
-
+  await offer.waitFor({ timeout: 20000 });
   // Coordinator on a desktop: the order is on the live board.
   const coCtx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'zh-CN' });
   const co = await coCtx.newPage();
@@ -186,21 +193,9 @@ test('order, live offer, check-in/out, live status, confirm, board, manual dispa
   await shot(co, 'coordinator-board');
   await switchLanguage(co, 'coordinator-board');
 
-  if (viaOffer) {
-    await shot(vol, 'volunteer-offer-live');
-    assert.equal(await vol.getByText('中山东路321号3栋502').count(), 0, 'address before accepting');
-    await offer.locator('button.accept').click();
-  } else {
-    // No dispatcher on this build: the coordinator dispatches by hand and
-    // the assignment appears live on the volunteer's page.
-    await co.goto(`${BASE}/board/orders/${orderId}`);
-    await co.getByLabel('李伟').check();
-    await co.locator('#assign').click();
-    await co.waitForURL(`${BASE}/board/orders/${orderId}`);
-    await vol.locator(`#active a[href="/assignments/${orderId}"]`).waitFor({ timeout: 15000 });
-    await shot(vol, 'volunteer-assignment-live');
-    await vol.locator(`#active a[href="/assignments/${orderId}"]`).click();
-  }
+  await shot(vol, 'volunteer-offer-live');
+  assert.equal(await vol.getByText('中山东路321号3栋502').count(), 0, 'address before accepting');
+  await offer.locator('button.accept').click();
   await vol.waitForURL(`${BASE}/assignments/${orderId}`);
   await vol.locator('#address', { hasText: '中山东路321号3栋502' }).waitFor();
   await vol.locator('#route-hint').waitFor();

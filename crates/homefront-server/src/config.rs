@@ -48,6 +48,22 @@ pub struct Config {
     /// Seconds between dispatcher passes (it also runs at once when an
     /// order arrives or an offer is declined). Default 5.
     pub dispatch_interval_seconds: u64,
+    /// Attempts per notification delivery (group bot, webhook) before it is
+    /// marked dead and shown on the coordinators' board. Default 8.
+    pub notify_max_attempts: u32,
+    /// First retry delay in seconds; doubles on each failure
+    /// (10 s, 20 s, 40 s, ...). Default 10.
+    pub notify_retry_base_seconds: u64,
+    /// Longest retry delay in seconds. Default 3600.
+    pub notify_retry_max_seconds: u64,
+    /// Milliseconds between delivery passes when nothing wakes the worker
+    /// (it also runs at once after a change in this process). Default 1000.
+    pub notify_poll_ms: u64,
+    /// Messages per minute to one group bot; WeCom and DingTalk both allow
+    /// 20. Messages over the limit wait their turn. Default 20.
+    pub notify_bot_rate_per_minute: i64,
+    /// Days before a credential's expiry at which its holder is told. Default 14.
+    pub credential_notice_days: u32,
     /// Address of the separate Prometheus metrics listener (`GET
     /// /metrics`), e.g. `127.0.0.1:9090`. Default: none (no metrics served).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,6 +99,12 @@ impl Default for Config {
             session_grace_minutes: 60,
             auto_confirm_days: 3,
             dispatch_interval_seconds: 5,
+            notify_max_attempts: 8,
+            notify_retry_base_seconds: 10,
+            notify_retry_max_seconds: 3600,
+            notify_poll_ms: 1000,
+            notify_bot_rate_per_minute: 20,
+            credential_notice_days: 14,
             metrics_bind: None,
             log_format: LogFormat::Text,
         }
@@ -110,6 +132,15 @@ impl fmt::Debug for Config {
             .field("session_grace_minutes", &self.session_grace_minutes)
             .field("auto_confirm_days", &self.auto_confirm_days)
             .field("dispatch_interval_seconds", &self.dispatch_interval_seconds)
+            .field("notify_max_attempts", &self.notify_max_attempts)
+            .field("notify_retry_base_seconds", &self.notify_retry_base_seconds)
+            .field("notify_retry_max_seconds", &self.notify_retry_max_seconds)
+            .field("notify_poll_ms", &self.notify_poll_ms)
+            .field(
+                "notify_bot_rate_per_minute",
+                &self.notify_bot_rate_per_minute,
+            )
+            .field("credential_notice_days", &self.credential_notice_days)
             .field("metrics_bind", &self.metrics_bind)
             .field("log_format", &self.log_format)
             .finish()
@@ -141,12 +172,25 @@ impl Config {
     /// # Errors
     /// A message naming the bad key and its source when a value does not parse.
     pub fn load(file: &Path, overrides: &Overrides) -> Result<Config, Box<figment::Error>> {
+        // Only the configuration's own keys are read from the environment:
+        // other HOMEFRONT_* variables (HOMEFRONT_LOG, HOMEFRONT_ADMIN_PASSWORD,
+        // the test suite's) belong to other parts of the program.
+        let keys = Config::keys();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(file))
-            .merge(Env::prefixed("HOMEFRONT_").ignore(&["config"]))
+            .merge(Env::prefixed("HOMEFRONT_").only(&keys))
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(Box::new)
+    }
+
+    /// The configuration keys (field names), as in `homefront.toml`.
+    pub fn keys() -> Vec<String> {
+        match toml::Value::try_from(Config::default()) {
+            Ok(toml::Value::Table(t)) => t.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// The defaults as a commented TOML document (`homefront config --print-default`).
@@ -178,6 +222,26 @@ mod tests {
         };
         let text = format!("{c:?}");
         assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    // figment::Jail's closure must return figment::Error, which is large.
+    #[allow(clippy::result_large_err)]
+    fn other_homefront_variables_are_not_configuration() {
+        let keys = Config::keys();
+        assert!(keys.contains(&"database_url".to_string()));
+        assert!(keys.contains(&"bind".to_string()));
+        assert!(!keys.contains(&"admin_password".to_string()));
+        // figment::Jail isolates the process environment for the test.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HOMEFRONT_ADMIN_PASSWORD", "not a key");
+            jail.set_env("HOMEFRONT_LOG", "debug");
+            jail.set_env("HOMEFRONT_SESSION_HOURS", "6");
+            let c = Config::load(Path::new("absent.toml"), &Overrides::default())
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.session_hours, 6);
+            Ok(())
+        });
     }
 
     #[test]

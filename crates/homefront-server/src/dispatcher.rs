@@ -22,7 +22,7 @@
 //! Paired households first: an order of a paired household is offered to
 //! its primary volunteer, then its backup, then by the unit's mode.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use homefront_dispatch::{
@@ -404,7 +404,8 @@ pub async fn tick(state: &AppState) -> Result<TickReport, DispatchError> {
 
     // Offer rounds.
     let waiting = store.orders_waiting().await?;
-    let mut batches: HashMap<String, (Setting, Vec<OrderRow>)> = HashMap::new();
+    // Sorted by key so that rounds run in the same order every time.
+    let mut batches: BTreeMap<String, (Setting, Vec<OrderRow>)> = BTreeMap::new();
     for w in waiting {
         let Some(order) = store.order(w.id).await? else {
             continue;
@@ -580,7 +581,11 @@ async fn batch_round(
         });
         per_order.insert(order.id, (item, eligible, offered, round));
     }
-    let index = VolunteerIndex::new(volunteers.into_values())?;
+    // By id: the index and the solver see volunteers in the same order
+    // every run (a HashMap's order would leak into tie-breaking).
+    let mut volunteers: Vec<Volunteer> = volunteers.into_values().collect();
+    volunteers.sort_by_key(|v| v.id);
+    let index = VolunteerIndex::new(volunteers)?;
     let exclude = |o: &PendingOrder, v: &Volunteer| {
         let Some((item, eligible, offered, _)) = per_order.get(&o.id) else {
             return true;

@@ -8,11 +8,13 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod demo;
 pub mod dispatcher;
 pub mod error;
 pub mod exports;
 pub mod live;
 pub mod metrics;
+pub mod notify;
 pub mod privacy;
 pub mod roster;
 pub mod ui;
@@ -47,6 +49,12 @@ pub struct AppState {
     pub dispatch_wake: Arc<tokio::sync::Notify>,
     /// Order-change notices for live views.
     pub live: tokio::sync::broadcast::Sender<live::OrderChanged>,
+    /// Inbox-change notices for live views.
+    pub inbox: tokio::sync::broadcast::Sender<live::InboxChanged>,
+    /// Wakes the notification delivery worker early (something committed).
+    pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// HTTP client of the notification channels (group bots, webhooks).
+    pub http: reqwest::Client,
 }
 
 impl AppState {
@@ -58,6 +66,12 @@ impl AppState {
             config: Arc::new(config),
             dispatch_wake: Arc::new(tokio::sync::Notify::new()),
             live: live::channel(),
+            inbox: tokio::sync::broadcast::channel(live::CAPACITY).0,
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
         }
     }
 }
@@ -92,7 +106,8 @@ pub fn build_app(state: AppState) -> Router {
 }
 
 /// Serves the application on `listener` until `shutdown` completes, then
-/// finishes in-flight requests (graceful shutdown).
+/// finishes in-flight requests (graceful shutdown). On PostgreSQL it also
+/// relays live changes committed by any instance to this one's open pages.
 ///
 /// # Errors
 /// I/O errors from the listener.
@@ -101,11 +116,16 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let relay = live::spawn_relay(state.clone());
     let app = build_app(state);
-    axum::serve(
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    if let Some(r) = relay {
+        r.abort();
+    }
+    served
 }

@@ -218,6 +218,15 @@ impl Store {
             .bind(order_id)
             .execute(&mut *tx)
             .await?;
+            crate::outbox::enqueue_order_in(
+                &mut tx,
+                crate::outbox::kind::ORDER_ESCALATED,
+                order_id,
+                None,
+                &[("level", to_level.into()), ("reason", reason.into())],
+                now_ms,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(n == 1)

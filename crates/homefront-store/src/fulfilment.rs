@@ -514,6 +514,15 @@ impl Store {
             .bind(format!("scheduled follow-up of order {original}"))
             .execute(&mut *tx)
             .await?;
+            crate::outbox::enqueue_order_in(
+                &mut tx,
+                crate::outbox::kind::ORDER_SUBMITTED,
+                id,
+                None,
+                &[("follow_up_of", original.into())],
+                now_ms,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(id)

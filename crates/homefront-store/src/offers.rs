@@ -11,6 +11,7 @@ use homefront_domain::order_state::OrderAction;
 use serde::Serialize;
 
 use crate::orders::transition_in;
+use crate::outbox;
 use crate::{Result, Store, StoreError};
 
 /// An offer as stored.
@@ -122,7 +123,7 @@ pub enum Response {
     Refused(Refusal),
 }
 
-const COLUMNS: &str = "id, order_id, volunteer_user_id, state, via, round, candidate_rank, distance_km, \
+pub(crate) const COLUMNS: &str = "id, order_id, volunteer_user_id, state, via, round, candidate_rank, distance_km, \
     cost, explanation, offered_at, expires_at, responded_at, offered_by";
 
 /// Takes the order's row lock (a no-op write), so that every claim on one
@@ -214,6 +215,23 @@ impl Store {
             .fetch_one(&mut **tx)
             .await
             .map_err(crate::classify)?;
+            outbox::enqueue_order_in(
+                tx,
+                outbox::kind::OFFER_MADE,
+                o.order_id,
+                Some(o.volunteer_user_id),
+                &[
+                    ("offer_id", id.into()),
+                    ("expires_at", o.expires_at.into()),
+                    // Approximate distance only (0.1 km), as before acceptance.
+                    (
+                        "distance_km",
+                        o.distance_km.map(|d| (d * 10.0).round() / 10.0).into(),
+                    ),
+                ],
+                now_ms,
+            )
+            .await?;
             ids.push(id);
         }
         Ok(ids)
@@ -394,15 +412,27 @@ impl Store {
             tx.commit().await?;
             return Ok(Some(Response::Refused(why)));
         }
-        sqlx::query(
+        let losers: Vec<(i64, i64)> = sqlx::query_as(
             "update offer set state = 'withdrawn', responded_at = $1
-             where order_id = $2 and state = 'offered' and id <> $3",
+             where order_id = $2 and state = 'offered' and id <> $3
+             returning id, volunteer_user_id",
         )
         .bind(now_ms)
         .bind(offer.order_id)
         .bind(offer_id)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
+        for (id, loser) in losers {
+            outbox::enqueue_order_in(
+                &mut tx,
+                outbox::kind::OFFER_TAKEN,
+                offer.order_id,
+                Some(loser),
+                &[("offer_id", id.into())],
+                now_ms,
+            )
+            .await?;
+        }
         record_response(&mut tx, offer_id, volunteer, "accept", "accepted", now_ms).await?;
         tx.commit().await?;
         Ok(Some(Response::Done {
@@ -497,14 +527,26 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn withdraw_offers(tx: &mut crate::Tx, order_id: i64, now_ms: i64) -> Result<u64> {
-        Ok(sqlx::query(
-            "update offer set state = 'withdrawn', responded_at = $1 where order_id = $2 and state = 'offered'",
+        let withdrawn: Vec<(i64, i64)> = sqlx::query_as(
+            "update offer set state = 'withdrawn', responded_at = $1 where order_id = $2 and state = 'offered'
+             returning id, volunteer_user_id",
         )
         .bind(now_ms)
         .bind(order_id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected())
+        .fetch_all(&mut **tx)
+        .await?;
+        for (id, volunteer) in &withdrawn {
+            outbox::enqueue_order_in(
+                tx,
+                outbox::kind::OFFER_WITHDRAWN,
+                order_id,
+                Some(*volunteer),
+                &[("offer_id", (*id).into())],
+                now_ms,
+            )
+            .await?;
+        }
+        Ok(withdrawn.len() as u64)
     }
 
     /// Responses recorded against an offer: `(response, outcome)` pairs, oldest first.

@@ -5,7 +5,7 @@ use homefront_domain::order_state::{self, OrderAction, OrderState, Reason};
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use crate::{Result, Store, StoreError, Tx, classify};
+use crate::{Result, Store, StoreError, Tx, classify, outbox};
 
 /// An order joined with its item and division, as the API shapes it.
 #[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
@@ -274,6 +274,8 @@ async fn append_event(conn: &mut AnyConnection, e: NewEvent<'_>) -> Result<()> {
 /// [`order_state::transition`] decides, a compare-and-set on the state
 /// writes it, and the event row is appended in the same transaction.
 /// `Assign` sets the assignee to `assignee`; `Release` clears it.
+/// Cancelling withdraws the order's open offers (an accept withdraws the
+/// others as "taken"; a hand assignment and giving up withdraw them too).
 ///
 /// # Errors
 /// [`StoreError::Transition`] when the state does not allow the action;
@@ -329,6 +331,30 @@ pub async fn transition_in(
             reason: action.reason().map(|r| r.as_str()),
             at: now_ms,
         },
+    )
+    .await?;
+    // A cancelled order needs no volunteer: its open offers are withdrawn
+    // (each volunteer hears of it) in the same transaction.
+    if matches!(action, OrderAction::Cancel { .. }) {
+        Store::withdraw_offers(tx, order_id, now_ms).await?;
+    }
+    // The outbox row that announces it, in the same transaction.
+    let kind = match action {
+        OrderAction::Assign => outbox::kind::ORDER_ASSIGNED,
+        OrderAction::Confirm { auto: true } => outbox::kind::ORDER_AUTO_CONFIRMED,
+        _ => outbox::kind::ORDER_STATE,
+    };
+    outbox::enqueue_order_in(
+        &mut *tx,
+        kind,
+        order_id,
+        None,
+        &[
+            ("action", action.as_str().into()),
+            ("from", from.as_str().into()),
+            ("to", to.as_str().into()),
+        ],
+        now_ms,
     )
     .await?;
     Ok(Transitioned { from, to })
@@ -419,6 +445,15 @@ impl Store {
                 reason: None,
                 at: now_ms,
             },
+        )
+        .await?;
+        outbox::enqueue_order_in(
+            &mut tx,
+            outbox::kind::ORDER_SUBMITTED,
+            id,
+            None,
+            &[],
+            now_ms,
         )
         .await?;
         let sql = format!("{ORDER_SELECT} where o.id = $1");

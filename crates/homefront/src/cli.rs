@@ -1,10 +1,12 @@
-//! Command-line interface: `serve`, `migrate`, `config`, `user`, `org`,
-//! `import volunteers`, `export roster|orders|hours`, `backup`, `restore`.
+//! Command-line interface: `serve [--demo]`, `migrate`, `config`, `user`,
+//! `org`, `import volunteers`, `export roster|orders|hours`, `backup`,
+//! `restore`, `demo simulate`.
 //!
 //! Exit codes: 0 success; 1 failure (unreadable file, database error ...);
-//! 2 usage error (clap); 3 `import volunteers` rejected some rows (the
-//! others were imported, unless `--dry-run`); 4 `import volunteers
-//! --all-or-nothing` rejected some rows and imported nothing.
+//! 2 usage error (clap), and `serve --demo` on a database that already
+//! holds organisations or accounts; 3 `import volunteers` rejected some
+//! rows (the others were imported, unless `--dry-run`); 4 `import
+//! volunteers --all-or-nothing` rejected some rows and imported nothing.
 
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
@@ -84,6 +86,27 @@ enum Command {
         /// The backup file.
         file: PathBuf,
     },
+    /// The Jiangsu 2020 programme as a demo.
+    #[command(subcommand)]
+    Demo(DemoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DemoCommand {
+    /// Replay the programme over N days through the real application on a
+    /// temporary SQLite database (or --database-url, which must be empty)
+    /// and print a report computed from the database.
+    Simulate {
+        /// Days to replay.
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        /// Random seed: the same seed gives the same report.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +184,10 @@ struct ServeArgs {
     /// Address to listen on (default 127.0.0.1:8080).
     #[arg(long)]
     bind: Option<SocketAddr>,
+    /// Build the Jiangsu 2020 demo scenario into the (empty) database, print
+    /// the demo logins, and keep orders arriving so the board moves.
+    #[arg(long)]
+    demo: bool,
     /// Serve Prometheus metrics (`GET /metrics`) on this separate address.
     #[arg(long)]
     metrics_bind: Option<SocketAddr>,
@@ -301,8 +328,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             )?;
             init_tracing_as(config.log_format);
-            serve(config).await?;
-            Ok(ExitCode::SUCCESS)
+            serve(config, args.demo).await
         }
         Command::User(UserCommand::CreateAdmin {
             phone,
@@ -345,6 +371,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&cli, None)?;
             let store = open_store(&config).await?;
             import_volunteers(&store, args).await
+        }
+        Command::Demo(DemoCommand::Simulate { days, seed, json }) => {
+            let filter =
+                EnvFilter::try_from_env("HOMEFRONT_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+            simulate(cli.database_url.clone(), *days, *seed, *json).await
         }
         Command::Export(ExportCommand::Roster { file, team }) => {
             let config = load_config(&cli, None)?;
@@ -531,7 +566,7 @@ async fn export_report(store: &Store, args: &ExportArgs, orders: bool) -> anyhow
         let rows = store.orders(&filter).await?;
         (exports::orders_table(&rows), "orders")
     } else {
-        let scope = homefront_store::reports::ReportScope {
+        let scope = homefront_store::figures::ReportScope {
             path: unit.path.clone(),
             from_ms: from,
             to_ms: to,
@@ -565,8 +600,27 @@ fn progress_bar() -> ProgressBar {
     bar
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, demo: bool) -> anyhow::Result<ExitCode> {
     let store = open_store(&config).await?;
+    if demo && (store.count_users().await? > 0 || store.count_org_units().await? > 0) {
+        eprintln!(
+            "error: --demo builds its scenario into an empty database, but {} already holds \
+             organisations or accounts; point --database-url at a new file \
+             (e.g. --database-url sqlite://demo.db) or remove the old one",
+            homefront_store::redact_url(&config.database_url)
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let scenario = if demo {
+        eprintln!("building the demo scenario (Jiangsu, February 2020) ...");
+        let hash = auth::hash_password(homefront_server::demo::DEMO_PASSWORD.to_string())
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        let seed = SystemClock.now().epoch_ms().unsigned_abs();
+        Some(homefront_server::demo::scenario::build(&store, SystemClock.now(), &hash, seed).await?)
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -590,21 +644,169 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let state = AppState::new(store.clone(), Arc::new(SystemClock), config);
-    let workers = [
+    let mut workers = vec![
         homefront_server::workers::spawn_retention(state.clone()),
         homefront_server::workers::spawn_fulfilment(state.clone()),
+        // Drains the notification outbox (inbox, group bots, webhooks).
+        homefront_server::notify::spawn_delivery(state.clone()),
         homefront_server::dispatcher::spawn(
             state.clone(),
             std::time::Duration::from_secs(state.config.dispatch_interval_seconds.max(1)),
         ),
     ];
+    if let Some(scenario) = scenario {
+        print_demo_logins(&scenario, addr);
+        let seed = SystemClock.now().epoch_ms().unsigned_abs();
+        workers.push(
+            homefront_server::demo::simulate::spawn_live(
+                state.clone(),
+                format!("http://{addr}"),
+                scenario,
+                seed,
+            )
+            .await?,
+        );
+    }
     homefront_server::serve(listener, state, shutdown_signal()).await?;
     for w in workers.into_iter().chain(metrics) {
         w.abort();
     }
     store.close().await;
     tracing::info!("stopped");
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_demo_logins(scenario: &homefront_server::demo::Scenario, addr: SocketAddr) {
+    let host = if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    println!();
+    println!("Homefront demo: http://{host}  (all data below is synthetic)");
+    println!(
+        "{} volunteers, {} households; every demo account's password is \"{}\" (a demo, printed on purpose)",
+        scenario.volunteers.len(),
+        scenario.households.len(),
+        homefront_server::demo::DEMO_PASSWORD
+    );
+    println!();
+    println!("  {:<46} {:<13} what to look at", "role", "phone");
+    for l in &scenario.logins {
+        println!("  {:<46} {:<13} {}", l.role, l.phone, l.note);
+    }
+    println!();
+    println!(
+        "sign in: curl -s -X POST http://{host}/api/v1/auth/login -H 'content-type: application/json' \\\n    -d '{{\"phone\":\"13800000001\",\"password\":\"{}\"}}'",
+        homefront_server::demo::DEMO_PASSWORD
+    );
+    println!(
+        "the board: GET /api/v1/orders (coordinator), GET /api/v1/dispatch/queue; a new order every 20-60 s"
+    );
+    println!();
+}
+
+async fn simulate(
+    database_url: Option<String>,
+    days: u32,
+    seed: u64,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let bar = progress_bar();
+    bar.set_message(format!("simulating {days} days (seed {seed})"));
+    let opts = homefront_server::demo::SimOptions {
+        days,
+        seed,
+        database_url,
+    };
+    let started = std::time::Instant::now();
+    let report = homefront_server::demo::simulate(&opts, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await?;
+    bar.finish_and_clear();
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_report(&report, days, seed);
+    }
+    eprintln!(
+        "simulated {days} days in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(r: &homefront_server::demo::Report, days: u32, seed: u64) {
+    println!(
+        "Homefront demo: {days} days of the Jiangsu programme (seed {seed}), from the database"
+    );
+    println!(
+        "volunteers: {} vetted, {} active",
+        r.volunteers_vetted, r.volunteers_active
+    );
+    println!(
+        "orders: {} placed, {} completed, {} cancelled, {} unfulfilled, {} open",
+        r.orders_placed,
+        r.orders_completed,
+        r.orders_cancelled,
+        r.orders_unfulfilled,
+        r.orders_open
+    );
+    println!("service hours: {}", r.service_hours);
+    println!(
+        "time to accept: p50 {:.0} s, p90 {:.0} s",
+        r.accept_p50_s, r.accept_p90_s
+    );
+    for (lane, t) in &r.accept_by_lane {
+        println!(
+            "  {lane:<9} {:>4} accepted, p50 {:>6.0} s, p90 {:>6.0} s",
+            t.accepted, t.p50_s, t.p90_s
+        );
+    }
+    println!("escalations: {}", r.escalations);
+    println!(
+        "served by paired volunteers: {} of {} ({:.1} %)",
+        r.served_by_paired,
+        r.orders_completed,
+        r.paired_share * 100.0
+    );
+    println!(
+        "travel: {} km for {} on-site orders; the per-day batch optimum over the same candidates: {} km for {} orders (accepted km of those: {})",
+        r.travel.accepted_km,
+        r.travel.orders,
+        r.travel.optimum_km,
+        r.travel.optimum_orders,
+        r.travel.accepted_km_of_matched
+    );
+    println!("by item (placed / completed / cancelled / unfulfilled / open):");
+    for (k, o) in &r.by_item {
+        println!(
+            "  {k:<18} {:>4} {:>4} {:>4} {:>4} {:>4}",
+            o.placed, o.completed, o.cancelled, o.unfulfilled, o.open
+        );
+    }
+    println!("by city:");
+    for (k, o) in &r.by_city {
+        println!(
+            "  {k:<18} {:>4} {:>4} {:>4} {:>4} {:>4}",
+            o.placed, o.completed, o.cancelled, o.unfulfilled, o.open
+        );
+    }
+    println!("teams (active volunteers / orders served / hours):");
+    for (k, t) in &r.teams {
+        println!(
+            "  {k:<40} {:>4} {:>4} {:>7}",
+            t.volunteers_active, t.orders_served, t.service_hours
+        );
+    }
+    println!(
+        "provincial team vs the press report (46 volunteers, 69 orders, 130+ h): {} volunteers, {} orders, {} h",
+        r.provincial_team.volunteers_active,
+        r.provincial_team.orders_served,
+        r.provincial_team.service_hours
+    );
 }
 
 async fn shutdown_signal() {

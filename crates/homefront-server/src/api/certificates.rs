@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use homefront_domain::org::OrgPath;
-use homefront_store::reports::{Certificate, NewCertificate, ServiceLine};
+use homefront_store::figures::{Certificate, NewCertificate, ServiceLine};
 use homefront_store::volunteers::VolunteerFilter;
 use html_escape::encode_text;
 use serde::Deserialize;

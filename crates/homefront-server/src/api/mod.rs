@@ -7,6 +7,7 @@ pub mod divisions;
 pub mod health;
 pub mod hours;
 pub mod households;
+pub mod notifications;
 pub mod offers;
 pub mod openapi;
 pub mod orders;
@@ -47,7 +48,8 @@ pub fn router() -> Router<AppState> {
                 .merge(volunteers::router())
                 .merge(reports::router())
                 .merge(certificates::router())
-                .merge(openapi::router()),
+                .merge(openapi::router())
+                .merge(notifications::router()),
         )
         .merge(crate::ui::router())
         .fallback(|| async { ApiError::not_found() })

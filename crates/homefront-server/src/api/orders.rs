@@ -841,6 +841,8 @@ pub async fn assign_order(
     )
     .await
     .map_err(transition_error)?;
+    // Assigned by hand: the order's open offers are void.
+    homefront_store::Store::withdraw_offers(&mut tx, order.id, now).await?;
     tx.commit().await.map_err(StoreError::from)?;
     crate::live::publish(state, order.id);
     let order = state

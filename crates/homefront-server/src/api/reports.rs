@@ -20,8 +20,8 @@ use axum::{Json, Router};
 use chrono::{NaiveDate, TimeZone};
 use homefront_domain::{PhoneNumber, Role};
 use homefront_store::Store;
+use homefront_store::figures::{Figures, ReportScope};
 use homefront_store::org_units::OrgUnit;
-use homefront_store::reports::{Figures, ReportScope};
 use homefront_store::volunteers::VolunteerFilter;
 use serde::{Deserialize, Serialize};
 

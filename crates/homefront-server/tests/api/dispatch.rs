@@ -670,3 +670,48 @@ async fn suspending_a_volunteer_re_dispatches_their_live_assignment() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].volunteer_user_id, second);
 }
+
+#[tokio::test]
+async fn cancelling_or_assigning_by_hand_withdraws_open_offers() {
+    let w = world().await;
+    w.mode("broadcast", 5).await;
+    let a = w.volunteer("13700000001", 0.5, &[], Flaw::default()).await;
+    let b = w.volunteer("13700000002", 1.0, &[], Flaw::default()).await;
+    let cancelled = w.order("groceries", "cancel-me").await;
+    let by_hand = w.order("groceries", "assign-me").await;
+    w.tick().await;
+    assert_eq!(w.open_offers(cancelled).await.len(), 2);
+    let offer = w
+        .open_offers(cancelled)
+        .await
+        .into_iter()
+        .find(|o| o.volunteer_user_id == a)
+        .unwrap();
+    let (status, _) = w
+        .app
+        .post(
+            &w.requester,
+            &format!("/api/v1/orders/{cancelled}/cancel"),
+            json!({"reason": "已自行解决"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(w.open_offers(cancelled).await.is_empty());
+    let s = w.app.login("13700000001").await;
+    let (status, body) = accept(&w.app, &s, offer.id).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("offer_withdrawn"))
+    );
+
+    let (status, _) = w
+        .app
+        .post(
+            &w.coordinator,
+            &format!("/api/v1/orders/{by_hand}/assign"),
+            json!({"volunteer_user_id": b}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(w.open_offers(by_hand).await.is_empty());
+}

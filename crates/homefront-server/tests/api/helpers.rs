@@ -69,7 +69,10 @@ pub struct TestApp {
     pub clock: ManualClock,
     /// A client without a cookie jar.
     pub client: reqwest::Client,
-    _db: TestDb,
+    /// The database URL (a second instance or a restart opens it again).
+    pub database_url: String,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    _db: std::sync::Arc<TestDb>,
 }
 
 /// A signed-in API client (bearer token: not exposed to CSRF).
@@ -136,7 +139,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let state = AppState::new(store.clone(), Arc::new(clock.clone()), config);
-        tokio::spawn(homefront_server::serve(
+        let server = tokio::spawn(homefront_server::serve(
             listener,
             state.clone(),
             std::future::pending(),
@@ -147,8 +150,46 @@ impl TestApp {
             store,
             clock,
             client: reqwest::Client::new(),
-            _db: db,
+            database_url: url,
+            server,
+            _db: Arc::new(db),
         }
+    }
+
+    /// Another instance of the application on the same database (its own
+    /// pool, broadcasts and listener), as a second `homefront serve` would be.
+    pub async fn peer(&self) -> TestApp {
+        let store = Store::connect(&self.database_url).await.expect("connect");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let config = (*self.state.config).clone();
+        let state = AppState::new(store.clone(), Arc::new(self.clock.clone()), config);
+        let server = tokio::spawn(homefront_server::serve(
+            listener,
+            state.clone(),
+            std::future::pending(),
+        ));
+        TestApp {
+            state,
+            base,
+            store,
+            clock: self.clock.clone(),
+            client: reqwest::Client::new(),
+            database_url: self.database_url.clone(),
+            server,
+            _db: self._db.clone(),
+        }
+    }
+
+    /// Stops this instance abruptly (its server task is aborted and its
+    /// connections closed, with no worker pass run), then starts a fresh
+    /// one on the same database: a crash and restart.
+    pub async fn crash_and_restart(self) -> TestApp {
+        self.server.abort();
+        self.store.close().await;
+        let next = self.peer().await;
+        drop(self);
+        next
     }
 
     /// The application state, to run a worker pass directly.

@@ -8,9 +8,11 @@
 
 mod authz;
 mod catalogue;
+mod demo;
 mod dispatch;
 mod fulfilment;
 mod helpers;
+mod notify;
 mod openapi;
 mod orders;
 mod org_units;

@@ -1,0 +1,284 @@
+//! The programme report, computed from the database only (the ledger,
+//! orders, offers, vetting log): nothing the simulator counted itself.
+
+use std::collections::{BTreeMap, HashMap};
+
+use homefront_dispatch::{Edge, solve_instance};
+use homefront_domain::Timestamp;
+use homefront_domain::org::{OrgKind, OrgPath};
+use homefront_store::{Store, StoreError};
+use serde::Serialize;
+
+/// Orders by outcome.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Outcomes {
+    /// Placed (every order).
+    pub placed: i64,
+    /// Completed or confirmed.
+    pub completed: i64,
+    /// Cancelled.
+    pub cancelled: i64,
+    /// Given up: no volunteer before the window ended.
+    pub unfulfilled: i64,
+    /// Still open when the run ended.
+    pub open: i64,
+}
+
+impl Outcomes {
+    fn add(&mut self, state: &str, n: i64) {
+        self.placed += n;
+        match state {
+            "completed" | "confirmed" => self.completed += n,
+            "cancelled" => self.cancelled += n,
+            "unfulfilled" => self.unfulfilled += n,
+            _ => self.open += n,
+        }
+    }
+}
+
+/// Time to accept in one lane.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LaneTimes {
+    /// Accepted orders.
+    pub accepted: usize,
+    /// Median seconds from placing to accept (nearest rank).
+    pub p50_s: f64,
+    /// 90th percentile, seconds (nearest rank).
+    pub p90_s: f64,
+}
+
+/// One team's figures from the ledger.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TeamFigures {
+    /// Team name.
+    pub team: String,
+    /// Active volunteers on the team.
+    pub volunteers_active: i64,
+    /// Orders with recorded service hours.
+    pub orders_served: i64,
+    /// Hours in the ledger, one decimal.
+    pub service_hours: f64,
+}
+
+/// Travel of the accepted on-site offers against the batch optimum.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Travel {
+    /// Orders compared: on-site orders with an accepted offer.
+    pub orders: usize,
+    /// Sum of the accepted offers' great-circle km.
+    pub accepted_km: f64,
+    /// Orders the optimum matched (each volunteer once per service day).
+    pub optimum_orders: usize,
+    /// The optimum's km over the same candidate edges.
+    pub optimum_km: f64,
+    /// The accepted km of the orders the optimum matched (like for like).
+    pub accepted_km_of_matched: f64,
+}
+
+/// The report of a run. Figures, not prose: the README explains them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Report {
+    /// Volunteers who reached `active` through vetting (vetting log).
+    pub volunteers_vetted: i64,
+    /// Volunteers active now.
+    pub volunteers_active: i64,
+    /// Orders placed.
+    pub orders_placed: i64,
+    /// Orders completed (completed or confirmed).
+    pub orders_completed: i64,
+    /// Orders cancelled.
+    pub orders_cancelled: i64,
+    /// Orders given up.
+    pub orders_unfulfilled: i64,
+    /// Orders still open.
+    pub orders_open: i64,
+    /// Service hours in the ledger, one decimal.
+    pub service_hours: f64,
+    /// Median time to accept over all lanes, seconds.
+    pub accept_p50_s: f64,
+    /// 90th percentile time to accept, seconds.
+    pub accept_p90_s: f64,
+    /// Time to accept by lane.
+    pub accept_by_lane: BTreeMap<String, LaneTimes>,
+    /// Escalation events (each level counts once).
+    pub escalations: i64,
+    /// Completed orders served by a volunteer paired with the household.
+    pub served_by_paired: i64,
+    /// `served_by_paired` / `orders_completed`.
+    pub paired_share: f64,
+    /// Outcomes by catalogue item.
+    pub by_item: BTreeMap<String, Outcomes>,
+    /// Outcomes by city.
+    pub by_city: BTreeMap<String, Outcomes>,
+    /// Accepted travel against the batch optimum.
+    pub travel: Travel,
+    /// Per team, by team name.
+    pub teams: BTreeMap<String, TeamFigures>,
+    /// The provincial team (团省委省应急保障志愿服务队), to set against
+    /// the press report's 46 volunteers, 69 orders, 130+ hours.
+    pub provincial_team: TeamFigures,
+}
+
+/// Nearest-rank percentile of sorted `v` (`p` in 0..=1), 0 when empty.
+pub fn percentile(sorted: &[i64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let n = sorted.len();
+    let rank = ((p * n as f64).ceil() as usize).clamp(1, n);
+    sorted[rank - 1] as f64 / 1000.0
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Computes the report from the database. `provincial_team` names the
+/// team whose figures are set against the press report.
+///
+/// Travel: for every on-site order with an accepted offer, the candidate
+/// edges are the offers the dispatcher made for it (their km). The batch
+/// optimum solves, per local service day, the exact min-cost assignment
+/// over those edges with each volunteer used at most once that day
+/// (`homefront_dispatch::solve_instance`): what a planner with the whole
+/// day's orders in hand could have done with the same candidates. Online
+/// dispatch sees orders one at a time and volunteers decline, so it
+/// travels more.
+///
+/// # Errors
+/// Database errors.
+pub async fn compute(store: &Store, provincial_team: i64) -> Result<Report, StoreError> {
+    let mut r = Report {
+        volunteers_vetted: store.count_vetted().await?,
+        ..Report::default()
+    };
+    r.volunteers_active = store
+        .volunteers_by_state()
+        .await?
+        .iter()
+        .filter(|(s, _)| s == "active")
+        .map(|(_, n)| *n)
+        .sum();
+
+    // City names by id: a division path is /province/city/county/.
+    let cities: HashMap<i64, String> = store
+        .org_units(None, None, Some(OrgKind::City))
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.name))
+        .collect();
+    let mut total = Outcomes::default();
+    for c in store.order_counts().await? {
+        total.add(&c.state, c.orders);
+        r.by_item
+            .entry(c.item_code.clone())
+            .or_default()
+            .add(&c.state, c.orders);
+        let ids = OrgPath::from_stored(c.division_path.clone()).ids();
+        let city = ids
+            .get(1)
+            .and_then(|id| cities.get(id).cloned())
+            .unwrap_or_else(|| "(province)".to_string());
+        r.by_city.entry(city).or_default().add(&c.state, c.orders);
+    }
+    r.orders_placed = total.placed;
+    r.orders_completed = total.completed;
+    r.orders_cancelled = total.cancelled;
+    r.orders_unfulfilled = total.unfulfilled;
+    r.orders_open = total.open;
+
+    let hours = store.hours_by_team().await?;
+    let minutes: i64 = hours.iter().map(|h| h.minutes).sum();
+    r.service_hours = round1(minutes as f64 / 60.0);
+
+    let mut all: Vec<i64> = Vec::new();
+    let mut by_lane: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for t in store.accept_times().await? {
+        all.push(t.ms);
+        by_lane.entry(t.lane).or_default().push(t.ms);
+    }
+    all.sort_unstable();
+    r.accept_p50_s = percentile(&all, 0.5);
+    r.accept_p90_s = percentile(&all, 0.9);
+    for (lane, mut v) in by_lane {
+        v.sort_unstable();
+        r.accept_by_lane.insert(
+            lane,
+            LaneTimes {
+                accepted: v.len(),
+                p50_s: percentile(&v, 0.5),
+                p90_s: percentile(&v, 0.9),
+            },
+        );
+    }
+    r.escalations = store.count_order_events("escalate").await?;
+    let (served, paired) = store.served_by_pairing().await?;
+    r.served_by_paired = paired;
+    r.paired_share = if served > 0 {
+        (paired as f64 / served as f64 * 1000.0).round() / 1000.0
+    } else {
+        0.0
+    };
+
+    r.travel = travel(store).await?;
+
+    // Teams: active volunteers and ledger totals.
+    let volunteers = store
+        .volunteers(&homefront_store::volunteers::VolunteerFilter::default())
+        .await?;
+    let teams = store.org_units(None, None, Some(OrgKind::Team)).await?;
+    for team in &teams {
+        let active = volunteers
+            .iter()
+            .filter(|v| v.team_id == team.id && v.vetting_state == "active")
+            .count();
+        let h = hours.iter().find(|h| h.team_id == Some(team.id));
+        let f = TeamFigures {
+            team: team.name.clone(),
+            volunteers_active: i64::try_from(active).unwrap_or(i64::MAX),
+            orders_served: h.map_or(0, |h| h.orders),
+            service_hours: round1(h.map_or(0, |h| h.minutes) as f64 / 60.0),
+        };
+        if team.id == provincial_team {
+            r.provincial_team = f.clone();
+        }
+        r.teams.insert(team.name.clone(), f);
+    }
+    Ok(r)
+}
+
+async fn travel(store: &Store) -> Result<Travel, StoreError> {
+    let edges = store.accepted_order_edges().await?;
+    let mut t = Travel::default();
+    let mut accepted_km: BTreeMap<i64, f64> = BTreeMap::new();
+    // Service day in China Standard Time (UTC+8, no DST since 1991).
+    let mut days: BTreeMap<i64, Vec<Edge>> = BTreeMap::new();
+    for e in &edges {
+        if e.accepted == 1 {
+            accepted_km.insert(e.order_id, e.distance_km);
+        }
+        let day = (e.window_start + 8 * Timestamp::HOUR_MS).div_euclid(Timestamp::DAY_MS);
+        days.entry(day).or_default().push(Edge {
+            request: e.order_id,
+            volunteer: e.volunteer_user_id,
+            cost: e.distance_km,
+        });
+    }
+    t.orders = accepted_km.len();
+    t.accepted_km = round1(accepted_km.values().sum());
+    let mut optimum = 0.0;
+    let mut like_for_like = 0.0;
+    for day in days.values() {
+        let s = solve_instance(day);
+        t.optimum_orders += s.matched;
+        optimum += s.total_cost;
+        like_for_like += s
+            .assignments
+            .iter()
+            .filter_map(|m| accepted_km.get(&m.request))
+            .sum::<f64>();
+    }
+    t.optimum_km = round1(optimum);
+    t.accepted_km_of_matched = round1(like_for_like);
+    Ok(t)
+}

@@ -1,0 +1,323 @@
+//! Message templates in zh-CN and English, chosen by the recipient's
+//! language (`app_user.locale`, or the bot's `locale`).
+//!
+//! Messages are built only from an event's non-identifying facts (item,
+//! district, time window, lane, state): never a street address, phone
+//! number, coordinates, notes or names. Free text typed by people
+//! (cancellation reasons, notes) is left out for the same reason.
+
+use chrono::TimeZone;
+use serde_json::Value;
+
+/// A rendered message: a short title and a Markdown body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// One line, no Markdown (DingTalk's `title`, the inbox title).
+    pub title: String,
+    /// Markdown body (WeCom `content`, DingTalk `text`, inbox body).
+    pub body: String,
+}
+
+/// The two languages of the product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    /// Simplified Chinese (default).
+    Zh,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// `en` (any `en-*`) is English; anything else Chinese.
+    pub fn from_locale(locale: &str) -> Lang {
+        if locale.starts_with("en") {
+            Lang::En
+        } else {
+            Lang::Zh
+        }
+    }
+
+    fn pick<'a>(self, zh: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::Zh => zh,
+            Lang::En => en,
+        }
+    }
+}
+
+fn text<'a>(data: &'a Value, key: &str) -> &'a str {
+    data.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn state_label(lang: Lang, state: &str) -> String {
+    let (zh, en) = match state {
+        "submitted" => ("已提交", "submitted"),
+        "dispatching" => ("派单中", "being dispatched"),
+        "assigned" => ("已接单", "assigned"),
+        "in_service" => ("服务中", "in service"),
+        "completed" => ("已完成", "completed"),
+        "confirmed" => ("已确认", "confirmed"),
+        "cancelled" => ("已取消", "cancelled"),
+        "unfulfilled" => ("未能安排", "unfulfilled"),
+        other => (other, other),
+    };
+    lang.pick(zh, en).to_string()
+}
+
+fn lane_label(lang: Lang, lane: &str) -> String {
+    let (zh, en) = match lane {
+        "priority" => ("优先通道", "priority lane"),
+        "urgent" => ("加急", "urgent"),
+        _ => ("普通", "standard"),
+    };
+    lang.pick(zh, en).to_string()
+}
+
+/// `02-12 18:00–22:00` in the division's time zone.
+fn window(data: &Value) -> String {
+    let tz: chrono_tz::Tz = text(data, "time_zone")
+        .parse()
+        .unwrap_or(chrono_tz::Asia::Shanghai);
+    let at = |key: &str| {
+        data.get(key)
+            .and_then(Value::as_i64)
+            .and_then(|ms| tz.timestamp_millis_opt(ms).single())
+    };
+    match (at("window_start"), at("window_end")) {
+        (Some(s), Some(e)) if s.date_naive() == e.date_naive() => {
+            format!("{}–{}", s.format("%m-%d %H:%M"), e.format("%H:%M"))
+        }
+        (Some(s), Some(e)) => format!("{} – {}", s.format("%m-%d %H:%M"), e.format("%m-%d %H:%M")),
+        _ => String::new(),
+    }
+}
+
+fn item(lang: Lang, data: &Value) -> String {
+    lang.pick(text(data, "item_name_zh"), text(data, "item_name_en"))
+        .to_string()
+}
+
+/// Bullet lines describing the order (no address, no phone).
+fn order_lines(lang: Lang, data: &Value) -> String {
+    let mut lines = Vec::new();
+    if let Some(id) = data.get("order_id").and_then(Value::as_i64) {
+        lines.push(format!("- {}#{id}", lang.pick("订单号：", "Order: ")));
+    }
+    lines.push(format!(
+        "- {}{}",
+        lang.pick("服务项目：", "Service: "),
+        item(lang, data)
+    ));
+    lines.push(format!(
+        "- {}{}",
+        lang.pick("区域：", "District: "),
+        text(data, "district")
+    ));
+    let w = window(data);
+    if !w.is_empty() {
+        lines.push(format!("- {}{w}", lang.pick("时间：", "Time: ")));
+    }
+    lines.push(format!(
+        "- {}{}",
+        lang.pick("通道：", "Lane: "),
+        lane_label(lang, text(data, "lane"))
+    ));
+    lines.join("\n")
+}
+
+fn queue(lang: Lang, level: i64) -> &'static str {
+    match level {
+        1 => lang.pick("区县", "county"),
+        2 => lang.pick("市级", "city"),
+        _ => lang.pick("省级", "province"),
+    }
+}
+
+/// Renders event `kind` with its `data` in `lang`.
+pub fn render(kind: &str, data: &Value, lang: Lang) -> Message {
+    let it = item(lang, data);
+    let district = text(data, "district");
+    let (title, lead) = match kind {
+        "order_submitted" => (
+            match lang {
+                Lang::Zh => format!("新订单：{it}（{district}）"),
+                Lang::En => format!("New order: {it} ({district})"),
+            },
+            lang.pick("收到一条新的服务订单。", "A new service order arrived.")
+                .to_string(),
+        ),
+        "order_escalated" => {
+            let level = data.get("level").and_then(Value::as_i64).unwrap_or(1);
+            (
+                format!("{}{it}", lang.pick("订单升级：", "Order escalated: ")),
+                match lang {
+                    Lang::Zh => format!(
+                        "该订单未在时限内被接单，已转至{}协调员队列，请协助安排。",
+                        queue(lang, level)
+                    ),
+                    Lang::En => format!(
+                        "Not accepted in time: moved to the {} coordinators' queue. Please help place it.",
+                        queue(lang, level)
+                    ),
+                },
+            )
+        }
+        "order_assigned" => (
+            lang.pick("订单已有志愿者接单", "A volunteer accepted the order")
+                .to_string(),
+            lang.pick(
+                "志愿者已接单，将按约定时间提供服务。",
+                "A volunteer accepted and will serve in the agreed window.",
+            )
+            .to_string(),
+        ),
+        "order_auto_confirmed" => (
+            lang.pick("订单已自动确认", "Order confirmed automatically")
+                .to_string(),
+            lang.pick(
+                "服务完成后未在期限内确认，系统已自动确认。",
+                "The order was not confirmed in time after completion, so the system confirmed it.",
+            )
+            .to_string(),
+        ),
+        "order_state" => {
+            let to = state_label(lang, text(data, "to"));
+            (
+                format!("{}{to}", lang.pick("订单状态：", "Order status: ")),
+                match lang {
+                    Lang::Zh => format!("订单状态已变为「{to}」。"),
+                    Lang::En => format!("The order is now {to}."),
+                },
+            )
+        }
+        "offer_made" => {
+            let km = data
+                .get("distance_km")
+                .and_then(Value::as_f64)
+                .map(|d| match lang {
+                    Lang::Zh => format!("约 {d:.1} 公里。"),
+                    Lang::En => format!("About {d:.1} km away."),
+                })
+                .unwrap_or_default();
+            (
+                format!("{}{it}", lang.pick("新的服务邀请：", "New offer: ")),
+                format!(
+                    "{}{km}",
+                    lang.pick(
+                        "有一条订单邀请您接单，请尽快在应用内回复。",
+                        "An order is offered to you; please answer in the app soon. "
+                    )
+                ),
+            )
+        }
+        "offer_taken" => (
+            lang.pick("订单已被其他志愿者接走", "Another volunteer took the order")
+                .to_string(),
+            lang.pick(
+                "感谢您的响应，本单已由其他志愿者承接。",
+                "Thank you; another volunteer accepted it first.",
+            )
+            .to_string(),
+        ),
+        "offer_withdrawn" => (
+            lang.pick("服务邀请已撤回", "Offer withdrawn").to_string(),
+            lang.pick("该订单不再需要您接单。", "This order no longer needs you.")
+                .to_string(),
+        ),
+        "credential_expiring" => {
+            let until = data
+                .get("valid_to")
+                .and_then(Value::as_i64)
+                .and_then(|ms| chrono_tz::Asia::Shanghai.timestamp_millis_opt(ms).single())
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_default();
+            let what = text(data, "credential_kind");
+            (
+                lang.pick("证件即将到期", "A credential expires soon")
+                    .to_string(),
+                match lang {
+                    Lang::Zh => format!("您的证件（{what}）将于 {until} 到期，请及时更新。"),
+                    Lang::En => {
+                        format!("Your credential ({what}) expires on {until}; please renew it.")
+                    }
+                },
+            )
+        }
+        "delivery_failed" => (
+            lang.pick("通知投递失败", "A notification could not be delivered")
+                .to_string(),
+            match lang {
+                Lang::Zh => format!(
+                    "渠道 {} 的通知（{}）多次重试后仍未送达，请检查配置。",
+                    text(data, "channel"),
+                    text(data, "failed_kind")
+                ),
+                Lang::En => format!(
+                    "A {} notice ({}) failed after every retry; check the channel's settings.",
+                    text(data, "channel"),
+                    text(data, "failed_kind")
+                ),
+            },
+        ),
+        "bot_test" => (
+            lang.pick("Homefront 测试消息", "Homefront test message")
+                .to_string(),
+            lang.pick(
+                "这是一条测试消息：本群将收到辖区内的新订单和升级订单通知。",
+                "This is a test: this group will hear about new and escalated orders in its area.",
+            )
+            .to_string(),
+        ),
+        other => (other.to_string(), String::new()),
+    };
+    let mut body = format!("### {title}\n\n{lead}");
+    if data.get("order_id").is_some() && !district.is_empty() {
+        body.push_str("\n\n");
+        body.push_str(&order_lines(lang, data));
+    }
+    Message { title, body }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order() -> Value {
+        serde_json::json!({"order_id": 7, "item_name_zh": "买菜", "item_name_en": "Groceries",
+            "district": "玄武区", "time_zone": "Asia/Shanghai", "lane": "priority",
+            "window_start": 1_581_501_600_000_i64, "window_end": 1_581_516_000_000_i64})
+    }
+
+    #[test]
+    fn renders_both_languages() {
+        let zh = render("order_submitted", &order(), Lang::Zh);
+        assert_eq!(zh.title, "新订单：买菜（玄武区）");
+        assert!(zh.body.contains("- 时间：02-12 18:00–22:00"), "{}", zh.body);
+        assert!(zh.body.contains("优先通道"));
+        let en = render("order_submitted", &order(), Lang::En);
+        assert_eq!(en.title, "New order: Groceries (玄武区)");
+        assert!(en.body.contains("- Time: 02-12 18:00–22:00"), "{}", en.body);
+    }
+
+    #[test]
+    fn escalation_names_the_queue() {
+        let mut d = order();
+        d["level"] = 2.into();
+        assert!(
+            render("order_escalated", &d, Lang::Zh)
+                .body
+                .contains("市级协调员队列")
+        );
+        assert!(
+            render("order_escalated", &d, Lang::En)
+                .body
+                .contains("city coordinators")
+        );
+    }
+
+    #[test]
+    fn locale_picks_language() {
+        assert_eq!(Lang::from_locale("en"), Lang::En);
+        assert_eq!(Lang::from_locale("zh-CN"), Lang::Zh);
+    }
+}
