@@ -14,8 +14,8 @@
 //! | `homefront_offer_outcomes_total` | counter | `outcome`: accepted, declined, expired, refused |
 //! | `homefront_db_pool_connections` | gauge | `state`: idle, in_use |
 //! | `homefront_db_pool_max_connections` | gauge | — |
-//!
-//! There is no outbox yet, so no outbox-lag gauge.
+//! | `homefront_outbox_waiting` | gauge | — (events unplanned + deliveries pending) |
+//! | `homefront_outbox_lag_seconds` | gauge | — (age of the oldest waiting event; 0 when none) |
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -113,6 +113,17 @@ async fn render(State(s): State<MetricsState>) -> String {
     metrics::gauge!("homefront_db_pool_connections", "state" => "in_use").set(size - idle);
     metrics::gauge!("homefront_db_pool_max_connections")
         .set(f64::from(pool.options().get_max_connections()));
+    match s.store.outbox_backlog().await {
+        Ok((waiting, oldest)) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let lag_ms = oldest.map_or(0, |t| (now - t).max(0));
+            metrics::gauge!("homefront_outbox_waiting").set(waiting as f64);
+            metrics::gauge!("homefront_outbox_lag_seconds").set(lag_ms as f64 / 1000.0);
+        }
+        Err(e) => tracing::warn!(error = %e, "outbox backlog for metrics"),
+    }
     s.handle.render()
 }
 

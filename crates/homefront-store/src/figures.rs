@@ -705,6 +705,35 @@ impl Store {
             .await?)
     }
 
+    /// The notification outbox's backlog: `(waiting, oldest)` where
+    /// `waiting` counts events not yet planned plus deliveries still
+    /// pending, and `oldest` is the creation time (epoch ms) of the oldest
+    /// of their events, `None` when nothing waits. For the outbox-lag metric.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn outbox_backlog(&self) -> Result<(i64, Option<i64>)> {
+        let (unplanned, oldest_unplanned): (i64, Option<i64>) = sqlx::query_as(
+            "select cast(count(*) as bigint), cast(min(created_at) as bigint)
+             from outbox_event where planned_at is null",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let (pending, oldest_pending): (i64, Option<i64>) = sqlx::query_as(
+            "select cast(count(*) as bigint), cast(min(e.created_at) as bigint)
+             from outbox_delivery d join outbox_event e on e.id = d.event_id
+             where d.state = 'pending'",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let oldest = match (oldest_unplanned, oldest_pending) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok((unplanned + pending, oldest))
+    }
+
     /// A certificate by its public code.
     ///
     /// # Errors

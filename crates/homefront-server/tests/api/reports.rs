@@ -1064,6 +1064,7 @@ async fn metrics_are_served_on_their_own_listener() {
         "{text}"
     );
     assert!(text.contains("homefront_dispatch_offers_total"), "{text}");
+    assert!(text.contains("homefront_outbox_lag_seconds"), "{text}");
     // The application port does not serve metrics.
     let (status, _) = app.call(None, reqwest::Method::GET, "/metrics", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
