@@ -64,6 +64,24 @@ pub struct Config {
     pub notify_bot_rate_per_minute: i64,
     /// Days before a credential's expiry at which its holder is told. Default 14.
     pub credential_notice_days: u32,
+    /// Address of the separate Prometheus metrics listener (`GET
+    /// /metrics`), e.g. `127.0.0.1:9090`. Default: none (no metrics served).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_bind: Option<SocketAddr>,
+    /// Log format on standard error: `text` (default, for people) or `json`
+    /// (one JSON object per line, for log collectors).
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Default for Config {
@@ -87,6 +105,8 @@ impl Default for Config {
             notify_poll_ms: 1000,
             notify_bot_rate_per_minute: 20,
             credential_notice_days: 14,
+            metrics_bind: None,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -121,6 +141,8 @@ impl fmt::Debug for Config {
                 &self.notify_bot_rate_per_minute,
             )
             .field("credential_notice_days", &self.credential_notice_days)
+            .field("metrics_bind", &self.metrics_bind)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }
@@ -134,6 +156,12 @@ pub struct Overrides {
     /// `--database-url`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    /// `--metrics-bind`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_bind: Option<SocketAddr>,
+    /// `--log-format`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
 }
 
 impl Config {
@@ -227,7 +255,7 @@ mod tests {
         assert_eq!(c.session_hours, 8);
         let o = Overrides {
             bind: Some("127.0.0.1:7000".parse().unwrap()),
-            database_url: None,
+            ..Overrides::default()
         };
         let c = Config::load(&file, &o).unwrap();
         assert_eq!(c.bind.port(), 7000);

@@ -517,6 +517,8 @@ pub async fn tick(state: &AppState) -> Result<TickReport, DispatchError> {
     for (_, (setting, group)) in batches {
         report.offers += batch_round(state, &setting, &group, now).await?;
     }
+    crate::metrics::dispatch_tick(report.offers, report.escalated, report.unfulfilled);
+    crate::metrics::offer_outcome("expired", report.expired_orders as u64);
     Ok(report)
 }
 

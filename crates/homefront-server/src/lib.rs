@@ -11,7 +11,9 @@ pub mod config;
 pub mod demo;
 pub mod dispatcher;
 pub mod error;
+pub mod exports;
 pub mod live;
+pub mod metrics;
 pub mod notify;
 pub mod privacy;
 pub mod roster;
@@ -88,16 +90,19 @@ pub fn build_app(state: AppState) -> Router {
             .unwrap_or("-");
         tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
     });
-    api::router().with_state(state).layer(
-        ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-            .layer(trace)
-            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-            .layer(TimeoutLayer::with_status_code(
-                axum::http::StatusCode::REQUEST_TIMEOUT,
-                Duration::from_secs(30),
-            )),
-    )
+    api::router()
+        .route_layer(axum::middleware::from_fn(metrics::track_http))
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(trace)
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(TimeoutLayer::with_status_code(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    Duration::from_secs(30),
+                )),
+        )
 }
 
 /// Serves the application on `listener` until `shutdown` completes, then

@@ -7,10 +7,12 @@
 #![forbid(unsafe_code)]
 
 pub mod availability;
+pub mod backup;
 pub mod catalogue;
 pub mod credentials;
 pub mod dispatch;
 pub mod divisions;
+pub mod figures;
 pub mod fulfilment;
 pub mod households;
 pub mod offers;

@@ -1,5 +1,6 @@
 //! Command-line interface: `serve [--demo]`, `migrate`, `config`, `user`,
-//! `org`, `import volunteers`, `export roster`, `demo simulate`.
+//! `org`, `import volunteers`, `export roster|orders|hours`, `backup`,
+//! `restore`, `demo simulate`.
 //!
 //! Exit codes: 0 success; 1 failure (unreadable file, database error ...);
 //! 2 usage error (clap), and `serve --demo` on a database that already
@@ -16,8 +17,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use homefront_domain::{Clock, PhoneNumber, Role, SystemClock};
-use homefront_server::config::{Config, Overrides};
-use homefront_server::{AppState, auth, roster};
+use homefront_server::config::{Config, LogFormat, Overrides};
+use homefront_server::{AppState, auth, exports, roster};
 use homefront_store::Store;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing_subscriber::EnvFilter;
@@ -71,6 +72,20 @@ enum Command {
     /// Export data to files.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Write a consistent copy of the SQLite database to FILE while the
+    /// server keeps running (VACUUM INTO). For PostgreSQL use pg_dump.
+    Backup {
+        /// The backup file to create (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replace the SQLite database with a backup made by `homefront
+    /// backup`. Stop the server first; the old file is kept as
+    /// FILE.before-restore.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
     /// The Jiangsu 2020 programme as a demo.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -137,6 +152,31 @@ enum ExportCommand {
         #[arg(long)]
         team: Option<i64>,
     },
+    /// Orders created in the period in an org unit's subtree, as the API's
+    /// order list shows them (no address, phone or notes).
+    Orders(ExportArgs),
+    /// Service hours per volunteer of teams in the subtree, in the period
+    /// (phones masked).
+    Hours(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// Root of the subtree (org unit id).
+    #[arg(long)]
+    org_unit: i64,
+    /// Period start: a date (2020-02-01), an RFC 3339 instant or epoch ms.
+    #[arg(long)]
+    from: String,
+    /// Period end: a date (inclusive), an RFC 3339 instant or epoch ms (exclusive).
+    #[arg(long)]
+    to: String,
+    /// `xlsx` or `csv`; default: from the --out file's extension.
+    #[arg(long)]
+    format: Option<String>,
+    /// The file to write.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +188,20 @@ struct ServeArgs {
     /// the demo logins, and keep orders arriving so the board moves.
     #[arg(long)]
     demo: bool,
+    /// Serve Prometheus metrics (`GET /metrics`) on this separate address.
+    #[arg(long)]
+    metrics_bind: Option<SocketAddr>,
+    /// Log format: `text` or `json`.
+    #[arg(long, value_parser = parse_log_format)]
+    log_format: Option<LogFormat>,
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("use text or json".into()),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,19 +250,34 @@ enum OrgCommand {
 }
 
 fn init_tracing() {
+    init_tracing_as(LogFormat::Text);
+}
+
+fn init_tracing_as(format: LogFormat) {
     let filter = EnvFilter::try_from_env("HOMEFRONT_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        // One JSON object per line, span fields included, for log collectors.
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+    }
 }
 
 fn load_config(cli: &Cli, bind: Option<SocketAddr>) -> anyhow::Result<Config> {
-    let overrides = Overrides {
-        bind,
-        database_url: cli.database_url.clone(),
-    };
+    load_config_with(
+        cli,
+        Overrides {
+            bind,
+            ..Overrides::default()
+        },
+    )
+}
+
+fn load_config_with(cli: &Cli, mut overrides: Overrides) -> anyhow::Result<Config> {
+    overrides.database_url = cli.database_url.clone();
     Config::load(&cli.config, &overrides).map_err(|e| anyhow::anyhow!("configuration: {e}"))
 }
 
@@ -249,8 +318,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => {
-            init_tracing();
-            let config = load_config(&cli, args.bind)?;
+            let config = load_config_with(
+                &cli,
+                Overrides {
+                    bind: args.bind,
+                    metrics_bind: args.metrics_bind,
+                    log_format: args.log_format,
+                    ..Overrides::default()
+                },
+            )?;
+            init_tracing_as(config.log_format);
             serve(config, args.demo).await
         }
         Command::User(UserCommand::CreateAdmin {
@@ -308,6 +385,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&cli, None)?;
             let store = open_store(&config).await?;
             export_roster(&store, file, *team).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export(ExportCommand::Orders(args)) => {
+            let config = load_config(&cli, None)?;
+            let store = open_store(&config).await?;
+            export_report(&store, args, true).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export(ExportCommand::Hours(args)) => {
+            let config = load_config(&cli, None)?;
+            let store = open_store(&config).await?;
+            export_report(&store, args, false).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup { out } => {
+            let config = load_config(&cli, None)?;
+            let store = open_store(&config).await?;
+            store
+                .backup_to(out)
+                .await
+                .with_context(|| format!("backup to {} failed", out.display()))?;
+            eprintln!(
+                "backed up {} orders to {}",
+                store.count_orders().await?,
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { file } => {
+            let config = load_config(&cli, None)?;
+            let orders = Store::restore_sqlite(file, &config.database_url)
+                .await
+                .with_context(|| format!("restore from {} failed", file.display()))?;
+            // Bring the restored file up to this version's schema.
+            open_store(&config).await?;
+            eprintln!(
+                "restored {} ({orders} orders) from {}",
+                homefront_store::redact_url(&config.database_url),
+                file.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -424,6 +541,51 @@ async fn export_roster(
     Ok(())
 }
 
+async fn export_report(store: &Store, args: &ExportArgs, orders: bool) -> anyhow::Result<()> {
+    let format = match &args.format {
+        Some(f) => {
+            roster::Format::parse(f).with_context(|| format!("--format {f}: use xlsx or csv"))?
+        }
+        None => format_of(&args.out)?,
+    };
+    let unit = store
+        .org_unit(args.org_unit)
+        .await?
+        .with_context(|| format!("--org-unit {}: no org unit with this id", args.org_unit))?;
+    let (from, to) = homefront_server::api::reports::period(&unit, &args.from, &args.to)
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.field.unwrap_or_default(), e.message))?;
+    let (table, what) = if orders {
+        // The API's list filter with the unit's subtree as the scope and
+        // no row limit.
+        let filter = homefront_store::orders::OrderFilter {
+            scopes: Some(vec![unit.path.clone()]),
+            created_from: Some(from),
+            created_to: Some(to),
+            ..Default::default()
+        };
+        let rows = store.orders(&filter).await?;
+        (exports::orders_table(&rows), "orders")
+    } else {
+        let scope = homefront_store::figures::ReportScope {
+            path: unit.path.clone(),
+            from_ms: from,
+            to_ms: to,
+        };
+        let rows = homefront_server::api::reports::volunteer_hours(store, &scope).await?;
+        (exports::hours_table(&rows), "volunteers")
+    };
+    let bytes = exports::write(&table, format).map_err(anyhow::Error::msg)?;
+    std::fs::write(&args.out, bytes)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    eprintln!(
+        "wrote {} {what} of {} to {}",
+        table.rows.len(),
+        unit.name,
+        args.out.display()
+    );
+    Ok(())
+}
+
 /// A progress bar on standard error when it is a terminal; hidden when piped.
 fn progress_bar() -> ProgressBar {
     let bar = if std::io::stderr().is_terminal() {
@@ -465,6 +627,22 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = store.backend().as_str(), "Homefront is serving");
     eprintln!("Homefront is serving on http://{addr}");
+    let metrics = match config.metrics_bind {
+        Some(addr) => {
+            let handle = homefront_server::metrics::install();
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+            tracing::info!(%addr, "serving metrics on /metrics");
+            let store = store.clone();
+            Some(tokio::spawn(async move {
+                if let Err(e) = homefront_server::metrics::serve(listener, handle, store).await {
+                    tracing::error!(error = %e, "metrics listener stopped");
+                }
+            }))
+        }
+        None => None,
+    };
     let state = AppState::new(store.clone(), Arc::new(SystemClock), config);
     let mut workers = vec![
         homefront_server::workers::spawn_retention(state.clone()),
@@ -490,7 +668,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<ExitCode> {
         );
     }
     homefront_server::serve(listener, state, shutdown_signal()).await?;
-    for w in workers {
+    for w in workers.into_iter().chain(metrics) {
         w.abort();
     }
     store.close().await;

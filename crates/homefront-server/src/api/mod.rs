@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`, one module per feature, merged here.
 
 pub mod catalogue;
+pub mod certificates;
 pub mod dispatch;
 pub mod divisions;
 pub mod health;
@@ -8,9 +9,11 @@ pub mod hours;
 pub mod households;
 pub mod notifications;
 pub mod offers;
+pub mod openapi;
 pub mod orders;
 pub mod org_units;
 pub mod pairings;
+pub mod reports;
 pub mod sessions;
 pub mod users;
 pub mod volunteers;
@@ -27,6 +30,7 @@ use crate::error::{ApiError, ApiResult};
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(health::router())
+        .merge(certificates::public_router())
         .nest(
             "/api/v1",
             Router::new()
@@ -42,6 +46,9 @@ pub fn router() -> Router<AppState> {
                 .merge(hours::router())
                 .merge(users::router())
                 .merge(volunteers::router())
+                .merge(reports::router())
+                .merge(certificates::router())
+                .merge(openapi::router())
                 .merge(notifications::router()),
         )
         .merge(crate::ui::router())

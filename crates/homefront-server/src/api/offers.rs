@@ -157,7 +157,9 @@ async fn accept(
 /// 404 for someone else's or no offer; 409 with the refusal's code.
 pub async fn accept_offer(state: &AppState, actor: &Actor, id: i64) -> ApiResult<Accepted> {
     let now = state.clock.now().epoch_ms();
-    match state.store.accept_offer(id, actor.user.id, now).await? {
+    let response = state.store.accept_offer(id, actor.user.id, now).await?;
+    crate::metrics::offer_outcome(outcome_label(&response, "accepted"), 1);
+    match response {
         None => Err(ApiError::not_found()),
         Some(Response::Refused(r)) => Err(refused(r)),
         Some(Response::Done { order_id }) => {
@@ -207,7 +209,9 @@ async fn decline(
 /// 404 for someone else's or no offer; 409 with the refusal's code.
 pub async fn decline_offer(state: &AppState, actor: &Actor, id: i64) -> ApiResult<OfferView> {
     let now = state.clock.now().epoch_ms();
-    match state.store.decline_offer(id, actor.user.id, now).await? {
+    let response = state.store.decline_offer(id, actor.user.id, now).await?;
+    crate::metrics::offer_outcome(outcome_label(&response, "declined"), 1);
+    match response {
         None => Err(ApiError::not_found()),
         Some(Response::Refused(r)) => Err(refused(r)),
         Some(Response::Done { order_id }) => {
@@ -221,5 +225,14 @@ pub async fn decline_offer(state: &AppState, actor: &Actor, id: i64) -> ApiResul
                 .ok_or_else(ApiError::not_found)?;
             offer_view(state, actor, &offer).await
         }
+    }
+}
+
+/// The metrics label of a response: `done` when it went through, else
+/// `refused` (unknown offers count as refused too).
+fn outcome_label(r: &Option<Response>, done: &'static str) -> &'static str {
+    match r {
+        Some(Response::Done { .. }) => done,
+        _ => "refused",
     }
 }

@@ -558,7 +558,8 @@ async fn on_behalf_of(state: &AppState, actor: &Actor, phone: &str) -> ApiResult
 }
 
 /// Query of `GET /api/v1/orders`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrderQuery {
     /// Comma-separated states, e.g. `submitted,dispatching`.
     pub state: Option<String>,
