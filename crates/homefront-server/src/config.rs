@@ -245,21 +245,28 @@ mod tests {
     }
 
     #[test]
+    // figment::Jail's closure must return figment::Error, which is large.
+    #[allow(clippy::result_large_err)]
     fn flags_override_file_values() {
-        let dir = std::env::temp_dir().join(format!("hf-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("homefront.toml");
-        std::fs::write(&file, "bind = \"0.0.0.0:9000\"\nsession_hours = 8\n").unwrap();
-        let c = Config::load(&file, &Overrides::default()).unwrap();
-        assert_eq!(c.bind.port(), 9000);
-        assert_eq!(c.session_hours, 8);
-        let o = Overrides {
-            bind: Some("127.0.0.1:7000".parse().unwrap()),
-            ..Overrides::default()
-        };
-        let c = Config::load(&file, &o).unwrap();
-        assert_eq!(c.bind.port(), 7000);
-        assert_eq!(c.session_hours, 8);
-        std::fs::remove_dir_all(&dir).ok();
+        // Inside a Jail: the environment is process-wide, and another test
+        // sets HOMEFRONT_* variables (Jails run one at a time).
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "homefront.toml",
+                "bind = \"0.0.0.0:9000\"\nsession_hours = 8\n",
+            )?;
+            let file = Path::new("homefront.toml");
+            let c = Config::load(file, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(c.bind.port(), 9000);
+            assert_eq!(c.session_hours, 8);
+            let o = Overrides {
+                bind: Some("127.0.0.1:7000".parse().unwrap()),
+                ..Overrides::default()
+            };
+            let c = Config::load(file, &o).map_err(|e| e.to_string())?;
+            assert_eq!(c.bind.port(), 7000);
+            assert_eq!(c.session_hours, 8);
+            Ok(())
+        });
     }
 }
