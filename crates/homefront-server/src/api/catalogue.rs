@@ -36,7 +36,7 @@ pub struct ItemQuery {
     pub include_retired: bool,
 }
 
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     _actor: Actor,
     Query(q): Query<ItemQuery>,
@@ -160,7 +160,7 @@ async fn may_edit(state: &AppState, actor: &Actor, org_unit_id: Option<i64>) -> 
     })
 }
 
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     actor: Actor,
     ApiJson(req): ApiJson<ItemRequest>,
@@ -210,7 +210,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(item)))
 }
 
-async fn update(
+pub(crate) async fn update(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,

@@ -120,7 +120,7 @@ async fn hours_view(state: &AppState, volunteer: i64, period: &Period) -> ApiRes
     Ok(view)
 }
 
-async fn mine(
+pub(crate) async fn mine(
     State(state): State<AppState>,
     actor: Actor,
     Query(p): Query<Period>,

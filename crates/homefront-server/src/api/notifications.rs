@@ -70,7 +70,7 @@ pub struct InboxPage {
     pub items: Vec<Notification>,
 }
 
-async fn inbox(
+pub(crate) async fn inbox(
     State(state): State<AppState>,
     actor: Actor,
     Query(q): Query<InboxQuery>,
@@ -81,7 +81,7 @@ async fn inbox(
     Ok(Json(InboxPage { unread, items }))
 }
 
-async fn read_one(
+pub(crate) async fn read_one(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
@@ -99,7 +99,10 @@ async fn read_one(
     Ok(Json(json!({ "unread": unread })))
 }
 
-async fn read_all(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Value>> {
+pub(crate) async fn read_all(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<Value>> {
     let now = state.clock.now().epoch_ms();
     let updated = state.store.mark_all_read(actor.user.id, now).await?;
     crate::live::publish_inbox(&state, actor.user.id);
@@ -133,7 +136,7 @@ fn view(p: Preferences, fresh_secret: Option<String>) -> PreferencesView {
     }
 }
 
-async fn preferences(
+pub(crate) async fn preferences(
     State(state): State<AppState>,
     actor: Actor,
 ) -> ApiResult<Json<PreferencesView>> {
@@ -190,7 +193,7 @@ fn check_webhook_secret(secret: &str) -> ApiResult<()> {
     }
 }
 
-async fn set_preferences(
+pub(crate) async fn set_preferences(
     State(state): State<AppState>,
     actor: Actor,
     ApiJson(body): ApiJson<PreferencesBody>,
@@ -271,7 +274,7 @@ fn bot_view(bot: GroupBot, fresh_secret: Option<String>) -> BotView {
     }
 }
 
-async fn bots(
+pub(crate) async fn bots(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
@@ -299,7 +302,7 @@ pub struct BotBody {
     pub locale: Option<String>,
 }
 
-async fn create_bot(
+pub(crate) async fn create_bot(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
@@ -376,7 +379,7 @@ async fn unit_bot(state: &AppState, actor: &Actor, id: &str, bot_id: &str) -> Ap
     }
 }
 
-async fn delete_bot(
+pub(crate) async fn delete_bot(
     State(state): State<AppState>,
     actor: Actor,
     Path((id, bot_id)): Path<(String, String)>,
@@ -389,7 +392,7 @@ async fn delete_bot(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn test_bot(
+pub(crate) async fn test_bot(
     State(state): State<AppState>,
     actor: Actor,
     Path((id, bot_id)): Path<(String, String)>,

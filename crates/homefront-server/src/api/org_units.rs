@@ -55,7 +55,7 @@ pub async fn managed_unit(state: &AppState, actor: &Actor, id: i64) -> ApiResult
     }
 }
 
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     actor: Actor,
     Query(q): Query<OrgUnitQuery>,
@@ -127,7 +127,7 @@ fn check_name(name: &str) -> ApiResult<&str> {
     Ok(name)
 }
 
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     actor: Actor,
     ApiJson(req): ApiJson<CreateOrgUnit>,

@@ -230,7 +230,10 @@ pub struct MyPairing {
     pub orders: Vec<OrderView>,
 }
 
-async fn mine(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<MyPairing>>> {
+pub(crate) async fn mine(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<Vec<MyPairing>>> {
     if !actor.has(Role::Volunteer) {
         return Err(ApiError::forbidden());
     }
@@ -284,7 +287,7 @@ async fn mine(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec
     Ok(Json(out))
 }
 
-async fn proposals(
+pub(crate) async fn proposals(
     State(state): State<AppState>,
     actor: Actor,
 ) -> ApiResult<Json<Vec<PairingProposal>>> {
@@ -317,7 +320,7 @@ pub struct AcceptProposal {
     pub volunteer_user_id: Option<i64>,
 }
 
-async fn accept(
+pub(crate) async fn accept(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
@@ -359,7 +362,7 @@ async fn accept(
     }
 }
 
-async fn dismiss(
+pub(crate) async fn dismiss(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,

@@ -53,7 +53,7 @@ fn parse_role(raw: &str) -> ApiResult<Role> {
     })
 }
 
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     actor: Actor,
     Query(q): Query<UserQuery>,
@@ -94,7 +94,7 @@ async fn load_visible(state: &AppState, actor: &Actor, id: i64) -> ApiResult<Use
     Ok(UserDetail { user, grants })
 }
 
-async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
@@ -197,7 +197,7 @@ async fn check_grant(
     Ok((role, Some(unit.id)))
 }
 
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     actor: Actor,
     ApiJson(req): ApiJson<CreateUser>,
@@ -267,7 +267,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(UserDetail { user, grants })))
 }
 
-async fn add_grant(
+pub(crate) async fn add_grant(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
@@ -293,7 +293,7 @@ async fn add_grant(
     Ok((StatusCode::CREATED, Json(grant)))
 }
 
-async fn remove_grant(
+pub(crate) async fn remove_grant(
     State(state): State<AppState>,
     actor: Actor,
     Path((id, grant_id)): Path<(String, String)>,

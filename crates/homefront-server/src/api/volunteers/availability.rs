@@ -38,7 +38,7 @@ pub struct DutyRequest {
 /// One tap on the duty switch. Idempotent: switching on twice keeps the
 /// first `on_duty_since` and answers `changed: false`. Only an `active`
 /// volunteer may go on duty (409 `not_active`); going off always works.
-pub(super) async fn duty(
+pub(crate) async fn duty(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,

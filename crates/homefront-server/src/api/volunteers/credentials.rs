@@ -204,7 +204,7 @@ pub struct ExpiringQuery {
 
 /// Credentials of volunteers in the caller's area that are valid now and
 /// expire within `within_days` (renewed ones left out), soonest first.
-pub(super) async fn expiring(
+pub(crate) async fn expiring(
     State(state): State<AppState>,
     actor: Actor,
     Query(q): Query<ExpiringQuery>,

@@ -18,10 +18,10 @@
 //! Scope: a record outside the caller's scope answers 404 like a missing
 //! one; a role that can never do the action answers 403.
 
-mod availability;
-mod credentials;
-mod roster;
-mod vetting;
+pub(crate) mod availability;
+pub(crate) mod credentials;
+pub(crate) mod roster;
+pub(crate) mod vetting;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -561,7 +561,7 @@ fn parse_state(field: &str, raw: &str) -> ApiResult<VettingState> {
     VettingState::parse(raw).map_err(|e| ApiError::invalid(field, "invalid_state", e.to_string()))
 }
 
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     actor: Actor,
     Query(q): Query<ListQuery>,

@@ -67,7 +67,7 @@ fn roster_error(e: RosterError) -> ApiError {
 /// text/csv` or the xlsx MIME type; otherwise `?format=` or the file's
 /// signature decides). Answers 200 with an [`ImportReport`] naming every
 /// row; 422 when the file as a whole is unreadable (field `file`).
-pub(super) async fn import(
+pub(crate) async fn import(
     State(state): State<AppState>,
     actor: Actor,
     Query(q): Query<ImportQuery>,

@@ -156,7 +156,7 @@ pub struct BulkAnswer {
 /// pipeline) and each valid move is applied, with its own event, in ONE
 /// transaction; the answer reports every id's outcome. Always 200 once the
 /// request itself is valid.
-pub(super) async fn bulk(
+pub(crate) async fn bulk(
     State(state): State<AppState>,
     actor: Actor,
     ApiJson(req): ApiJson<BulkMoveRequest>,
