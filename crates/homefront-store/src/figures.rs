@@ -763,3 +763,110 @@ mod tests {
         assert_eq!(percentile(&[1, 2, 3], 90), Some(3));
     }
 }
+
+/// One order of the dashboard's daily series: when it was placed, its
+/// current state and when it was first assigned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderTimeline {
+    /// Placed at, epoch ms.
+    pub created_at: i64,
+    /// Current state (`submitted` … `unfulfilled`).
+    pub state: String,
+    /// First `assigned` event (an accepted offer or a manual assignment),
+    /// epoch ms; `None` while never assigned.
+    pub first_assigned_at: Option<i64>,
+}
+
+/// A division on the dashboard's map: where it is and what is open there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MapPoint {
+    /// Org unit id of the division.
+    pub id: i64,
+    /// Division name.
+    pub name: String,
+    /// `city` or `county`.
+    pub kind: String,
+    /// Representative point, decimal degrees.
+    pub longitude: f64,
+    /// Representative point, decimal degrees.
+    pub latitude: f64,
+    /// Orders in this division not yet finished (submitted, dispatching,
+    /// assigned, in service).
+    pub open_orders: i64,
+    /// Active volunteers on duty whose home is in this division.
+    pub on_duty: i64,
+}
+
+impl Store {
+    /// The orders placed in the period in the subtree, oldest first, for
+    /// the dashboard's orders-per-day and time-to-accept charts (the same
+    /// scope and event rule as [`Store::order_figures`]).
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn order_timelines(&self, scope: &ReportScope) -> Result<Vec<OrderTimeline>> {
+        let rows: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
+            "select o.created_at, o.state,
+                (select cast(min(e.at) as bigint) from order_event e
+                 where e.order_id = o.id and e.to_state = 'assigned')
+             from service_order o join org_unit d on d.id = o.division_id
+             where d.path like $1 and o.created_at >= $2 and o.created_at < $3
+             order by o.created_at, o.id",
+        )
+        .bind(scope.like())
+        .bind(scope.from_ms)
+        .bind(scope.to_ms)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(created_at, state, first_assigned_at)| OrderTimeline {
+                created_at,
+                state,
+                first_assigned_at,
+            })
+            .collect())
+    }
+
+    /// The divisions (cities and counties with coordinates) in the subtree
+    /// at `path`, each with its open orders and on-duty active volunteers now,
+    /// ordered by id. Orders count where the service happens; volunteers
+    /// where they live (a city counts only those registered at city level).
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn map_points(&self, path: &str) -> Result<Vec<MapPoint>> {
+        let rows: Vec<(i64, String, String, f64, f64, i64, i64)> = sqlx::query_as(
+            "select d.id, d.name, d.kind, d.longitude, d.latitude,
+                (select cast(count(*) as bigint) from service_order o
+                 where o.division_id = d.id
+                   and o.state in ('submitted', 'dispatching', 'assigned', 'in_service')),
+                (select cast(count(*) as bigint) from volunteer v
+                 where v.home_division_id = d.id and v.on_duty = 1
+                   and v.vetting_state = 'active')
+             from org_unit d
+             where d.path like $1 and d.kind in ('city', 'county')
+               and d.longitude is not null and d.latitude is not null
+             order by d.id",
+        )
+        .bind(format!("{path}%"))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, name, kind, longitude, latitude, open_orders, on_duty)| MapPoint {
+                    id,
+                    name,
+                    kind,
+                    longitude,
+                    latitude,
+                    open_orders,
+                    on_duty,
+                },
+            )
+            .collect())
+    }
+}

@@ -11,9 +11,14 @@
 
 pub mod i18n;
 
+mod admin;
 mod assets;
+mod charts;
 mod coordinator;
+mod dashboard;
+mod inbox;
 mod requester;
+mod vetting;
 mod volunteer;
 
 use askama::Template;
@@ -45,7 +50,32 @@ pub fn router() -> Router<AppState> {
         .merge(requester::router())
         .merge(volunteer::router())
         .merge(coordinator::router())
+        .merge(dashboard::router())
+        .merge(vetting::router())
+        .merge(inbox::router())
+        .merge(admin::router())
 }
+
+/// A link of the coordinator's sub-navigation.
+#[derive(Clone, Debug)]
+pub struct Tab {
+    /// Target.
+    pub href: &'static str,
+    /// Catalogue key of its text.
+    pub key: &'static str,
+    /// Whether it is the page shown.
+    pub current: bool,
+}
+
+/// The coordinator pages: (href, catalogue key).
+const COORDINATOR_TABS: [(&str, &str); 6] = [
+    ("/board", "tabs.board"),
+    ("/board/dashboard", "tabs.dashboard"),
+    ("/board/volunteers", "tabs.volunteers"),
+    ("/board/import", "tabs.import"),
+    ("/board/pairings", "tabs.pairings"),
+    ("/board/bots", "tabs.bots"),
+];
 
 /// What every page's frame needs: the translator, the CSRF token for its
 /// forms, the path (for the language switch) and the navigation.
@@ -76,6 +106,10 @@ impl Layout {
             if a.has(Role::Coordinator) || a.is_admin() {
                 nav.push(("/board", "nav.board"));
             }
+            if a.is_admin() {
+                nav.push(("/admin", "nav.admin"));
+            }
+            nav.push(("/inbox", "nav.inbox"));
         }
         Layout {
             t,
@@ -84,6 +118,23 @@ impl Layout {
             user: actor.map(|a| a.user.display_name.clone()),
             nav,
         }
+    }
+
+    /// The coordinator's sub-navigation, the current page marked.
+    pub fn tabs(&self) -> Vec<Tab> {
+        let path = self.path.split('?').next().unwrap_or("");
+        COORDINATOR_TABS
+            .iter()
+            .map(|(href, key)| Tab {
+                href,
+                key,
+                current: if *href == "/board" {
+                    path == "/board" || path.starts_with("/board/orders")
+                } else {
+                    path.starts_with(href)
+                },
+            })
+            .collect()
     }
 
     /// The link that switches to the other language.

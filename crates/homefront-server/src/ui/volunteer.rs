@@ -1,6 +1,7 @@
 //! Volunteer pages: incoming offers with a countdown (item, district and
 //! distance, never the address), accept or decline, the assignment with
-//! the address and phone while it is live, check-in and check-out.
+//! the address and phone while it is live, check-in and check-out; the
+//! duty switch, my hours and my pairings.
 
 use std::time::Duration;
 
@@ -34,6 +35,9 @@ pub(super) fn router() -> Router<AppState> {
         .route("/assignments/{id}", get(assignment))
         .route("/assignments/{id}/check-in", post(check_in))
         .route("/assignments/{id}/check-out", post(check_out))
+        .route("/volunteer/duty", post(duty))
+        .route("/volunteer/hours", get(my_hours))
+        .route("/volunteer/pairings", get(my_pairings))
 }
 
 fn volunteer_only(actor: &Actor, t: Tr) -> PageResult<()> {
@@ -109,6 +113,8 @@ async fn render_offers(state: &AppState, actor: &Actor, t: Tr, csrf: &str) -> Ap
 struct HomePage {
     t: Tr,
     l: Layout,
+    on_duty: bool,
+    active: bool,
     offers: String,
     done: Vec<OrderLine>,
     now: i64,
@@ -129,6 +135,13 @@ async fn home(State(state): State<AppState>, v: Viewer) -> PageResult<HomePage> 
         })
         .await
         .page(t)?;
+    let me = state
+        .store
+        .volunteer(v.actor.user.id)
+        .await
+        .page(t)?
+        .ok_or_else(ApiError::not_found)
+        .page(t)?;
     let done: Vec<&OrderRow> = mine
         .iter()
         .filter(|o| {
@@ -138,6 +151,8 @@ async fn home(State(state): State<AppState>, v: Viewer) -> PageResult<HomePage> 
         .collect();
     Ok(HomePage {
         t,
+        on_duty: me.on_duty != 0,
+        active: me.vetting() == homefront_domain::vetting::VettingState::Active,
         offers,
         done: done.into_iter().map(|o| OrderLine::of(t, o)).collect(),
         now: state.clock.now().epoch_ms(),
@@ -297,4 +312,165 @@ async fn check_out(
         .await
         .page(p.t)?;
     Ok(see_other(&format!("/assignments/{}", order.id)))
+}
+
+#[derive(Deserialize)]
+struct DutyForm {
+    on_duty: String,
+}
+
+/// One tap on the duty switch (`on_duty=1|0`), through the API's handler;
+/// a double click changes nothing.
+async fn duty(State(state): State<AppState>, p: Posted<DutyForm>) -> PageResult {
+    use crate::api::ApiJson;
+    use crate::api::volunteers::availability::{DutyRequest, duty};
+    volunteer_only(&p.actor, p.t)?;
+    let on_duty = p.form.on_duty == "1";
+    let _answer = duty(
+        State(state),
+        p.actor,
+        Path("me".to_string()),
+        ApiJson(DutyRequest { on_duty }),
+    )
+    .await
+    .page(p.t)?;
+    Ok(see_other("/volunteer"))
+}
+
+/// A line of the hours table.
+struct HoursLine {
+    label: String,
+    recorded: String,
+    backfilled: String,
+}
+
+fn hours_text(minutes: i64) -> String {
+    #[allow(clippy::cast_precision_loss)] // minutes are far below 2^52
+    let h = minutes as f64 / 60.0;
+    format!("{h:.1}")
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "my_hours.html")]
+struct HoursPage {
+    t: Tr,
+    l: Layout,
+    total_recorded: String,
+    total_backfilled: String,
+    orders_served: usize,
+    by_month: Vec<HoursLine>,
+    by_item: Vec<HoursLine>,
+}
+
+async fn my_hours(State(state): State<AppState>, v: Viewer) -> PageResult<HoursPage> {
+    use axum::extract::Query;
+    let t = v.t();
+    volunteer_only(&v.actor, t)?;
+    let axum::Json(view) = crate::api::hours::mine(
+        State(state.clone()),
+        v.actor.clone(),
+        Query(crate::api::hours::Period::default()),
+    )
+    .await
+    .page(t)?;
+    let names: std::collections::HashMap<String, String> = state
+        .store
+        .service_items(true)
+        .await
+        .page(t)?
+        .into_iter()
+        .map(|i| (i.code.clone(), t.pick(&i.name_zh, &i.name_en).to_string()))
+        .collect();
+    let line = |label: String, s: &crate::api::hours::Split| HoursLine {
+        label,
+        recorded: hours_text(s.recorded_minutes),
+        backfilled: hours_text(s.backfilled_minutes),
+    };
+    Ok(HoursPage {
+        t,
+        total_recorded: hours_text(view.total.recorded_minutes),
+        total_backfilled: hours_text(view.total.backfilled_minutes),
+        orders_served: view.orders_served,
+        by_month: view
+            .by_month
+            .iter()
+            .rev()
+            .map(|(m, s)| line(m.clone(), s))
+            .collect(),
+        by_item: view
+            .by_item
+            .iter()
+            .map(|(code, s)| {
+                let name = if code == "backfill" {
+                    t.t("hours.backfill").to_string()
+                } else {
+                    names.get(code).cloned().unwrap_or_else(|| code.clone())
+                };
+                line(name, s)
+            })
+            .collect(),
+        l: v.l,
+    })
+}
+
+/// A pairing as the volunteer's page shows it (no street or phone).
+struct PairingCard {
+    role: String,
+    since: String,
+    members: Vec<(String, String)>,
+    orders: Vec<(i64, String, String)>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "my_pairings.html")]
+struct PairingsPage {
+    t: Tr,
+    l: Layout,
+    pairings: Vec<PairingCard>,
+}
+
+async fn my_pairings(State(state): State<AppState>, v: Viewer) -> PageResult<PairingsPage> {
+    let t = v.t();
+    volunteer_only(&v.actor, t)?;
+    let axum::Json(mine) = crate::api::pairings::mine(State(state), v.actor.clone())
+        .await
+        .page(t)?;
+    let pairings = mine
+        .into_iter()
+        .filter(|p| p.pairing.ended_at.is_none())
+        .map(|p| PairingCard {
+            role: p.pairing.role.clone(),
+            since: local_time(p.pairing.started_at, "Asia/Shanghai"),
+            members: p
+                .members
+                .iter()
+                .map(|m| {
+                    let mut who = format!("{} · {}", m.name, t.k("relation", &m.relation));
+                    if let Some(age) = m.age_years {
+                        who.push_str(&format!(" · {}", t.f1("pair.age", "n", age)));
+                    }
+                    if let Some(g) = &m.school_grade {
+                        who.push_str(&format!(" · {g}"));
+                    }
+                    (who, m.district.clone())
+                })
+                .collect(),
+            orders: p
+                .orders
+                .iter()
+                .map(|o| {
+                    (
+                        o.id,
+                        t.pick(&o.item.name_zh, &o.item.name_en).to_string(),
+                        o.state.clone(),
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(PairingsPage {
+        t,
+        l: v.l,
+        pairings,
+    })
 }

@@ -16,6 +16,7 @@ mod notify;
 mod openapi;
 mod orders;
 mod org_units;
+mod pages;
 mod reports;
 mod sessions;
 mod ui;

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::helpers::{PASSWORD, TestApp};
 
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(Policy::none())
@@ -16,7 +16,12 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-async fn sign_in(app: &TestApp, client: &reqwest::Client, phone: &str, page: &str) -> String {
+pub(crate) async fn sign_in(
+    app: &TestApp,
+    client: &reqwest::Client,
+    phone: &str,
+    page: &str,
+) -> String {
     let resp = client
         .post(format!("{}/login", app.base))
         .form(&[("phone", phone), ("password", PASSWORD)])

@@ -1,0 +1,597 @@
+//! Administration pages for admins and coordinators (each within what the
+//! API lets them manage): accounts and roles, org units and teams, and the
+//! service catalogue. Every change goes through the JSON API's handler;
+//! a refused input re-renders the page with the error in the viewer's
+//! language, naming the field.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use homefront_domain::Role;
+use serde::Deserialize;
+
+use super::i18n::Tr;
+use super::{Layout, Localize, PageResult, Posted, Viewer, see_other};
+use crate::AppState;
+use crate::api::ApiJson;
+use crate::api::catalogue::{ItemQuery, ItemRequest};
+use crate::api::org_units::{CreateOrgUnit, OrgUnitQuery};
+use crate::api::users::{CreateUser, GrantRequest, UserQuery};
+use crate::auth::Actor;
+use crate::error::ApiError;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(|| async { see_other("/admin/users") }))
+        .route("/admin/users", get(users).post(create_user))
+        .route("/admin/users/{id}/grants", post(add_grant))
+        .route(
+            "/admin/users/{id}/grants/{grant}/remove",
+            post(remove_grant),
+        )
+        .route("/admin/units", get(units).post(create_unit))
+        .route("/admin/catalogue", get(catalogue).post(create_item))
+        .route("/admin/catalogue/{id}/retire", post(retire_item))
+}
+
+fn manager_only(actor: &Actor, t: Tr) -> PageResult<()> {
+    if actor.has(Role::Coordinator) || actor.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden()).page(t)
+    }
+}
+
+/// A refused input as a line in the page's language: the field, then what
+/// to do.
+fn field_error(t: Tr, err: &ApiError) -> String {
+    match &err.field {
+        Some(f) => format!(
+            "{}: {}",
+            t.get(&format!("field.{f}")).unwrap_or(f),
+            super::error_message(t, err)
+        ),
+        None => super::error_message(t, err),
+    }
+}
+
+/// Renders `page` with `err` when the API refused the input (4xx other
+/// than 404), else fails the request.
+async fn refused<P, F, Fut>(t: Tr, err: ApiError, page: F) -> PageResult<Response>
+where
+    P: IntoResponse,
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = PageResult<P>>,
+{
+    if err.status.is_client_error() && err.status.as_u16() != 404 {
+        let status = err.status;
+        Ok((status, page(field_error(t, &err)).await?).into_response())
+    } else {
+        Err(err).page(t)
+    }
+}
+
+/// Units the actor manages, parents first: (id, indented name, kind).
+async fn managed_units(state: &AppState, actor: &Actor) -> Result<Vec<UnitLine>, ApiError> {
+    let axum::Json(units) = crate::api::org_units::list(
+        State(state.clone()),
+        actor.clone(),
+        Query(OrgUnitQuery {
+            parent_id: None,
+            kind: None,
+        }),
+    )
+    .await?;
+    Ok(units
+        .into_iter()
+        .filter(|u| actor.manages(&u.org_path()))
+        .map(|u| UnitLine {
+            id: u.id,
+            depth: u.path.matches('/').count().saturating_sub(2),
+            name: u.name,
+            kind: u.kind,
+            adcode: u.adcode.unwrap_or_default(),
+        })
+        .collect())
+}
+
+#[derive(Clone)]
+struct UnitLine {
+    id: i64,
+    depth: usize,
+    name: String,
+    kind: String,
+    adcode: String,
+}
+
+impl UnitLine {
+    fn label(&self) -> String {
+        format!("{}{}", "\u{a0}\u{a0}".repeat(self.depth), self.name)
+    }
+}
+
+// ---- accounts and roles ----
+
+struct GrantLine {
+    id: i64,
+    role: String,
+    unit: String,
+}
+
+struct UserLine {
+    id: i64,
+    name: String,
+    phone: String,
+    disabled: bool,
+    grants: Vec<GrantLine>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin_users.html")]
+struct UsersPage {
+    t: Tr,
+    l: Layout,
+    users: Vec<UserLine>,
+    units: Vec<UnitLine>,
+    roles: Vec<&'static str>,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct Notice {
+    done: Option<String>,
+}
+
+async fn users_page(
+    state: &AppState,
+    actor: &Actor,
+    l: Layout,
+    error: Option<String>,
+    notice: Option<String>,
+) -> PageResult<UsersPage> {
+    let t = l.t;
+    manager_only(actor, t)?;
+    let axum::Json(list) = crate::api::users::list(
+        State(state.clone()),
+        actor.clone(),
+        Query(UserQuery { role: None }),
+    )
+    .await
+    .page(t)?;
+    let units = managed_units(state, actor).await.page(t)?;
+    let mut users = Vec::new();
+    for u in list.into_iter().take(500) {
+        let grants = state
+            .store
+            .grants(u.id)
+            .await
+            .page(t)?
+            .into_iter()
+            .map(|g| GrantLine {
+                id: g.id,
+                unit: g
+                    .org_unit_id
+                    .and_then(|id| units.iter().find(|x| x.id == id))
+                    .map(|x| x.name.clone())
+                    .unwrap_or_default(),
+                role: g.role,
+            })
+            .collect();
+        users.push(UserLine {
+            id: u.id,
+            name: u.display_name,
+            phone: u.phone,
+            disabled: u.disabled != 0,
+            grants,
+        });
+    }
+    let mut roles = vec!["coordinator", "volunteer", "requester", "liaison"];
+    if actor.is_admin() {
+        roles.insert(0, "admin");
+    }
+    Ok(UsersPage {
+        t,
+        l,
+        users,
+        units,
+        roles,
+        error,
+        notice,
+    })
+}
+
+async fn users(
+    State(state): State<AppState>,
+    v: Viewer,
+    Query(n): Query<Notice>,
+) -> PageResult<UsersPage> {
+    let notice = n.done.map(|_| v.t().t("admin.saved").to_string());
+    users_page(&state, &v.actor, v.l, None, notice).await
+}
+
+#[derive(Deserialize)]
+struct UserForm {
+    phone: String,
+    display_name: String,
+    password: String,
+    role: String,
+    org_unit: String,
+}
+
+fn unit_field(raw: &str) -> Option<i64> {
+    raw.trim().parse().ok()
+}
+
+async fn create_user(State(state): State<AppState>, p: Posted<UserForm>) -> PageResult<Response> {
+    let t = p.t;
+    manager_only(&p.actor, t)?;
+    let f = p.form;
+    let result = crate::api::users::create(
+        State(state.clone()),
+        p.actor.clone(),
+        ApiJson(CreateUser {
+            phone: f.phone,
+            display_name: f.display_name,
+            password: f.password,
+            locale: Some(t.lang().to_string()),
+            grants: vec![GrantRequest {
+                role: f.role,
+                org_unit_id: unit_field(&f.org_unit),
+            }],
+        }),
+    )
+    .await;
+    match result {
+        Ok(_) => Ok(see_other("/admin/users?done=1")),
+        Err(err) => {
+            let l = Layout::new(t, "/admin/users", Some(&p.actor));
+            refused(t, err, |m| users_page(&state, &p.actor, l, Some(m), None)).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct GrantForm {
+    role: String,
+    org_unit: String,
+}
+
+async fn add_grant(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted<GrantForm>,
+) -> PageResult<Response> {
+    let t = p.t;
+    manager_only(&p.actor, t)?;
+    let result = crate::api::users::add_grant(
+        State(state.clone()),
+        p.actor.clone(),
+        Path(id),
+        ApiJson(GrantRequest {
+            role: p.form.role,
+            org_unit_id: unit_field(&p.form.org_unit),
+        }),
+    )
+    .await;
+    match result {
+        Ok(_) => Ok(see_other("/admin/users?done=1")),
+        Err(err) => {
+            let l = Layout::new(t, "/admin/users", Some(&p.actor));
+            refused(t, err, |m| users_page(&state, &p.actor, l, Some(m), None)).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn remove_grant(
+    State(state): State<AppState>,
+    Path((id, grant)): Path<(String, String)>,
+    p: Posted<Empty>,
+) -> PageResult<Response> {
+    let t = p.t;
+    manager_only(&p.actor, t)?;
+    match crate::api::users::remove_grant(State(state.clone()), p.actor.clone(), Path((id, grant)))
+        .await
+    {
+        Ok(_) => Ok(see_other("/admin/users?done=1")),
+        Err(err) => {
+            let l = Layout::new(t, "/admin/users", Some(&p.actor));
+            refused(t, err, |m| users_page(&state, &p.actor, l, Some(m), None)).await
+        }
+    }
+}
+
+// ---- org units and teams ----
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin_units.html")]
+struct UnitsPage {
+    t: Tr,
+    l: Layout,
+    units: Vec<UnitLine>,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+async fn units_page(
+    state: &AppState,
+    actor: &Actor,
+    l: Layout,
+    error: Option<String>,
+    notice: Option<String>,
+) -> PageResult<UnitsPage> {
+    let t = l.t;
+    manager_only(actor, t)?;
+    Ok(UnitsPage {
+        t,
+        units: managed_units(state, actor).await.page(t)?,
+        l,
+        error,
+        notice,
+    })
+}
+
+async fn units(
+    State(state): State<AppState>,
+    v: Viewer,
+    Query(n): Query<Notice>,
+) -> PageResult<UnitsPage> {
+    let notice = n.done.map(|_| v.t().t("admin.saved").to_string());
+    units_page(&state, &v.actor, v.l, None, notice).await
+}
+
+#[derive(Deserialize)]
+struct UnitForm {
+    kind: String,
+    name: String,
+    parent: String,
+}
+
+async fn create_unit(State(state): State<AppState>, p: Posted<UnitForm>) -> PageResult<Response> {
+    let t = p.t;
+    manager_only(&p.actor, t)?;
+    let parent_id = crate::api::parse_id(&p.form.parent).page(t)?;
+    let result = crate::api::org_units::create(
+        State(state.clone()),
+        p.actor.clone(),
+        ApiJson(CreateOrgUnit {
+            kind: p.form.kind,
+            name: p.form.name,
+            parent_id,
+            longitude: None,
+            latitude: None,
+        }),
+    )
+    .await;
+    match result {
+        Ok(_) => Ok(see_other("/admin/units?done=1")),
+        Err(err) => {
+            let l = Layout::new(t, "/admin/units", Some(&p.actor));
+            refused(t, err, |m| units_page(&state, &p.actor, l, Some(m), None)).await
+        }
+    }
+}
+
+// ---- catalogue ----
+
+struct ItemLine {
+    id: i64,
+    code: String,
+    name: String,
+    mode: String,
+    lane: String,
+    minutes: i64,
+    qualifications: String,
+    retired: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin_catalogue.html")]
+struct CataloguePage {
+    t: Tr,
+    l: Layout,
+    items: Vec<ItemLine>,
+    units: Vec<UnitLine>,
+    admin: bool,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+async fn catalogue_page(
+    state: &AppState,
+    actor: &Actor,
+    l: Layout,
+    error: Option<String>,
+    notice: Option<String>,
+) -> PageResult<CataloguePage> {
+    let t = l.t;
+    manager_only(actor, t)?;
+    let axum::Json(items) = crate::api::catalogue::list(
+        State(state.clone()),
+        actor.clone(),
+        Query(ItemQuery {
+            include_retired: true,
+        }),
+    )
+    .await
+    .page(t)?;
+    let units = managed_units(state, actor)
+        .await
+        .page(t)?
+        .into_iter()
+        .filter(|u| matches!(u.kind.as_str(), "province" | "city" | "county"))
+        .collect();
+    Ok(CataloguePage {
+        t,
+        units,
+        admin: actor.is_admin(),
+        items: items
+            .into_iter()
+            .map(|i| ItemLine {
+                id: i.id,
+                name: t.pick(&i.name_zh, &i.name_en).to_string(),
+                code: i.code,
+                mode: i.mode,
+                lane: i.lane,
+                minutes: i.default_duration_minutes,
+                qualifications: i.qualifications,
+                retired: i.retired_at.is_some(),
+            })
+            .collect(),
+        l,
+        error,
+        notice,
+    })
+}
+
+async fn catalogue(
+    State(state): State<AppState>,
+    v: Viewer,
+    Query(n): Query<Notice>,
+) -> PageResult<CataloguePage> {
+    let notice = n.done.map(|_| v.t().t("admin.saved").to_string());
+    catalogue_page(&state, &v.actor, v.l, None, notice).await
+}
+
+#[derive(Deserialize)]
+struct ItemForm {
+    code: String,
+    name_zh: String,
+    name_en: String,
+    mode: String,
+    lane: String,
+    default_duration_minutes: String,
+    offer_timeout_seconds: String,
+    #[serde(default)]
+    qualifications: String,
+    /// Owning division; empty = deployment-wide (admins only).
+    #[serde(default)]
+    org_unit: String,
+}
+
+/// A whole number from a form field, or a 422 naming it.
+fn number(field: &str, raw: &str) -> Result<i64, ApiError> {
+    raw.trim().parse().map_err(|_| {
+        ApiError::invalid(
+            field,
+            "not_a_number",
+            format!("{field} must be a whole number"),
+        )
+    })
+}
+
+async fn create_item(State(state): State<AppState>, p: Posted<ItemForm>) -> PageResult<Response> {
+    let t = p.t;
+    manager_only(&p.actor, t)?;
+    let f = p.form;
+    let l = Layout::new(t, "/admin/catalogue", Some(&p.actor));
+    let parsed = number("default_duration_minutes", &f.default_duration_minutes)
+        .and_then(|d| number("offer_timeout_seconds", &f.offer_timeout_seconds).map(|o| (d, o)));
+    let (duration, timeout) = match parsed {
+        Ok(v) => v,
+        Err(err) => {
+            return refused(t, err, |m| {
+                catalogue_page(&state, &p.actor, l, Some(m), None)
+            })
+            .await;
+        }
+    };
+    let result = crate::api::catalogue::create(
+        State(state.clone()),
+        p.actor.clone(),
+        ApiJson(ItemRequest {
+            code: Some(f.code.trim().to_string()),
+            org_unit_id: unit_field(&f.org_unit),
+            name_zh: f.name_zh,
+            name_en: f.name_en,
+            mode: f.mode,
+            qualifications: f
+                .qualifications
+                .split([',', '，', ' '])
+                .map(str::trim)
+                .filter(|q| !q.is_empty())
+                .map(str::to_string)
+                .collect(),
+            default_duration_minutes: duration,
+            offer_timeout_seconds: timeout,
+            lane: f.lane,
+            priority_channel: false,
+            follow_up_days: None,
+            retired: None,
+        }),
+    )
+    .await;
+    match result {
+        Ok(_) => Ok(see_other("/admin/catalogue?done=1")),
+        Err(err) => {
+            refused(t, err, |m| {
+                catalogue_page(&state, &p.actor, l, Some(m), None)
+            })
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RetireForm {
+    retired: String,
+}
+
+async fn retire_item(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted<RetireForm>,
+) -> PageResult<Response> {
+    let t = p.t;
+    manager_only(&p.actor, t)?;
+    let item_id = crate::api::parse_id(&id).page(t)?;
+    let item = state
+        .store
+        .service_item(item_id)
+        .await
+        .page(t)?
+        .ok_or_else(ApiError::not_found)
+        .page(t)?;
+    let quals = item
+        .qualifications
+        .split(',')
+        .filter(|q| !q.is_empty())
+        .map(str::to_string)
+        .collect();
+    let result = crate::api::catalogue::update(
+        State(state.clone()),
+        p.actor.clone(),
+        Path(id),
+        ApiJson(ItemRequest {
+            code: None,
+            org_unit_id: None,
+            name_zh: item.name_zh,
+            name_en: item.name_en,
+            mode: item.mode,
+            qualifications: quals,
+            default_duration_minutes: item.default_duration_minutes,
+            offer_timeout_seconds: item.offer_timeout_seconds,
+            lane: item.lane,
+            priority_channel: item.priority_channel != 0,
+            follow_up_days: item.follow_up_days,
+            retired: Some(p.form.retired == "1"),
+        }),
+    )
+    .await;
+    match result {
+        Ok(_) => Ok(see_other("/admin/catalogue?done=1")),
+        Err(err) => {
+            let l = Layout::new(t, "/admin/catalogue", Some(&p.actor));
+            refused(t, err, |m| {
+                catalogue_page(&state, &p.actor, l, Some(m), None)
+            })
+            .await
+        }
+    }
+}

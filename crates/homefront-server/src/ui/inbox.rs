@@ -1,0 +1,321 @@
+//! The inbox page (every signed-in user: notices newest first, unread
+//! marked, mark all read, notification preferences) and the coordinator's
+//! group-bot page (WeCom, DingTalk and signed webhooks per org unit, with a
+//! test message). Both go through the JSON API's handlers.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use homefront_domain::Role;
+use serde::Deserialize;
+
+use super::i18n::Tr;
+use super::{Layout, Localize, PageResult, Posted, Viewer, local_time, see_other};
+use crate::AppState;
+use crate::api::ApiJson;
+use crate::api::notifications::{BotBody, InboxQuery, PreferencesBody};
+use crate::auth::Actor;
+use crate::error::ApiError;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/inbox", get(inbox))
+        .route("/inbox/read-all", post(read_all))
+        .route("/inbox/preferences", post(preferences))
+        .route("/board/bots", get(bots).post(create_bot))
+        .route("/board/bots/{unit}/{bot}/test", post(test_bot))
+        .route("/board/bots/{unit}/{bot}/delete", post(delete_bot))
+}
+
+struct Notice {
+    title: String,
+    body: String,
+    at: String,
+    unread: bool,
+    href: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "inbox.html")]
+struct InboxPage {
+    t: Tr,
+    l: Layout,
+    unread: i64,
+    notices: Vec<Notice>,
+    inbox_on: bool,
+    mute_offers: bool,
+    volunteer: bool,
+}
+
+/// Where a notice about an order leads, by the viewer's role.
+fn order_href(actor: &Actor, order: i64) -> String {
+    if actor.has(Role::Coordinator) || actor.is_admin() {
+        format!("/board/orders/{order}")
+    } else if actor.has(Role::Volunteer) {
+        "/volunteer".to_string()
+    } else {
+        format!("/orders/{order}")
+    }
+}
+
+async fn inbox(State(state): State<AppState>, v: Viewer) -> PageResult<InboxPage> {
+    let t = v.t();
+    let axum::Json(page) = crate::api::notifications::inbox(
+        State(state.clone()),
+        v.actor.clone(),
+        Query(InboxQuery {
+            unread: false,
+            limit: Some(100),
+        }),
+    )
+    .await
+    .page(t)?;
+    let axum::Json(prefs) =
+        crate::api::notifications::preferences(State(state.clone()), v.actor.clone())
+            .await
+            .page(t)?;
+    let notices = page
+        .items
+        .into_iter()
+        .map(|n| Notice {
+            title: n.title,
+            body: n.body.replace(['*', '#', '>'], ""),
+            at: local_time(n.created_at, "Asia/Shanghai"),
+            unread: n.read_at.is_none(),
+            href: n.order_id.map(|o| order_href(&v.actor, o)),
+        })
+        .collect();
+    Ok(InboxPage {
+        t,
+        unread: page.unread,
+        notices,
+        inbox_on: prefs.inbox,
+        mute_offers: prefs.mute_offers_off_duty,
+        volunteer: v.actor.has(Role::Volunteer),
+        l: v.l,
+    })
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn read_all(State(state): State<AppState>, p: Posted<Empty>) -> PageResult {
+    let _answer = crate::api::notifications::read_all(State(state), p.actor)
+        .await
+        .page(p.t)?;
+    Ok(see_other("/inbox"))
+}
+
+#[derive(Deserialize)]
+struct PreferencesForm {
+    inbox: Option<String>,
+    mute_offers_off_duty: Option<String>,
+}
+
+/// Checkboxes: a box left unticked is absent from the form, so absence
+/// means "off".
+async fn preferences(State(state): State<AppState>, p: Posted<PreferencesForm>) -> PageResult {
+    let _answer = crate::api::notifications::set_preferences(
+        State(state),
+        p.actor,
+        ApiJson(PreferencesBody {
+            inbox: Some(p.form.inbox.is_some()),
+            mute_offers_off_duty: Some(p.form.mute_offers_off_duty.is_some()),
+            webhook_url: None,
+            webhook_secret: None,
+        }),
+    )
+    .await
+    .page(p.t)?;
+    Ok(see_other("/inbox"))
+}
+
+struct BotLine {
+    id: i64,
+    kind: String,
+    name: String,
+    host: String,
+    signed: bool,
+    locale: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "bots.html")]
+struct BotsPage {
+    t: Tr,
+    l: Layout,
+    units: Vec<(i64, String)>,
+    unit: i64,
+    bots: Vec<BotLine>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct BotsQuery {
+    org_unit: Option<String>,
+    sent: Option<String>,
+}
+
+fn coordinator_only(actor: &Actor, t: Tr) -> PageResult<()> {
+    if actor.has(Role::Coordinator) || actor.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden()).page(t)
+    }
+}
+
+async fn bots_page(
+    state: &AppState,
+    actor: &Actor,
+    l: Layout,
+    unit: Option<&str>,
+    notice: Option<String>,
+    error: Option<String>,
+) -> PageResult<BotsPage> {
+    let t = l.t;
+    coordinator_only(actor, t)?;
+    let scopes = actor.managed_scopes();
+    let units: Vec<(i64, String)> = state
+        .store
+        .org_units(scopes.as_deref(), None, None)
+        .await
+        .page(t)?
+        .into_iter()
+        .filter(|u| matches!(u.kind.as_str(), "province" | "city" | "county" | "team"))
+        .map(|u| (u.id, u.name))
+        .collect();
+    let unit = match unit.filter(|s| !s.is_empty()) {
+        Some(raw) => crate::api::parse_id(raw).page(t)?,
+        None => units
+            .first()
+            .map(|u| u.0)
+            .ok_or_else(ApiError::not_found)
+            .page(t)?,
+    };
+    let axum::Json(list) = crate::api::notifications::bots(
+        State(state.clone()),
+        actor.clone(),
+        Path(unit.to_string()),
+    )
+    .await
+    .page(t)?;
+    Ok(BotsPage {
+        t,
+        l,
+        units,
+        unit,
+        bots: list
+            .into_iter()
+            .map(|b| BotLine {
+                id: b.bot.id,
+                kind: b.bot.kind.clone(),
+                name: b.bot.name.clone(),
+                host: b.url_host.clone(),
+                signed: b.signed,
+                locale: b.bot.locale.clone(),
+            })
+            .collect(),
+        notice,
+        error,
+    })
+}
+
+async fn bots(
+    State(state): State<AppState>,
+    v: Viewer,
+    Query(q): Query<BotsQuery>,
+) -> PageResult<BotsPage> {
+    let t = v.t();
+    let notice = q.sent.map(|_| t.t("bots.test_sent").to_string());
+    bots_page(&state, &v.actor, v.l, q.org_unit.as_deref(), notice, None).await
+}
+
+#[derive(Deserialize)]
+struct BotForm {
+    org_unit: String,
+    kind: String,
+    name: String,
+    url: String,
+    #[serde(default)]
+    secret: String,
+    locale: Option<String>,
+}
+
+async fn create_bot(State(state): State<AppState>, p: Posted<BotForm>) -> PageResult<Response> {
+    let t = p.t;
+    coordinator_only(&p.actor, t)?;
+    let f = p.form;
+    let secret = Some(f.secret.trim().to_string()).filter(|s| !s.is_empty());
+    let result = crate::api::notifications::create_bot(
+        State(state.clone()),
+        p.actor.clone(),
+        Path(f.org_unit.clone()),
+        ApiJson(BotBody {
+            kind: f.kind,
+            name: f.name,
+            url: f.url.trim().to_string(),
+            secret,
+            locale: f.locale,
+        }),
+    )
+    .await;
+    let layout = Layout::new(t, "/board/bots", Some(&p.actor));
+    match result {
+        Ok((_, axum::Json(bot))) => {
+            // A generated webhook secret is shown once, here.
+            let notice = bot
+                .secret
+                .map(|s| t.f1("bots.secret_once", "secret", s))
+                .or_else(|| Some(t.t("bots.created").to_string()));
+            Ok(
+                bots_page(&state, &p.actor, layout, Some(&f.org_unit), notice, None)
+                    .await?
+                    .into_response(),
+            )
+        }
+        Err(err) if err.status.is_client_error() && err.status != StatusCode::NOT_FOUND => {
+            let msg = match &err.field {
+                Some(field) => format!("{}: {}", t.k("bots", field), super::error_message(t, &err)),
+                None => super::error_message(t, &err),
+            };
+            let page =
+                bots_page(&state, &p.actor, layout, Some(&f.org_unit), None, Some(msg)).await?;
+            Ok((err.status, page).into_response())
+        }
+        Err(err) => Err(err).page(t),
+    }
+}
+
+async fn test_bot(
+    State(state): State<AppState>,
+    Path((unit, bot)): Path<(String, String)>,
+    p: Posted<Empty>,
+) -> PageResult {
+    let _answer =
+        crate::api::notifications::test_bot(State(state), p.actor, Path((unit.clone(), bot)))
+            .await
+            .page(p.t)?;
+    Ok(see_other(&format!(
+        "/board/bots?org_unit={}&sent=1",
+        super::url_encode(&unit)
+    )))
+}
+
+async fn delete_bot(
+    State(state): State<AppState>,
+    Path((unit, bot)): Path<(String, String)>,
+    p: Posted<Empty>,
+) -> PageResult {
+    crate::api::notifications::delete_bot(State(state), p.actor, Path((unit.clone(), bot)))
+        .await
+        .page(p.t)?;
+    Ok(see_other(&format!(
+        "/board/bots?org_unit={}",
+        super::url_encode(&unit)
+    )))
+}

@@ -1,0 +1,561 @@
+//! Coordinator pages for people: the vetting board (pipeline columns with
+//! bulk moves, expiring credentials), the roster import with its per-row
+//! report, and pairing proposals. Every action goes through the JSON
+//! API's handler, so scope and pipeline rules are the API's.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use homefront_domain::Role;
+use homefront_domain::vetting::VettingState;
+use homefront_store::roster::RowOutcome;
+
+use super::i18n::{Lang, Tr};
+use super::{Layout, Localize, PageError, PageResult, Posted, Viewer, local_time, see_other};
+use crate::AppState;
+use crate::api::ApiJson;
+use crate::api::volunteers::vetting::BulkMoveRequest;
+use crate::api::volunteers::{ListQuery, VolunteerView};
+use crate::auth::{self, Actor};
+use crate::error::ApiError;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/board/volunteers", get(board).post(bulk_move))
+        .route(
+            "/board/import",
+            get(import_page)
+                .post(import)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::api::volunteers::roster::MAX_UPLOAD_BYTES + 64 * 1024,
+                )),
+        )
+        .route("/board/pairings", get(pairings))
+        .route("/board/pairings/{id}/accept", post(accept_proposal))
+        .route("/board/pairings/{id}/dismiss", post(dismiss_proposal))
+}
+
+fn coordinator_only(actor: &Actor, t: Tr) -> PageResult<()> {
+    if actor.has(Role::Coordinator) || actor.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden()).page(t)
+    }
+}
+
+/// The pipeline's columns, in order; terminal and barred states follow.
+const COLUMNS: [VettingState; 11] = [
+    VettingState::Applied,
+    VettingState::Reviewed,
+    VettingState::Interviewed,
+    VettingState::Trained,
+    VettingState::ExamPassed,
+    VettingState::AgreementSigned,
+    VettingState::Insured,
+    VettingState::Active,
+    VettingState::Suspended,
+    VettingState::Rejected,
+    VettingState::Withdrawn,
+];
+
+/// Days ahead that the expiring-credentials list looks.
+const EXPIRING_DAYS: i64 = 30;
+
+struct Person {
+    id: i64,
+    name: String,
+    team: String,
+    on_duty: bool,
+}
+
+struct VettingColumn {
+    state: &'static str,
+    people: Vec<Person>,
+}
+
+struct Expiring {
+    name: String,
+    kind: String,
+    valid_to: String,
+}
+
+struct MoveResult {
+    name: String,
+    moved: bool,
+    message: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "vetting.html")]
+struct VettingPage {
+    t: Tr,
+    l: Layout,
+    columns: Vec<VettingColumn>,
+    targets: Vec<&'static str>,
+    expiring: Vec<Expiring>,
+    results: Vec<MoveResult>,
+    summary: Option<String>,
+    error: Option<String>,
+}
+
+async fn vetting_page(
+    state: &AppState,
+    actor: &Actor,
+    l: Layout,
+    results: Vec<MoveResult>,
+    summary: Option<String>,
+    error: Option<String>,
+) -> PageResult<VettingPage> {
+    let t = l.t;
+    coordinator_only(actor, t)?;
+    let axum::Json(list) = crate::api::volunteers::list(
+        State(state.clone()),
+        actor.clone(),
+        Query(ListQuery {
+            state: None,
+            team_id: None,
+        }),
+    )
+    .await
+    .page(t)?;
+    let columns = COLUMNS
+        .iter()
+        .map(|s| VettingColumn {
+            state: s.as_str(),
+            people: list
+                .iter()
+                .filter(|v| v.vetting_state == s.as_str())
+                .map(|v: &VolunteerView| Person {
+                    id: v.id,
+                    name: v.display_name.clone(),
+                    team: v.team.name.clone(),
+                    on_duty: v.on_duty,
+                })
+                .collect(),
+        })
+        .collect();
+    let axum::Json(expiring) = crate::api::volunteers::credentials::expiring(
+        State(state.clone()),
+        actor.clone(),
+        Query(crate::api::volunteers::credentials::ExpiringQuery {
+            within_days: Some(EXPIRING_DAYS),
+        }),
+    )
+    .await
+    .page(t)?;
+    let expiring = expiring
+        .into_iter()
+        .map(|e| Expiring {
+            name: e.display_name,
+            kind: e.credential.kind.clone(),
+            valid_to: e
+                .credential
+                .valid_to
+                .map(|ms| local_time(ms, "Asia/Shanghai"))
+                .unwrap_or_default(),
+        })
+        .collect();
+    Ok(VettingPage {
+        t,
+        l,
+        columns,
+        targets: COLUMNS.iter().map(|s| s.as_str()).collect(),
+        expiring,
+        results,
+        summary,
+        error,
+    })
+}
+
+async fn board(State(state): State<AppState>, v: Viewer) -> PageResult<VettingPage> {
+    vetting_page(&state, &v.actor, v.l, Vec::new(), None, None).await
+}
+
+/// The bulk-move form: repeated `volunteer` fields, `target_state`, `note`.
+async fn bulk_move(State(state): State<AppState>, p: Posted<Vec<(String, String)>>) -> PageResult {
+    let t = p.t;
+    coordinator_only(&p.actor, t)?;
+    let mut ids = Vec::new();
+    let (mut target, mut note) = (String::new(), None);
+    for (k, v) in &p.form {
+        match k.as_str() {
+            "volunteer" => ids.push(crate::api::parse_id(v).page(t)?),
+            "target_state" => target.clone_from(v),
+            "note" if !v.trim().is_empty() => note = Some(v.trim().to_string()),
+            _ => {}
+        }
+    }
+    let layout = Layout::new(t, "/board/volunteers", Some(&p.actor));
+    if ids.is_empty() {
+        let page = vetting_page(
+            &state,
+            &p.actor,
+            layout,
+            Vec::new(),
+            None,
+            Some(t.t("vet.pick_someone").to_string()),
+        )
+        .await?;
+        return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    }
+    let answer = crate::api::volunteers::vetting::bulk(
+        State(state.clone()),
+        p.actor.clone(),
+        ApiJson(BulkMoveRequest {
+            volunteer_ids: ids,
+            target_state: target.clone(),
+            note,
+            document_ref: None,
+        }),
+    )
+    .await;
+    let axum::Json(answer) = match answer {
+        Ok(a) => a,
+        Err(err) if err.status.is_client_error() => {
+            let page = vetting_page(
+                &state,
+                &p.actor,
+                layout,
+                Vec::new(),
+                None,
+                Some(super::error_message(t, &err)),
+            )
+            .await?;
+            return Ok((err.status, page).into_response());
+        }
+        Err(err) => return Err(err).page(t),
+    };
+    let mut results = Vec::new();
+    for r in &answer.results {
+        let name = state
+            .store
+            .user(r.volunteer_id)
+            .await
+            .page(t)?
+            .map_or_else(|| format!("#{}", r.volunteer_id), |u| u.display_name);
+        let message = match r.code {
+            None => t.k("vetting", answer.target_state.as_str()).to_string(),
+            Some(code) => t
+                .get(&format!("err.{code}"))
+                .map_or_else(|| r.message.clone().unwrap_or_default(), str::to_string),
+        };
+        results.push(MoveResult {
+            name,
+            moved: r.outcome == "moved",
+            message,
+        });
+    }
+    let summary = t.f(
+        "vet.summary",
+        &[
+            ("moved", &answer.moved.to_string()),
+            ("not_moved", &answer.not_moved.to_string()),
+            ("state", t.k("vetting", answer.target_state.as_str())),
+        ],
+    );
+    Ok(
+        vetting_page(&state, &p.actor, layout, results, Some(summary), None)
+            .await?
+            .into_response(),
+    )
+}
+
+/// A row of the import report as the page shows it.
+struct ReportRow {
+    row: usize,
+    outcome: &'static str,
+    volunteer: Option<i64>,
+    problems: Vec<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "import.html")]
+struct ImportPage {
+    t: Tr,
+    l: Layout,
+    teams: Vec<(i64, String)>,
+    error: Option<String>,
+    report: Option<ImportView>,
+}
+
+struct ImportView {
+    committed: bool,
+    dry_run: bool,
+    rows_read: usize,
+    created: usize,
+    updated: usize,
+    unchanged: usize,
+    rejected: usize,
+    rows: Vec<ReportRow>,
+}
+
+async fn teams(state: &AppState, actor: &Actor) -> Result<Vec<(i64, String)>, ApiError> {
+    let scopes = actor.managed_scopes();
+    Ok(state
+        .store
+        .org_units(
+            scopes.as_deref(),
+            None,
+            Some(homefront_domain::org::OrgKind::Team),
+        )
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.name))
+        .collect())
+}
+
+async fn import_page(State(state): State<AppState>, v: Viewer) -> PageResult<ImportPage> {
+    let t = v.t();
+    coordinator_only(&v.actor, t)?;
+    Ok(ImportPage {
+        t,
+        teams: teams(&state, &v.actor).await.page(t)?,
+        error: None,
+        report: None,
+        l: v.l,
+    })
+}
+
+/// The upload (`multipart/form-data`: `_csrf`, `team_id`, `all_or_nothing`,
+/// `dry_run`, `file`), handed to the API's import handler.
+async fn import(State(state): State<AppState>, req: Request) -> Response {
+    let t = Tr(Lang::of(req.headers()));
+    match import_inner(&state, req, t).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn import_inner(state: &AppState, req: Request, t: Tr) -> PageResult {
+    let (parts, body) = req.into_parts();
+    let mut multipart = Multipart::from_request(Request::from_parts(parts.clone(), body), state)
+        .await
+        .map_err(|e| PageError {
+            t,
+            err: ApiError::invalid("file", "invalid_body", e.body_text()),
+        })?;
+    let (mut csrf, mut team, mut all_or_nothing, mut dry_run) = (None, None, false, false);
+    let mut file: Option<(Bytes, Option<String>, Option<String>)> = None;
+    while let Some(field) = multipart.next_field().await.map_err(|e| PageError {
+        t,
+        err: ApiError::invalid("file", "invalid_body", e.body_text()),
+    })? {
+        let name = field.name().unwrap_or("").to_string();
+        if name == "file" {
+            let content_type = field.content_type().map(str::to_string);
+            let file_name = field.file_name().map(str::to_string);
+            let bytes = field.bytes().await.map_err(|e| PageError {
+                t,
+                err: ApiError::invalid("file", "file_too_large", e.body_text()),
+            })?;
+            file = Some((bytes, content_type, file_name));
+            continue;
+        }
+        let text = field.text().await.unwrap_or_default();
+        match name.as_str() {
+            "_csrf" => csrf = Some(text),
+            "team_id" if !text.is_empty() => {
+                team = Some(crate::api::parse_id(&text).page(t)?);
+            }
+            "all_or_nothing" => all_or_nothing = true,
+            "dry_run" => dry_run = true,
+            _ => {}
+        }
+    }
+    let actor = auth::actor_with_form_token(&parts, state, csrf.as_deref())
+        .await
+        .map_err(|err| PageError { t, err })?;
+    coordinator_only(&actor, t)?;
+    let layout = Layout::new(t, "/board/import", Some(&actor));
+    let teams = teams(state, &actor).await.page(t)?;
+    let page = |error: Option<String>, report: Option<ImportView>| ImportPage {
+        t,
+        l: layout.clone(),
+        teams: teams.clone(),
+        error,
+        report,
+    };
+    let Some((bytes, content_type, file_name)) = file.filter(|(b, _, _)| !b.is_empty()) else {
+        let msg = t.t("err.empty_file").to_string();
+        return Ok((
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            page(Some(msg), None),
+        )
+            .into_response());
+    };
+    // The file's own type, else its extension, decides the format.
+    let format = match file_name.as_deref().and_then(|n| n.rsplit('.').next()) {
+        Some(ext) if ext.eq_ignore_ascii_case("xlsx") => Some("xlsx".to_string()),
+        Some(ext) if ext.eq_ignore_ascii_case("csv") => Some("csv".to_string()),
+        _ => None,
+    };
+    let mut headers = HeaderMap::new();
+    if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert(header::CONTENT_TYPE, ct);
+    }
+    let result = crate::api::volunteers::roster::import(
+        State(state.clone()),
+        actor.clone(),
+        Query(crate::api::volunteers::roster::ImportQuery {
+            team_id: team,
+            all_or_nothing,
+            dry_run,
+            format,
+        }),
+        headers,
+        bytes,
+    )
+    .await;
+    match result {
+        Ok(axum::Json(r)) => {
+            let rows = r
+                .rows
+                .iter()
+                .map(|row| {
+                    let (outcome, volunteer, problems) = match &row.outcome {
+                        RowOutcome::Created { volunteer_id, .. } => {
+                            ("created", Some(*volunteer_id), Vec::new())
+                        }
+                        RowOutcome::Updated { volunteer_id } => {
+                            ("updated", Some(*volunteer_id), Vec::new())
+                        }
+                        RowOutcome::Unchanged { volunteer_id } => {
+                            ("unchanged", Some(*volunteer_id), Vec::new())
+                        }
+                        RowOutcome::Rejected { errors } => (
+                            "rejected",
+                            None,
+                            errors
+                                .iter()
+                                .map(|e| {
+                                    let msg = t
+                                        .get(&format!("err.{}", e.code))
+                                        .map_or_else(|| e.message.clone(), str::to_string);
+                                    format!("{}: {msg}", e.field)
+                                })
+                                .collect(),
+                        ),
+                    };
+                    ReportRow {
+                        row: row.row,
+                        outcome,
+                        volunteer,
+                        problems,
+                    }
+                })
+                .collect();
+            Ok(page(
+                None,
+                Some(ImportView {
+                    committed: r.committed,
+                    dry_run,
+                    rows_read: r.rows_read,
+                    created: r.created,
+                    updated: r.updated,
+                    unchanged: r.unchanged,
+                    rejected: r.rejected,
+                    rows,
+                }),
+            )
+            .into_response())
+        }
+        Err(err) if err.status.is_client_error() && err.status.as_u16() != 404 => {
+            let msg = format!("{} {}", super::error_message(t, &err), err.message);
+            Ok((err.status, page(Some(msg), None)).into_response())
+        }
+        Err(err) => Err(err).page(t),
+    }
+}
+
+struct ProposalLine {
+    id: i64,
+    household: i64,
+    role: String,
+    former: String,
+    proposed: Option<String>,
+    created: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pairings.html")]
+struct PairingsPage {
+    t: Tr,
+    l: Layout,
+    proposals: Vec<ProposalLine>,
+}
+
+async fn pairings(State(state): State<AppState>, v: Viewer) -> PageResult<PairingsPage> {
+    let t = v.t();
+    coordinator_only(&v.actor, t)?;
+    let axum::Json(list) = crate::api::pairings::proposals(State(state.clone()), v.actor.clone())
+        .await
+        .page(t)?;
+    let name = |id: i64| {
+        let state = state.clone();
+        async move {
+            state
+                .store
+                .user(id)
+                .await
+                .ok()
+                .flatten()
+                .map_or_else(|| format!("#{id}"), |u| u.display_name)
+        }
+    };
+    let mut proposals = Vec::new();
+    for p in list {
+        proposals.push(ProposalLine {
+            id: p.id,
+            household: p.household_id,
+            role: p.role.clone(),
+            former: name(p.former_volunteer_user_id).await,
+            proposed: match p.proposed_volunteer_user_id {
+                Some(id) => Some(name(id).await),
+                None => None,
+            },
+            created: local_time(p.created_at, "Asia/Shanghai"),
+        });
+    }
+    Ok(PairingsPage {
+        t,
+        l: v.l,
+        proposals,
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct Empty {}
+
+async fn accept_proposal(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted<Empty>,
+) -> PageResult {
+    coordinator_only(&p.actor, p.t)?;
+    let _answer = crate::api::pairings::accept(
+        State(state),
+        p.actor,
+        Path(id),
+        ApiJson(crate::api::pairings::AcceptProposal::default()),
+    )
+    .await
+    .page(p.t)?;
+    Ok(see_other("/board/pairings"))
+}
+
+async fn dismiss_proposal(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted<Empty>,
+) -> PageResult {
+    coordinator_only(&p.actor, p.t)?;
+    crate::api::pairings::dismiss(State(state), p.actor, Path(id))
+        .await
+        .page(p.t)?;
+    Ok(see_other("/board/pairings"))
+}
