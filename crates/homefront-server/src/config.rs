@@ -59,6 +59,11 @@ pub struct Config {
     /// Milliseconds between delivery passes when nothing wakes the worker
     /// (it also runs at once after a change in this process). Default 1000.
     pub notify_poll_ms: u64,
+    /// Seconds a delivery worker holds a delivery it is sending. Only after
+    /// that may another worker, or this one after a crash and restart, send
+    /// it again (with the same delivery id). Values under 15 (the 10 s send
+    /// timeout plus time to record the outcome) are raised to 15. Default 120.
+    pub notify_lease_seconds: u64,
     /// Messages per minute to one group bot; WeCom and DingTalk both allow
     /// 20. Messages over the limit wait their turn. Default 20.
     pub notify_bot_rate_per_minute: i64,
@@ -103,6 +108,7 @@ impl Default for Config {
             notify_retry_base_seconds: 10,
             notify_retry_max_seconds: 3600,
             notify_poll_ms: 1000,
+            notify_lease_seconds: 120,
             notify_bot_rate_per_minute: 20,
             credential_notice_days: 14,
             metrics_bind: None,
@@ -136,6 +142,7 @@ impl fmt::Debug for Config {
             .field("notify_retry_base_seconds", &self.notify_retry_base_seconds)
             .field("notify_retry_max_seconds", &self.notify_retry_max_seconds)
             .field("notify_poll_ms", &self.notify_poll_ms)
+            .field("notify_lease_seconds", &self.notify_lease_seconds)
             .field(
                 "notify_bot_rate_per_minute",
                 &self.notify_bot_rate_per_minute,

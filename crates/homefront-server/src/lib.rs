@@ -69,7 +69,7 @@ impl AppState {
             inbox: tokio::sync::broadcast::channel(live::CAPACITY).0,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
+                .timeout(notify::channels::SEND_TIMEOUT)
                 .build()
                 .unwrap_or_default(),
         }

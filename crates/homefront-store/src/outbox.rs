@@ -384,6 +384,8 @@ pub struct DeadDelivery {
 pub struct DeliveryStatus {
     /// Delivery id.
     pub id: i64,
+    /// The idempotent delivery id sent to the receiver.
+    pub delivery_key: String,
     /// Event id.
     pub event_id: i64,
     /// Event kind.
@@ -743,7 +745,8 @@ impl Store {
             "1 = 1"
         };
         let sql = format!(
-            "select d.id, d.event_id, e.kind, d.channel, d.user_id, d.bot_id, d.state, d.attempts
+            "select d.id, d.delivery_key, d.event_id, e.kind, d.channel, d.user_id, d.bot_id, d.state,
+                d.attempts
              from outbox_delivery d join outbox_event e on e.id = d.event_id
              where {filter} order by d.id"
         );

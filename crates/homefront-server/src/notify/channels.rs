@@ -29,6 +29,10 @@ use sha2::Sha256;
 
 use super::templates::Message;
 
+/// How long one send may take, connection to answer, before it counts as
+/// failed.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Header carrying the idempotent delivery id on every channel.
 pub const DELIVERY_HEADER: &str = "x-homefront-delivery";
 
@@ -149,7 +153,7 @@ pub async fn send(client: &reqwest::Client, o: &Outgoing<'_>) -> Result<i64, Sen
         http_status: None,
         error,
     })?;
-    let mut req = client.post(url).timeout(Duration::from_secs(10)).body(body);
+    let mut req = client.post(url).timeout(SEND_TIMEOUT).body(body);
     for (k, v) in headers {
         req = req.header(k, v);
     }

@@ -21,7 +21,9 @@
 //! sending leaves the delivery pending and it is sent after restart; one
 //! that dies mid-send (after the receiver got it, before the outcome was
 //! written) sends it again when its lease runs out, with the same delivery
-//! id, which receivers use to drop the repeat.
+//! id, which receivers use to drop the repeat. A claim's lease is
+//! `notify_lease_seconds` (default 120 s, at least the 10 s send timeout
+//! plus 5 s).
 
 pub mod channels;
 pub mod templates;
@@ -38,8 +40,20 @@ use crate::AppState;
 use channels::Outgoing;
 use templates::{Lang, render};
 
-/// How long a claimed delivery is held before another worker may retry it.
+/// How long a claimed delivery is held before another worker may retry it,
+/// by default (`notify_lease_seconds`).
 pub const LEASE_MS: i64 = 2 * 60 * 1000;
+
+/// The shortest lease: the send timeout plus 5 s to record the outcome, so
+/// that a live worker's send is never repeated by another while it runs.
+pub const MIN_LEASE_MS: i64 = channels::SEND_TIMEOUT.as_millis() as i64 + 5_000;
+
+/// The lease of `config` in ms (`notify_lease_seconds`, at least [`MIN_LEASE_MS`]).
+pub fn lease_ms(config: &crate::Config) -> i64 {
+    i64::try_from(config.notify_lease_seconds.saturating_mul(1000))
+        .unwrap_or(i64::MAX)
+        .max(MIN_LEASE_MS)
+}
 
 /// What one pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -75,9 +89,10 @@ pub async fn deliver_pass(state: &AppState) -> Result<DeliveryReport, StoreError
         ..DeliveryReport::default()
     };
     let now = state.clock.now().epoch_ms();
+    let lease = lease_ms(cfg);
     for d in store.due_deliveries(now, 200).await? {
         let token = uuid::Uuid::new_v4().to_string();
-        if !store.claim_delivery(d.id, &token, now, LEASE_MS).await? {
+        if !store.claim_delivery(d.id, &token, now, lease).await? {
             continue;
         }
         let data: Value = serde_json::from_str(&d.data).unwrap_or(Value::Null);

@@ -92,6 +92,23 @@ fn window(data: &Value) -> String {
     }
 }
 
+/// A credential kind (`insurance`, ...) in words, not as its code.
+fn credential_label(lang: Lang, kind: &str) -> String {
+    let (zh, en) = match kind {
+        "driving_licence" => ("驾驶证", "driving licence"),
+        "teacher" => ("教师资格证", "teacher's certificate"),
+        "counsellor" => ("心理咨询师证书", "counsellor's certificate"),
+        "medical_licence" => ("医护执业证书", "medical licence"),
+        "first_aid" => ("急救证书", "first-aid certificate"),
+        "language" => ("语言能力证明", "language certificate"),
+        "training_certificate" => ("防护培训证书", "protective-equipment training certificate"),
+        "service_agreement" => ("志愿服务协议", "service agreement"),
+        "insurance" => ("意外保险", "accident insurance"),
+        other => (other, other),
+    };
+    lang.pick(zh, en).to_string()
+}
+
 fn item(lang: Lang, data: &Value) -> String {
     lang.pick(text(data, "item_name_zh"), text(data, "item_name_en"))
         .to_string()
@@ -231,7 +248,7 @@ pub fn render(kind: &str, data: &Value, lang: Lang) -> Message {
                 .and_then(|ms| chrono_tz::Asia::Shanghai.timestamp_millis_opt(ms).single())
                 .map(|t| t.format("%Y-%m-%d").to_string())
                 .unwrap_or_default();
-            let what = text(data, "credential_kind");
+            let what = credential_label(lang, text(data, "credential_kind"));
             (
                 lang.pick("证件即将到期", "A credential expires soon")
                     .to_string(),
@@ -312,6 +329,22 @@ mod tests {
             render("order_escalated", &d, Lang::En)
                 .body
                 .contains("city coordinators")
+        );
+    }
+
+    #[test]
+    fn credential_notices_name_the_credential_in_words() {
+        let d =
+            serde_json::json!({"credential_kind": "insurance", "valid_to": 1_581_500_531_000_i64});
+        let zh = render("credential_expiring", &d, Lang::Zh);
+        assert_eq!(
+            zh.body,
+            "### 证件即将到期\n\n您的证件（意外保险）将于 2020-02-12 到期，请及时更新。"
+        );
+        let en = render("credential_expiring", &d, Lang::En);
+        assert!(
+            en.body
+                .contains("Your credential (accident insurance) expires on 2020-02-12")
         );
     }
 

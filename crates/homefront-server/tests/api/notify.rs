@@ -837,3 +837,332 @@ async fn notify_sse_on_one_instance_sees_an_accept_made_through_another() {
     .await;
     assert!(unread.is_some());
 }
+
+/// Messages to one receiver path whose text (WeCom `content`) starts with `prefix`.
+fn wecom_messages(rx: &Receiver, path: &str, prefix: &str) -> Vec<String> {
+    rx.at(path)
+        .iter()
+        .map(|r| {
+            json_body(r)["markdown"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .filter(|c| c.starts_with(prefix))
+        .collect()
+}
+
+/// Inbox notices of `kind` of a signed-in user.
+async fn inbox_of_kind(app: &TestApp, s: &Session, kind: &str) -> Vec<Value> {
+    let (status, inbox) = app.get(s, "/api/v1/inbox").await;
+    assert_eq!(status, StatusCode::OK, "{inbox}");
+    assert_no_personal_data(&inbox.to_string());
+    inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn notify_an_escalation_to_the_city_reaches_the_city_group_and_the_coordinators_inboxes() {
+    use homefront_domain::catalogue::Lane;
+    use homefront_server::dispatcher;
+
+    let w = world().await;
+    let rx = Receiver::start(0).await;
+    w.bot(
+        w.xuanwu,
+        json!({"kind": "wecom", "name": "玄武区调度群", "url": format!("{}/county?key=X", rx.base)}),
+    )
+    .await;
+    w.app
+        .user("13800000003", &[(Role::Coordinator, Some(w.nanjing))])
+        .await;
+    let city = w.app.login("13800000003").await;
+    let (status, b) = w
+        .app
+        .post(
+            &city,
+            &format!("/api/v1/org-units/{}/bots", w.nanjing),
+            json!({"kind": "wecom", "name": "南京市调度群", "url": format!("{}/city?key=C", rx.base)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{b}");
+    let city_bot = b["id"].as_i64().unwrap();
+
+    // Nobody to dispatch to: the order waits past its lane's deadline twice.
+    let order = w.order("escalate").await;
+    let lane: Lane = w
+        .app
+        .store
+        .order(order)
+        .await
+        .unwrap()
+        .unwrap()
+        .lane
+        .parse()
+        .unwrap();
+    let deadline = lane.deadline_minutes();
+    let state = w.app.state();
+    dispatcher::tick(&state).await.unwrap();
+    w.pass().await;
+    assert!(wecom_messages(&rx, "/city", "### 订单升级").is_empty());
+    w.app.clock.set(T0.plus_minutes(deadline));
+    assert_eq!(dispatcher::tick(&state).await.unwrap().escalated, 1);
+    w.pass().await;
+    w.app.clock.set(T0.plus_minutes(2 * deadline));
+    assert_eq!(dispatcher::tick(&state).await.unwrap().escalated, 1);
+    w.pass().await;
+    assert_eq!(
+        w.app
+            .store
+            .order(order)
+            .await
+            .unwrap()
+            .unwrap()
+            .escalation_level,
+        2
+    );
+
+    // The city's group hears that the order is now in the city queue.
+    let to_city = wecom_messages(&rx, "/city", "### 订单升级：");
+    let last = to_city
+        .last()
+        .expect("an escalation message to the city bot");
+    assert!(last.contains("已转至市级协调员队列"), "{last}");
+    assert!(
+        last.contains(&format!("#{order}")) && last.contains("玄武区"),
+        "{last}"
+    );
+    let rows = w.app.store.deliveries(Some(order)).await.unwrap();
+    let city_rows: Vec<_> = rows
+        .iter()
+        .filter(|d| d.kind == "order_escalated" && d.bot_id == Some(city_bot))
+        .collect();
+    assert_eq!(city_rows.len(), 2, "one per escalation: {rows:?}");
+    assert!(
+        city_rows
+            .iter()
+            .all(|d| d.state == "delivered" && d.channel == "wecom")
+    );
+    // So does the county's (its orders' escalations, too).
+    let to_county = wecom_messages(&rx, "/county", "### 订单升级：");
+    assert_eq!(to_county.len(), 2);
+    assert!(to_county[1].contains("市级"), "{}", to_county[1]);
+
+    // The city's and the county's coordinators find it in their inboxes;
+    // the requester hears of no escalation.
+    for s in [&city, &w.coordinator] {
+        let notes = inbox_of_kind(&w.app, s, "order_escalated").await;
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0]["title"]
+                .as_str()
+                .unwrap()
+                .starts_with("订单升级：")
+        );
+        assert!(
+            notes[0]["body"]
+                .as_str()
+                .unwrap()
+                .contains("市级协调员队列")
+        );
+        assert_eq!(notes[0]["order_id"], order);
+    }
+    assert!(
+        inbox_of_kind(&w.app, &w.requester, "order_escalated")
+            .await
+            .is_empty()
+    );
+    for r in rx.got() {
+        assert_no_personal_data(&r.body);
+        assert_no_personal_data(&r.path_and_query);
+    }
+}
+
+/// Places an order of `item_code` in the dispatch world with the contact
+/// phone [`PHONE`] (the member's street is [`STREET`]).
+async fn order_with_phone(w: &crate::dispatch::World, item_code: &str, key: &str) -> i64 {
+    let item = w
+        .app
+        .store
+        .service_items(false)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.code == item_code)
+        .unwrap()
+        .id;
+    let resp = w
+        .app
+        .client
+        .post(format!("{}/api/v1/orders", w.app.base))
+        .bearer_auth(&w.requester.token)
+        .header("Idempotency-Key", key)
+        .json(
+            &json!({"item_id": item, "member_id": w.member, "contact_phone": PHONE,
+                      "window_start": "2020-02-12T18:00", "window_end": "2020-02-12T22:00"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    resp.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn notify_auto_confirmation_tells_the_requester_in_the_inbox_and_by_webhook() {
+    use crate::dispatch::{Flaw, accept};
+    use homefront_server::workers;
+
+    let w = crate::dispatch::world().await;
+    w.mode("sequential", 1).await;
+    w.volunteer("13700000001", 1.0, &[], Flaw::default()).await;
+    let rx = Receiver::start(0).await;
+    let (status, prefs) = w
+        .app
+        .call(
+            Some(&w.requester),
+            Method::PUT,
+            "/api/v1/notification-preferences",
+            Some(json!({"webhook_url": format!("{}/mine", rx.base)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{prefs}");
+    let secret = prefs["webhook_secret"].as_str().unwrap().to_string();
+
+    let order = order_with_phone(&w, "groceries", "auto").await;
+    w.tick().await;
+    let offer = w.open_offers(order).await.pop().expect("an offer");
+    let v = w.app.login("13700000001").await;
+    assert_eq!(accept(&w.app, &v, offer.id).await.0, StatusCode::OK);
+    for (what, after_ms) in [("check-in", 0), ("check-out", 45 * 60_000)] {
+        w.app.clock.advance_ms(after_ms);
+        let (status, body) = w
+            .app
+            .post(&v, &format!("/api/v1/orders/{order}/{what}"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{what}: {body}");
+    }
+    let state = w.app.state();
+    notify::deliver_pass(&state).await.unwrap();
+    assert!(
+        inbox_of_kind(&w.app, &w.requester, "order_auto_confirmed")
+            .await
+            .is_empty()
+    );
+
+    let done_at = w
+        .app
+        .store
+        .order(order)
+        .await
+        .unwrap()
+        .unwrap()
+        .checked_out_at
+        .unwrap();
+    w.app.clock.set(Timestamp(done_at).plus_days(3));
+    assert_eq!(
+        workers::fulfilment_pass(&state)
+            .await
+            .unwrap()
+            .auto_confirmed,
+        1
+    );
+    notify::deliver_pass(&state).await.unwrap();
+
+    // Three days on, everyone signs in again (sessions last 12 h).
+    let requester = w.app.login("13800000001").await;
+    let v = w.app.login("13700000001").await;
+    let notes = inbox_of_kind(&w.app, &requester, "order_auto_confirmed").await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["title"], "订单已自动确认");
+    assert_eq!(notes[0]["order_id"], order);
+    assert!(
+        notes[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("系统已自动确认")
+    );
+    // The volunteer who served hears of it too.
+    assert_eq!(
+        inbox_of_kind(&w.app, &v, "order_auto_confirmed")
+            .await
+            .len(),
+        1
+    );
+    // The requester's own webhook: type, order, and a valid signature.
+    let hooks: Vec<Received> = rx
+        .at("/mine")
+        .into_iter()
+        .filter(|r| json_body(r)["type"] == "order.auto_confirmed")
+        .collect();
+    assert_eq!(hooks.len(), 1);
+    let h = &hooks[0];
+    let body = json_body(h);
+    assert_eq!(body["data"]["order_id"], order);
+    assert_eq!(body["data"]["to"], "confirmed");
+    let id = h.headers["webhook-id"].to_str().unwrap();
+    let ts: i64 = h.headers["webhook-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let expected = standardwebhooks::Webhook::new(&secret)
+        .unwrap()
+        .sign(id, ts, h.body.as_bytes())
+        .unwrap();
+    assert_eq!(h.headers["webhook-signature"].to_str().unwrap(), expected);
+    for r in rx.got() {
+        assert_no_personal_data(&r.body);
+    }
+}
+
+#[tokio::test]
+async fn notify_an_expiring_credential_tells_its_holder_once() {
+    use crate::dispatch::Flaw;
+
+    let w = crate::dispatch::world().await;
+    // Insurance ending a minute after T0: within the 14 days' notice.
+    w.volunteer(
+        "13700000001",
+        1.0,
+        &[],
+        Flaw {
+            expired_insurance: true,
+            ..Flaw::default()
+        },
+    )
+    .await;
+    let state = w.app.state();
+    assert_eq!(notify::credential_pass(&state).await.unwrap(), 1);
+    assert_eq!(
+        notify::credential_pass(&state).await.unwrap(),
+        0,
+        "once per credential and expiry"
+    );
+    notify::deliver_pass(&state).await.unwrap();
+    let v = w.app.login("13700000001").await;
+    let notes = inbox_of_kind(&w.app, &v, "credential_expiring").await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["title"], "证件即将到期");
+    let body = notes[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains("意外保险") && body.contains("2020-02-12"),
+        "{body}"
+    );
+    // Neither the policy number nor the insurer.
+    assert!(
+        !body.contains("PICC") && !body.contains("中国人保"),
+        "{body}"
+    );
+    // Nobody else is told.
+    assert!(
+        inbox_of_kind(&w.app, &w.coordinator, "credential_expiring")
+            .await
+            .is_empty()
+    );
+}
