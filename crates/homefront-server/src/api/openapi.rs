@@ -3,9 +3,10 @@
 //! `ToSchema`/`IntoParams` derives, so it changes when the code does (the
 //! insta snapshot in `tests/api/openapi.rs` catches unintended changes).
 //!
-//! Coverage: health, reports, exports, certificates. The other JSON
-//! endpoints (sessions, org units, catalogue, households, orders, offers,
-//! dispatch, pairings, hours, users, volunteers) are not annotated yet.
+//! Coverage: every route of `api::router()` (the JSON API under `/api/v1`,
+//! health, the public certificate check), with request and response
+//! schemas and the error answers each handler gives. File downloads and
+//! uploads carry their media types, the event stream `text/event-stream`.
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,7 +15,11 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::AppState;
-use crate::api::{certificates, health, reports};
+use crate::api::volunteers::{availability, credentials, roster, vetting};
+use crate::api::{
+    catalogue, certificates, dispatch, divisions, health, hours, households, notifications, offers,
+    orders, org_units, pairings, reports, sessions, users, volunteers,
+};
 
 /// Every 4xx/5xx answer of the JSON API (see [`crate::error::ApiError`]).
 #[derive(Debug, Serialize, ToSchema)]
@@ -27,6 +32,39 @@ pub struct ErrorShape {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
+
+/// Answers of the JSON body extractor ([`crate::api::ApiJson`]), given
+/// before the handler runs; every endpoint that takes a JSON body can
+/// answer them. A body that parses but does not fit (a missing or unknown
+/// field, a wrong type) answers 422 naming the field, documented with each
+/// endpoint.
+#[derive(utoipa::IntoResponses)]
+pub enum BodyRejection {
+    /// The body is not well-formed JSON (`invalid_body`).
+    #[response(status = 400)]
+    Malformed(ErrorShape),
+    /// The body is larger than 2 MiB, axum's default limit (`invalid_body`).
+    #[response(status = 413)]
+    TooLarge(ErrorShape),
+    /// `Content-Type` is not `application/json` (`invalid_body`).
+    #[response(status = 415)]
+    NotJson(ErrorShape),
+}
+
+/// The answer of axum's query-string extractor, given before the handler
+/// runs: plain text, not [`ErrorShape`].
+#[derive(utoipa::IntoResponses)]
+pub enum QueryRejection {
+    /// The query string does not parse: a number parameter that is not a
+    /// number, or a required parameter missing (plain text from axum).
+    #[response(status = 400, content_type = "text/plain")]
+    Malformed(String),
+}
+
+/// The bytes of a file: an xlsx workbook or CSV text.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct FileBytes(pub Vec<u8>);
 
 struct Security;
 
@@ -54,9 +92,101 @@ impl Modify for Security {
         description = "Dispatch of volunteer services to frontline workers' families. \
             Errors are `ErrorShape`. Sign in with `POST /api/v1/auth/login`; send the token \
             as `Authorization: Bearer` or the `hf_session` cookie (then unsafe requests \
-            need `X-CSRF-Token`)."
+            need `X-CSRF-Token`, else 403 `csrf_failed`). A JSON body that parses but does \
+            not fit the endpoint (a missing or unknown field, a wrong type) answers 422 \
+            `invalid_body`, naming the field when serde does. A path id that is not a number \
+            answers 404 (volunteer routes also take `me`). \
+            Times are epoch milliseconds (UTC) unless a field says otherwise; distances km."
     ),
     paths(
+        sessions::login,
+        sessions::logout,
+        sessions::me,
+        sessions::change_password,
+        sessions::totp_setup,
+        sessions::totp_enable,
+        divisions::list,
+        org_units::list,
+        org_units::create,
+        org_units::show,
+        org_units::update,
+        catalogue::list,
+        catalogue::create,
+        catalogue::update,
+        households::mine,
+        households::add_member,
+        households::update_member,
+        households::verify,
+        orders::list,
+        orders::create,
+        orders::show,
+        orders::events,
+        orders::cancel,
+        orders::assign,
+        orders::check_in,
+        orders::check_out,
+        orders::confirm,
+        offers::list,
+        offers::accept,
+        offers::decline,
+        dispatch::candidates,
+        dispatch::offers,
+        dispatch::manual_offer,
+        dispatch::queue,
+        dispatch::get_setting,
+        dispatch::put_setting,
+        pairings::list,
+        pairings::create,
+        pairings::mine,
+        pairings::end,
+        pairings::proposals,
+        pairings::accept,
+        pairings::dismiss,
+        hours::mine,
+        hours::of_volunteer,
+        hours::backfill,
+        hours::adjust,
+        hours::follow_ups,
+        users::list,
+        users::create,
+        users::show,
+        users::add_grant,
+        users::set_password,
+        users::remove_grant,
+        volunteers::list,
+        volunteers::register,
+        volunteers::show,
+        volunteers::update,
+        vetting::move_one,
+        vetting::log,
+        vetting::bulk,
+        credentials::list,
+        credentials::add,
+        credentials::revoke,
+        credentials::expiring,
+        credentials::eligibility,
+        availability::duty,
+        availability::show,
+        availability::add_window,
+        availability::replace_windows,
+        availability::delete_window,
+        availability::add_leave,
+        availability::delete_leave,
+        availability::available,
+        roster::import,
+        roster::template,
+        roster::export,
+        notifications::inbox,
+        notifications::read_one,
+        notifications::read_all,
+        notifications::preferences,
+        notifications::set_preferences,
+        notifications::bots,
+        notifications::create_bot,
+        notifications::delete_bot,
+        notifications::test_bot,
+        notifications::dead,
+        notifications::events,
         health::health,
         health::readyz,
         reports::summary,
@@ -72,6 +202,23 @@ impl Modify for Security {
     modifiers(&Security),
     security(("bearer" = []), ("cookie" = [])),
     tags(
+        (name = "sessions", description = "Sign-in, sessions, password and two-step sign-in"),
+        (name = "divisions", description = "The province → city → county reference tree (GB/T 2260)"),
+        (name = "org-units", description = "Organisation units: divisions, teams, employers, partners"),
+        (name = "catalogue", description = "Service items that orders are placed for"),
+        (name = "households", description = "Requesters' households, members and employment verification"),
+        (name = "orders", description = "Intake with idempotency keys, views by access level, lifecycle actions, the event log"),
+        (name = "offers", description = "Offers as volunteers see and answer them"),
+        (name = "dispatch", description = "Coordinators' dispatch tools: candidates, manual offers, the queue, settings"),
+        (name = "pairings", description = "Standing volunteer–household pairings (结对) and re-pairing proposals"),
+        (name = "hours", description = "The service-hours ledger and coordinators' follow-ups"),
+        (name = "users", description = "Accounts and role grants"),
+        (name = "volunteers", description = "Volunteer registration and profiles; `{id}` is the account id or `me`"),
+        (name = "vetting", description = "The vetting pipeline: moves, bulk moves, the log"),
+        (name = "credentials", description = "Credentials with validity dates, expiry and eligibility checks"),
+        (name = "availability", description = "Duty toggle, weekly windows, leave, availability checks"),
+        (name = "roster", description = "Roster import, template and export (xlsx or CSV)"),
+        (name = "notifications", description = "Inbox, preferences, group bots, dead deliveries, live events"),
         (name = "health", description = "Liveness and readiness"),
         (name = "reports", description = "Figures from the event log and the hours ledger"),
         (name = "exports", description = "CSV and xlsx files with the screen's rows"),
