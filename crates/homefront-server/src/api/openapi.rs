@@ -7,6 +7,9 @@
 //! health, the public certificate check), with request and response
 //! schemas and the error answers each handler gives. File downloads and
 //! uploads carry their media types, the event stream `text/event-stream`.
+//! The unit test below reads the modules' `.route(...)` calls and fails
+//! when a routed method and path is missing from the document, or the
+//! document names one that is not routed.
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -243,4 +246,230 @@ pub fn router() -> Router<AppState> {
     responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeSet, HashMap};
+    use std::path::Path;
+
+    use super::document;
+
+    /// Routed `(METHOD, path)` pairs deliberately left out of the document,
+    /// each with the reason. Empty: every route is documented, the non-JSON
+    /// ones (file downloads, the roster upload, the HTML certificate pages,
+    /// the event stream) with their media types.
+    const UNDOCUMENTED: &[(&str, &str)] = &[];
+
+    const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+    /// Every `.rs` file under `dir`, as (file name, source).
+    fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .expect("read src/api")
+            .map(|e| e.expect("dir entry").path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                let text = std::fs::read_to_string(&path).expect("read source");
+                out.push((name, text));
+            }
+        }
+    }
+
+    /// The text of the call whose argument list opens at `open` (the index
+    /// just after its `(`), up to the matching `)`; string literals may
+    /// hold parentheses.
+    fn call_args(src: &str, open: usize) -> &str {
+        let (mut depth, mut in_str, mut escaped) = (1usize, false, false);
+        for (i, c) in src[open..].char_indices() {
+            if in_str {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '"' => in_str = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match c {
+                '"' => in_str = true,
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return &src[open..open + i];
+                    }
+                }
+                _ => {}
+            }
+        }
+        panic!("unbalanced .route( call");
+    }
+
+    /// Identifiers in `text` directly followed by `(`: the calls.
+    fn calls(text: &str) -> Vec<&str> {
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut start = None;
+        for (i, &b) in bytes.iter().enumerate() {
+            let ident = b.is_ascii_alphanumeric() || b == b'_';
+            match (ident, start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    if b == b'(' {
+                        out.push(&text[s..i]);
+                    }
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The `(METHOD, path)` pairs routed in one module's source (its tests
+    /// and comment lines left out). `api::router()` merges `health::router()`
+    /// and `certificates::public_router()` at the site root and nests every
+    /// other module router under `/api/v1`.
+    fn routes_in(file: &str, src: &str) -> Vec<(String, String)> {
+        let code: String = src
+            .split("#[cfg(test)]")
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut out = Vec::new();
+        for (at, m) in code.match_indices(".route(") {
+            let args = call_args(&code, at + m.len());
+            let path = args.split('"').nth(1).expect("route path literal");
+            let enclosing_fn = code[..at]
+                .rsplit("fn ")
+                .next()
+                .and_then(|rest| rest.split(['(', '<']).next())
+                .unwrap_or_default();
+            let prefix = if file == "health.rs" || enclosing_fn == "public_router" {
+                ""
+            } else {
+                "/api/v1"
+            };
+            let methods: Vec<&str> = calls(args)
+                .into_iter()
+                .filter(|c| METHODS.contains(c))
+                .collect();
+            assert!(!methods.is_empty(), "{file}: no method in route {path}");
+            for method in methods {
+                out.push((method.to_uppercase(), format!("{prefix}{path}")));
+            }
+        }
+        out
+    }
+
+    fn routed() -> BTreeSet<(String, String)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+        let mut files = Vec::new();
+        sources(&dir, &mut files);
+        let mod_rs = &files
+            .iter()
+            .find(|(n, _)| n == "mod.rs")
+            .expect("api/mod.rs")
+            .1;
+        // The prefix rule of `routes_in`, checked against `api::router()`.
+        let nest = mod_rs.find(".nest(").expect("api::router nests /api/v1");
+        for root in [
+            ".merge(health::router())",
+            ".merge(certificates::public_router())",
+        ] {
+            assert!(
+                mod_rs.find(root).is_some_and(|i| i < nest),
+                "{root} is merged at the root"
+            );
+        }
+        let mut out = BTreeSet::new();
+        for (name, src) in &files {
+            out.extend(routes_in(name, src));
+        }
+        out
+    }
+
+    fn documented() -> BTreeSet<(String, String)> {
+        let doc = serde_json::to_value(document()).expect("document as JSON");
+        let mut out = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in METHODS {
+                if item.get(method).is_some() {
+                    out.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_route_is_documented_and_every_documented_path_is_routed() {
+        let routed = routed();
+        assert!(routed.len() > 90, "found only {} routes", routed.len());
+        let allowed: BTreeSet<(String, String)> = UNDOCUMENTED
+            .iter()
+            .map(|(m, p)| ((*m).to_string(), (*p).to_string()))
+            .collect();
+        let documented = documented();
+        let missing: Vec<_> = routed
+            .difference(&documented)
+            .filter(|r| !allowed.contains(*r))
+            .collect();
+        assert!(missing.is_empty(), "routed but not documented: {missing:?}");
+        let unrouted: Vec<_> = documented.difference(&routed).collect();
+        assert!(
+            unrouted.is_empty(),
+            "documented but not routed: {unrouted:?}"
+        );
+    }
+
+    #[test]
+    fn operation_ids_are_unique_and_path_parameters_declared() {
+        let doc = serde_json::to_value(document()).expect("document as JSON");
+        let mut ids: HashMap<String, String> = HashMap::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            let declared: Vec<&str> = path
+                .split('{')
+                .skip(1)
+                .filter_map(|s| s.split('}').next())
+                .collect();
+            for method in METHODS {
+                let Some(op) = item.get(method) else { continue };
+                let id = op["operationId"].as_str().expect("operationId").to_string();
+                let here = format!("{method} {path}");
+                if let Some(other) = ids.insert(id.clone(), here.clone()) {
+                    panic!("operationId {id} used by {other} and {here}");
+                }
+                let params: Vec<&str> = op["parameters"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .filter(|p| p["in"] == "path")
+                            .filter_map(|p| p["name"].as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for name in &declared {
+                    assert!(
+                        params.contains(name),
+                        "{here}: path parameter {name} undeclared"
+                    );
+                }
+                assert_eq!(
+                    params.len(),
+                    declared.len(),
+                    "{here}: extra path parameters"
+                );
+            }
+        }
+    }
 }
