@@ -29,7 +29,7 @@ use thiserror::Error;
 /// - `pairing_bonus = 10.0` km: SPEC.md says orders from a paired household go
 ///   to its paired volunteers first; 10 km puts a paired volunteer ahead of
 ///   anyone in the same district.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CostWeights {
     /// km added per assignment the volunteer currently holds.
@@ -109,7 +109,7 @@ impl CostWeights {
 
 /// The terms of one cost, all in km-equivalents;
 /// `total = distance + load + fairness − pairing_bonus`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CostTerms {
     /// Great-circle distance in km (0 for remote items).
     pub distance: f64,

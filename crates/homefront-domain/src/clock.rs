@@ -12,7 +12,19 @@ use serde::{Deserialize, Serialize};
 ///
 /// Stored as `BIGINT` in every database so one schema works on SQLite and
 /// PostgreSQL.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 

@@ -19,7 +19,19 @@ use crate::vetting::VettingState;
 
 /// A qualification a catalogue item may require. Stored as snake_case TEXT,
 /// the same text as the matching [`CredentialKind`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Qualification {
     /// A driving licence (rides, deliveries by car).
@@ -39,7 +51,19 @@ pub enum Qualification {
 /// The kind of a credential: one of the six [`Qualification`]s, or one of
 /// the three base credentials every active volunteer needs for every item
 /// ([`CredentialKind::BASE`]). Stored as snake_case TEXT.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialKind {
     /// See [`Qualification::DrivingLicence`].
@@ -360,7 +384,7 @@ impl ItemRequirements {
 }
 
 /// One reason a volunteer may not serve an item at an instant.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum IneligibleReason {
     /// The vetting state is not active.

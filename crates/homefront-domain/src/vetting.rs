@@ -22,7 +22,19 @@ use thiserror::Error;
 
 /// A volunteer's place in vetting. Stored as snake_case TEXT
 /// (CHECK against [`VettingState::ALL`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum VettingState {
     /// Application received.

@@ -51,7 +51,7 @@ impl ProfileError {
 
 /// Optional self-declared gender (some services, e.g. care for an elderly
 /// mother, may prefer one). Stored as snake_case TEXT.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Gender {
     /// 女.

@@ -824,7 +824,7 @@ pub struct ImportOptions<'a> {
 }
 
 /// One row of an [`ImportReport`].
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RowReport {
     /// Spreadsheet row number (header = 1).
     pub row: usize,
@@ -834,7 +834,7 @@ pub struct RowReport {
 }
 
 /// The answer of an import.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     /// Whether the accepted rows were written. False for a dry run, and for
     /// an all-or-nothing import with a rejected row: then nothing was

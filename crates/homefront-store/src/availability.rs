@@ -51,7 +51,7 @@ impl WindowRecord {
 }
 
 /// A stored leave period `[starts_at, ends_at)`, epoch ms.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct LeaveRecord {
     /// Row id.
     pub id: i64,

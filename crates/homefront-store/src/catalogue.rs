@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::{Result, Store, StoreError, classify};
 
 /// One catalogue item as stored.
-#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct ServiceItem {
     /// Row id.
     pub id: i64,

@@ -14,7 +14,7 @@ use crate::{Result, Store, classify};
 
 /// A credential row. Validity is `[valid_from, valid_to)` in epoch ms,
 /// cut short at `revoked_at` when revoked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct CredentialRecord {
     /// Row id.
     pub id: i64,
@@ -89,7 +89,7 @@ pub struct NewCredential<'a> {
 }
 
 /// A credential about to expire, with its holder.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ExpiringCredential {
     /// The holder (account id).
     pub volunteer_id: i64,

@@ -12,7 +12,7 @@ use crate::{Result, Store, StoreError, Tx};
 
 /// One ledger entry. Entries are never edited or deleted; an adjustment is
 /// a new entry whose `adjusts_entry_id` names the entry it corrects.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct HoursEntry {
     /// Row id.
     pub id: i64,
@@ -74,7 +74,7 @@ pub struct NewHours {
 }
 
 /// A follow-up queue item for coordinators.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct FollowUpItem {
     /// Row id.
     pub id: i64,

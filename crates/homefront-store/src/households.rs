@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::{Result, Store, StoreError, classify};
 
 /// A household as stored.
-#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Household {
     /// Row id.
     pub id: i64,
@@ -27,7 +27,7 @@ pub struct Household {
 
 /// A household member as stored. `phone`, `street`, coordinates, age and
 /// school grade are sensitive.
-#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Member {
     /// Row id.
     pub id: i64,

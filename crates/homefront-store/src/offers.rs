@@ -15,7 +15,7 @@ use crate::outbox;
 use crate::{Result, Store, StoreError};
 
 /// An offer as stored.
-#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Offer {
     /// Row id.
     pub id: i64,

@@ -187,7 +187,7 @@ pub struct OrderFilter {
 }
 
 /// One row of the event log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct OrderEvent {
     /// Row id (the log's order).
     pub id: i64,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::{Result, Store, StoreError, classify};
 
 /// One organisation unit as stored.
-#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct OrgUnit {
     /// Row id.
     pub id: i64,

@@ -259,7 +259,7 @@ pub enum AttemptOutcome {
 }
 
 /// A message placed in a user's inbox.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Notification {
     /// Row id.
     pub id: i64,
@@ -311,7 +311,7 @@ struct PreferenceRow {
 }
 
 /// A group bot (WeCom, DingTalk) or generic webhook of an org unit.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct GroupBot {
     /// Row id.
     pub id: i64,
@@ -355,7 +355,7 @@ pub struct NewBot<'a> {
 }
 
 /// A dead delivery, for the coordinator's board.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct DeadDelivery {
     /// Delivery id.
     pub id: i64,

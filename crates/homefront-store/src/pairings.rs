@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::{Result, Store, StoreError, classify};
 
 /// A pairing as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Pairing {
     /// Row id.
     pub id: i64,
@@ -125,7 +125,7 @@ impl Store {
 
 /// A re-pairing proposal: a pairing ended because its volunteer was
 /// deactivated, and the suggested replacement.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct PairingProposal {
     /// Row id.
     pub id: i64,

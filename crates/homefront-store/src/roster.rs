@@ -88,7 +88,7 @@ impl RosterRow {
 }
 
 /// What happened to one row.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum RowOutcome {
     /// A new volunteer (state `applied`); `existing_account` when the phone
@@ -117,7 +117,7 @@ pub enum RowOutcome {
 }
 
 /// One problem in a roster row.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RowError {
     /// The column at fault (English column name, e.g. `phone`).
     pub field: String,

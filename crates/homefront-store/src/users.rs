@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::{Result, Store, StoreError, classify, flag};
 
 /// An account as stored, without secrets.
-#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct User {
     /// Row id.
     pub id: i64,
@@ -16,11 +16,13 @@ pub struct User {
     pub display_name: String,
     /// `zh-CN` or `en`.
     pub locale: String,
-    /// Whether TOTP is required at login (0/1).
+    /// Whether TOTP is required at login (stored 0/1; a boolean in JSON).
     #[serde(serialize_with = "as_bool")]
+    #[schema(value_type = bool)]
     pub totp_enabled: i64,
-    /// Whether the account is disabled (0/1).
+    /// Whether the account is disabled (stored 0/1; a boolean in JSON).
     #[serde(serialize_with = "as_bool")]
+    #[schema(value_type = bool)]
     pub disabled: i64,
     /// Creation instant, epoch ms.
     pub created_at: i64,
@@ -47,7 +49,7 @@ pub struct Credentials {
 
 /// A role bound (where the role needs it) to an organisation unit, with
 /// that unit's path for scope checks.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Grant {
     /// Row id.
     pub id: i64,

@@ -236,7 +236,7 @@ pub enum RegisterRefused {
 }
 
 /// One row of the vetting log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct VettingEvent {
     /// Row id.
     pub id: i64,
@@ -272,7 +272,7 @@ pub struct VolunteerFilter<'a> {
 }
 
 /// The result of a duty switch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DutyStatus {
     /// On duty after the call.
     pub on_duty: bool,

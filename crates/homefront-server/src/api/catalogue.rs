@@ -16,6 +16,7 @@ use homefront_store::catalogue::{ItemFields, ServiceItem};
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::org_units::readable_unit;
 use crate::api::{ApiJson, parse_id};
 use crate::auth::Actor;
@@ -29,13 +30,23 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Query of `GET /api/v1/service-items`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ItemQuery {
     /// Include retired items (default false).
     #[serde(default)]
     pub include_retired: bool,
 }
 
+/// The service catalogue: deployment-wide and local items.
+///
+/// Any signed-in user may read it; retired items only on request.
+#[utoipa::path(get, path = "/api/v1/service-items", tag = "catalogue", operation_id = "list_service_items",
+    params(ItemQuery),
+    responses(
+        (status = 200, body = Vec<ServiceItem>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        QueryRejection))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     _actor: Actor,
@@ -45,7 +56,7 @@ pub(crate) async fn list(
 }
 
 /// Body of `POST /api/v1/service-items` and `PATCH /api/v1/service-items/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemRequest {
     /// Stable code: lower-case letters, digits and `_`, 2–40 characters
@@ -160,6 +171,20 @@ async fn may_edit(state: &AppState, actor: &Actor, org_unit_id: Option<i64>) -> 
     })
 }
 
+/// Add a catalogue item.
+///
+/// Admins add deployment-wide items (no `org_unit_id`); a coordinator adds
+/// local items for a unit in its area. Durations are minutes (5–1440),
+/// offer timeouts seconds (30–86400), follow-ups days (1–90).
+#[utoipa::path(post, path = "/api/v1/service-items", tag = "catalogue", operation_id = "create_service_item",
+    request_body = ItemRequest,
+    responses(
+        (status = 201, description = "Created", body = ServiceItem),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden` for roles other than coordinator and admin; or `csrf_failed`", body = ErrorShape),
+        (status = 409, description = "`duplicate_code` (field `code`): an item with this code exists here", body = ErrorShape),
+        (status = 422, description = "Invalid input naming the field: `invalid_code`, `org_unit_required`, `unknown_org_unit`, `invalid_name`, `invalid_mode`, `invalid_lane`, `invalid_qualification`, `out_of_range`", body = ErrorShape),
+        BodyRejection))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -210,6 +235,22 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(item)))
 }
 
+/// Change a catalogue item, or retire (`retired: true`) or restore it.
+///
+/// The body is the full item as for create; `code` and `org_unit_id`, if
+/// given, must match the item's. Retiring stops new orders and leaves old
+/// orders intact. Admins edit deployment-wide items; coordinators the
+/// items of units in their area.
+#[utoipa::path(patch, path = "/api/v1/service-items/{id}", tag = "catalogue", operation_id = "update_service_item",
+    params(("id" = i64, Path, description = "Item id")),
+    request_body = ItemRequest,
+    responses(
+        (status = 200, description = "The item as changed", body = ServiceItem),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the caller may not edit this item; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such item", body = ErrorShape),
+        (status = 422, description = "`immutable` (field `code`) or invalid input naming the field, as for create", body = ErrorShape),
+        BodyRejection))]
 pub(crate) async fn update(
     State(state): State<AppState>,
     actor: Actor,

@@ -22,6 +22,7 @@ use homefront_store::orders::{OrderFilter, OrderRow};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::openapi::{BodyRejection, ErrorShape};
 use crate::api::orders::{OrderView, view, visible_order};
 use crate::api::org_units::managed_unit;
 use crate::api::{ApiJson, parse_id};
@@ -43,7 +44,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// One ranked candidate.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CandidateView {
     /// The volunteer's account.
     pub volunteer_user_id: i64,
@@ -136,6 +137,18 @@ pub async fn ranked(state: &AppState, order: &OrderRow, k: usize) -> ApiResult<V
     Ok(out)
 }
 
+/// The order's best 20 candidates, ranked, each with its explanation.
+///
+/// Cost terms are km-equivalents (distance + load + fairness − pairing
+/// bonus); distance is great-circle km from the volunteer's home
+/// (haversine). For coordinators of the order's division and admins.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/candidates", tag = "dispatch", operation_id = "order_candidates",
+    params(("id" = i64, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "Best first", body = Vec<CandidateView>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: visible, but the caller does not manage the order's division", body = ErrorShape),
+        (status = 404, description = "No such order, or not visible to the caller", body = ErrorShape)))]
 async fn candidates(
     State(state): State<AppState>,
     actor: Actor,
@@ -146,13 +159,28 @@ async fn candidates(
 }
 
 /// Body of `POST /api/v1/orders/{id}/offers`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ManualOffer {
     /// The volunteer to offer the order to (from the candidate list).
     pub volunteer_user_id: i64,
 }
 
+/// Offer the order to one volunteer from its candidate list, by hand.
+///
+/// The offer runs alongside any automatic ones and expires after the
+/// item's offer timeout.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/offers", tag = "dispatch", operation_id = "make_manual_offer",
+    params(("id" = i64, Path, description = "Order id")),
+    request_body = ManualOffer,
+    responses(
+        (status = 201, description = "Offered", body = Offer),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: visible, but the caller does not manage the order's division; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such order, or not visible to the caller", body = ErrorShape),
+        (status = 409, description = "`not_dispatching`: the order is not waiting for a volunteer; `already_offered`: the volunteer has an open offer for it", body = ErrorShape),
+        (status = 422, description = "`not_a_candidate` (field `volunteer_user_id`): not active, off duty, unqualified, out of range or at capacity", body = ErrorShape),
+        BodyRejection))]
 async fn manual_offer(
     State(state): State<AppState>,
     actor: Actor,
@@ -236,6 +264,14 @@ async fn manual_offer(
     Ok((StatusCode::CREATED, Json(made)))
 }
 
+/// Every offer made for the order, oldest first, with its explanation.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/offers", tag = "dispatch", operation_id = "order_offers",
+    params(("id" = i64, Path, description = "Order id")),
+    responses(
+        (status = 200, body = Vec<Offer>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: visible, but the caller does not manage the order's division", body = ErrorShape),
+        (status = 404, description = "No such order, or not visible to the caller", body = ErrorShape)))]
 async fn offers(
     State(state): State<AppState>,
     actor: Actor,
@@ -246,7 +282,7 @@ async fn offers(
 }
 
 /// An order in the coordinator's queue.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QueueItem {
     /// 0: with the dispatcher; 1: county queue; 2: city; 3: province.
     pub escalation_level: i64,
@@ -254,6 +290,15 @@ pub struct QueueItem {
     pub order: OrderView,
 }
 
+/// Orders of the caller's subtree still waiting for a volunteer.
+///
+/// Escalated orders first (highest level on top), then by lane (priority,
+/// urgent, standard), then oldest first. Summaries: no address or phone.
+#[utoipa::path(get, path = "/api/v1/dispatch/queue", tag = "dispatch", operation_id = "dispatch_queue",
+    responses(
+        (status = 200, body = Vec<QueueItem>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden` for roles other than coordinator and admin", body = ErrorShape)))]
 async fn queue(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<QueueItem>>> {
     let Some(scopes) = actor
         .managed_scopes()
@@ -296,7 +341,7 @@ async fn queue_for(
 }
 
 /// A unit's dispatch setting.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingBody {
     /// `auto`, `sequential`, `broadcast`, `batch` or `manual`.
@@ -313,6 +358,15 @@ fn default_k() -> i64 {
     5
 }
 
+/// The dispatch setting in force for a unit (its own or inherited from the
+/// nearest ancestor with one, else the defaults).
+#[utoipa::path(get, path = "/api/v1/org-units/{id}/dispatch-setting", tag = "dispatch", operation_id = "get_dispatch_setting",
+    params(("id" = i64, Path, description = "Org-unit id")),
+    responses(
+        (status = 200, body = SettingBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: readable, but the caller does not manage the unit", body = ErrorShape),
+        (status = 404, description = "No such unit, or not readable by the caller", body = ErrorShape)))]
 async fn get_setting(
     State(state): State<AppState>,
     actor: Actor,
@@ -327,6 +381,18 @@ async fn get_setting(
     }))
 }
 
+/// Set a unit's dispatch mode, broadcast size and cost weights; the
+/// setting applies to the unit's subtree unless a descendant has its own.
+#[utoipa::path(put, path = "/api/v1/org-units/{id}/dispatch-setting", tag = "dispatch", operation_id = "put_dispatch_setting",
+    params(("id" = i64, Path, description = "Org-unit id")),
+    request_body = SettingBody,
+    responses(
+        (status = 200, description = "The setting as stored", body = SettingBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: not a coordinator or admin, or the caller does not manage the unit; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such unit, or not readable by the caller", body = ErrorShape),
+        (status = 422, description = "`invalid_mode` (field `mode`), `out_of_range` (`broadcast_k`, 1–50) or `invalid_weights` (`weights`: finite, ≥ 0)", body = ErrorShape),
+        BodyRejection))]
 async fn put_setting(
     State(state): State<AppState>,
     actor: Actor,

@@ -10,6 +10,7 @@ use homefront_domain::org::OrgKind;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::openapi::{ErrorShape, QueryRejection};
 use crate::auth::Actor;
 use crate::error::ApiResult;
 
@@ -19,14 +20,15 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Query of `GET /api/v1/divisions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DivisionQuery {
     /// Only the direct children of this unit id; without it, the provinces.
     pub parent_id: Option<i64>,
 }
 
 /// A division as listed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DivisionItem {
     /// Org-unit id.
     pub id: i64,
@@ -44,6 +46,16 @@ pub struct DivisionItem {
     pub latitude: Option<f64>,
 }
 
+/// Divisions (province, city, county) of the GB/T 2260 tree, one level at a time.
+///
+/// Without `parent_id`, the provinces; with it, that unit's direct child
+/// divisions. Teams, employers and partners are left out.
+#[utoipa::path(get, path = "/api/v1/divisions", tag = "divisions", operation_id = "list_divisions",
+    params(DivisionQuery),
+    responses(
+        (status = 200, body = Vec<DivisionItem>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        QueryRejection))]
 async fn list(
     State(state): State<AppState>,
     _actor: Actor,

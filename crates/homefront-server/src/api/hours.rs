@@ -21,6 +21,7 @@ use homefront_store::fulfilment::{FollowUpItem, HoursEntry, NewHours};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
@@ -35,7 +36,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Query of the hours views.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Period {
     /// From (inclusive), epoch ms.
     pub from: Option<i64>,
@@ -44,7 +46,7 @@ pub struct Period {
 }
 
 /// Minutes split by kind.
-#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Split {
     /// From check-in/out.
     pub recorded_minutes: i64,
@@ -63,7 +65,7 @@ impl Split {
 }
 
 /// A volunteer's hours for a period.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HoursView {
     /// The volunteer.
     pub volunteer_user_id: i64,
@@ -120,6 +122,15 @@ async fn hours_view(state: &AppState, volunteer: i64, period: &Period) -> ApiRes
     Ok(view)
 }
 
+/// The caller's service hours: entries and totals in minutes, by month
+/// and by item, recorded vs backfilled, and orders served.
+#[utoipa::path(get, path = "/api/v1/hours/me", tag = "hours", operation_id = "my_hours",
+    params(Period),
+    responses(
+        (status = 200, body = HoursView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the caller is not a volunteer", body = ErrorShape),
+        QueryRejection))]
 pub(crate) async fn mine(
     State(state): State<AppState>,
     actor: Actor,
@@ -143,6 +154,15 @@ async fn visible_volunteer(state: &AppState, actor: &Actor, id: i64) -> ApiResul
     }
 }
 
+/// A volunteer's service hours (as `GET /api/v1/hours/me`): the volunteer
+/// itself, or a coordinator of its team.
+#[utoipa::path(get, path = "/api/v1/volunteers/{id}/hours", tag = "hours", operation_id = "volunteer_hours",
+    params(("id" = i64, Path, description = "The volunteer's account id"), Period),
+    responses(
+        (status = 200, body = HoursView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape),
+        QueryRejection))]
 async fn of_volunteer(
     State(state): State<AppState>,
     actor: Actor,
@@ -154,7 +174,7 @@ async fn of_volunteer(
 }
 
 /// Body of `POST /api/v1/volunteers/{id}/hours`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Backfill {
     /// Minutes served, 1–1440.
@@ -173,6 +193,20 @@ fn reason(text: &str) -> ApiResult<String> {
         .map_err(|e| ApiError::invalid("reason", e.code(), e.to_string()))
 }
 
+/// Backfill hours for work done offline, with a reason (coordinators of
+/// the volunteer's team).
+///
+/// One entry per day of work: 1–1440 minutes, started in the past.
+#[utoipa::path(post, path = "/api/v1/volunteers/{id}/hours", tag = "hours", operation_id = "backfill_hours",
+    params(("id" = i64, Path, description = "The volunteer's account id")),
+    request_body = Backfill,
+    responses(
+        (status = 201, description = "The new `backfilled` entry", body = HoursEntry),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
+        (status = 404, description = "No such volunteer in the caller's area", body = ErrorShape),
+        (status = 422, description = "`out_of_range` (field `minutes`), `in_future` (`started_at`), `reason_required` or `reason_too_long` (`reason`), `missing_reference` (an unknown `item_id`)", body = ErrorShape),
+        BodyRejection))]
 async fn backfill(
     State(state): State<AppState>,
     actor: Actor,
@@ -223,7 +257,7 @@ async fn backfill(
 }
 
 /// Body of `POST /api/v1/hours/{id}/adjust`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Adjust {
     /// Minutes to add (negative to remove); the entry's total may not go below zero.
@@ -232,6 +266,21 @@ pub struct Adjust {
     pub reason: String,
 }
 
+/// Correct a ledger entry by a number of minutes, with a reason.
+///
+/// The correction is a new entry that names the original; the original
+/// stays as it was, and the two together may not go below zero minutes.
+/// For coordinators of the volunteer's team and admins.
+#[utoipa::path(post, path = "/api/v1/hours/{id}/adjust", tag = "hours", operation_id = "adjust_hours",
+    params(("id" = i64, Path, description = "The original entry's id")),
+    request_body = Adjust,
+    responses(
+        (status = 201, description = "The adjustment entry", body = HoursEntry),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
+        (status = 404, description = "No such entry, or its volunteer is outside the caller's area", body = ErrorShape),
+        (status = 422, description = "`adjust_the_original` (field `id`), `out_of_range` or `below_zero` (`minutes_delta`), `reason_required` or `reason_too_long` (`reason`)", body = ErrorShape),
+        BodyRejection))]
 async fn adjust(
     State(state): State<AppState>,
     actor: Actor,
@@ -309,6 +358,13 @@ async fn adjust(
     Ok((StatusCode::CREATED, Json(entry)))
 }
 
+/// Open follow-up items of the caller's subtree: low ratings (1–2),
+/// complaints and sessions without a check-out.
+#[utoipa::path(get, path = "/api/v1/follow-ups", tag = "hours", operation_id = "list_follow_ups",
+    responses(
+        (status = 200, body = Vec<FollowUpItem>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden` for roles other than coordinator and admin", body = ErrorShape)))]
 async fn follow_ups(
     State(state): State<AppState>,
     actor: Actor,

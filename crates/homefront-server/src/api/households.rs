@@ -16,6 +16,7 @@ use homefront_store::households::{Household, Member, MemberFields};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::openapi::{BodyRejection, ErrorShape};
 use crate::api::{ApiJson, coordinates, parse_id};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
@@ -39,7 +40,7 @@ pub const MEMBER_SENSITIVE_FIELDS: &[&str] = &[
 ];
 
 /// The requester's household with its members.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HouseholdView {
     /// The household.
     #[serde(flatten)]
@@ -56,6 +57,15 @@ fn require_requester(actor: &Actor) -> ApiResult<()> {
     }
 }
 
+/// The requester's own household with its members.
+///
+/// The household is created on first use. Members' phones, addresses and
+/// children's details are sensitive: each read writes an `access_log` row.
+#[utoipa::path(get, path = "/api/v1/household", tag = "households", operation_id = "my_household",
+    responses(
+        (status = 200, body = HouseholdView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the caller is not a requester", body = ErrorShape)))]
 async fn mine(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<HouseholdView>> {
     require_requester(&actor)?;
     let now = state.clock.now().epoch_ms();
@@ -77,7 +87,7 @@ async fn mine(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Hou
 }
 
 /// Body of `POST /api/v1/household/members` and `PATCH .../{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberRequest {
     /// Name, 1–100 characters, any script.
@@ -193,6 +203,17 @@ pub fn lacks_guardian_consent(member: &Member) -> bool {
         && member.guardian_consent == 0
 }
 
+/// Add a member to the requester's household.
+///
+/// Children under 14 need `guardian_consent` before any order serves them.
+#[utoipa::path(post, path = "/api/v1/household/members", tag = "households", operation_id = "add_household_member",
+    request_body = MemberRequest,
+    responses(
+        (status = 201, description = "Added", body = Member),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the caller is not a requester; or `csrf_failed`", body = ErrorShape),
+        (status = 422, description = "Invalid input naming the field: `invalid_name`, `invalid_relation`, `out_of_range` or `age_required` (`age_years`), `invalid_phone`, `invalid_adcode` or `unknown_division` (`adcode`), `invalid_street`, `invalid_coordinates`", body = ErrorShape),
+        BodyRejection))]
 async fn add_member(
     State(state): State<AppState>,
     actor: Actor,
@@ -206,6 +227,17 @@ async fn add_member(
     Ok((StatusCode::CREATED, Json(member)))
 }
 
+/// Replace a member's details (the full member, as for adding one).
+#[utoipa::path(patch, path = "/api/v1/household/members/{id}", tag = "households", operation_id = "update_household_member",
+    params(("id" = i64, Path, description = "Member id")),
+    request_body = MemberRequest,
+    responses(
+        (status = 200, description = "The member as changed", body = Member),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the caller is not a requester; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such member in the caller's household", body = ErrorShape),
+        (status = 422, description = "Invalid input naming the field: `invalid_name`, `invalid_relation`, `out_of_range` or `age_required` (`age_years`), `invalid_phone`, `invalid_adcode` or `unknown_division` (`adcode`), `invalid_street`, `invalid_coordinates`", body = ErrorShape),
+        BodyRejection))]
 async fn update_member(
     State(state): State<AppState>,
     actor: Actor,
@@ -232,7 +264,7 @@ async fn update_member(
 }
 
 /// Body of `POST /api/v1/households/verify`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     /// The requester's phone number.
@@ -247,6 +279,19 @@ pub struct VerifyRequest {
     pub deployed_to_centre: bool,
 }
 
+/// A liaison verifies that a requester works for its employer.
+///
+/// Coordinators and admins may verify for employers in their area.
+/// `deployed_to_centre` sends the household's counselling orders to the
+/// priority lane.
+#[utoipa::path(post, path = "/api/v1/households/verify", tag = "households", operation_id = "verify_household",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The household, now verified", body = Household),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden` for roles other than liaison, coordinator and admin; or `csrf_failed`", body = ErrorShape),
+        (status = 422, description = "`unknown_employer` (field `employer_id`), `invalid_phone` or `unknown_requester` (`phone`)", body = ErrorShape),
+        BodyRejection))]
 async fn verify(
     State(state): State<AppState>,
     actor: Actor,

@@ -24,10 +24,11 @@ use futures::Stream;
 use homefront_domain::Role;
 use homefront_store::outbox::{GroupBot, NewBot, NewEvent, Notification, Preferences, kind};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
+use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::org_units::managed_unit;
 use crate::api::{ApiJson, parse_id};
 use crate::auth::Actor;
@@ -52,7 +53,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Query of `GET /api/v1/inbox`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InboxQuery {
     /// Only unread notices.
     #[serde(default)]
@@ -62,7 +64,7 @@ pub struct InboxQuery {
 }
 
 /// The inbox answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InboxPage {
     /// Unread notices in all.
     pub unread: i64,
@@ -70,6 +72,13 @@ pub struct InboxPage {
     pub items: Vec<Notification>,
 }
 
+/// The caller's in-app inbox, newest first, with the unread count.
+#[utoipa::path(get, path = "/api/v1/inbox", tag = "notifications", operation_id = "inbox",
+    params(InboxQuery),
+    responses(
+        (status = 200, body = InboxPage),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        QueryRejection))]
 pub(crate) async fn inbox(
     State(state): State<AppState>,
     actor: Actor,
@@ -81,11 +90,26 @@ pub(crate) async fn inbox(
     Ok(Json(InboxPage { unread, items }))
 }
 
+/// Answer of `POST /api/v1/inbox/{id}/read`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Unread {
+    /// Unread notices left.
+    pub unread: i64,
+}
+
+/// Mark one notice read.
+#[utoipa::path(post, path = "/api/v1/inbox/{id}/read", tag = "notifications", operation_id = "mark_read",
+    params(("id" = i64, Path, description = "Notice id")),
+    responses(
+        (status = 200, description = "Marked read", body = Unread),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
+        (status = 404, description = "No such notice in the caller's inbox", body = ErrorShape)))]
 pub(crate) async fn read_one(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Unread>> {
     let now = state.clock.now().epoch_ms();
     if !state
         .store
@@ -96,22 +120,37 @@ pub(crate) async fn read_one(
     }
     let unread = state.store.unread_count(actor.user.id).await?;
     crate::live::publish_inbox(&state, actor.user.id);
-    Ok(Json(json!({ "unread": unread })))
+    Ok(Json(Unread { unread }))
 }
 
+/// Answer of `POST /api/v1/inbox/read-all`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReadAll {
+    /// Unread notices left: 0.
+    pub unread: i64,
+    /// Notices this call marked read.
+    pub updated: u64,
+}
+
+/// Mark every notice in the caller's inbox read.
+#[utoipa::path(post, path = "/api/v1/inbox/read-all", tag = "notifications", operation_id = "mark_all_read",
+    responses(
+        (status = 200, description = "All read", body = ReadAll),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape)))]
 pub(crate) async fn read_all(
     State(state): State<AppState>,
     actor: Actor,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ReadAll>> {
     let now = state.clock.now().epoch_ms();
     let updated = state.store.mark_all_read(actor.user.id, now).await?;
     crate::live::publish_inbox(&state, actor.user.id);
-    Ok(Json(json!({ "updated": updated, "unread": 0 })))
+    Ok(Json(ReadAll { unread: 0, updated }))
 }
 
 /// Preferences as the API shows them (the webhook secret never leaves
 /// except once, when it is generated).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PreferencesView {
     /// In-app inbox on.
     pub inbox: bool,
@@ -136,6 +175,12 @@ fn view(p: Preferences, fresh_secret: Option<String>) -> PreferencesView {
     }
 }
 
+/// The caller's notification preferences (the webhook secret itself is
+/// never shown again after it was generated).
+#[utoipa::path(get, path = "/api/v1/notification-preferences", tag = "notifications", operation_id = "get_notification_preferences",
+    responses(
+        (status = 200, body = PreferencesView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape)))]
 pub(crate) async fn preferences(
     State(state): State<AppState>,
     actor: Actor,
@@ -146,7 +191,7 @@ pub(crate) async fn preferences(
 
 /// Body of `PUT /api/v1/notification-preferences`; absent fields keep
 /// their value, `"webhook_url": null` removes the webhook.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreferencesBody {
     /// In-app inbox on or off.
@@ -193,6 +238,20 @@ fn check_webhook_secret(secret: &str) -> ApiResult<()> {
     }
 }
 
+/// Change the caller's notification preferences; absent fields keep their
+/// value.
+///
+/// Setting a webhook URL without a secret generates a `whsec_` secret
+/// (Standard Webhooks signing), shown once in this answer;
+/// `"webhook_url": null` removes the webhook and its secret.
+#[utoipa::path(put, path = "/api/v1/notification-preferences", tag = "notifications", operation_id = "set_notification_preferences",
+    request_body = PreferencesBody,
+    responses(
+        (status = 200, description = "The preferences as stored", body = PreferencesView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
+        (status = 422, description = "`invalid_url` (field `webhook_url`: an absolute http(s) URL) or `invalid_secret` (`webhook_secret`: `whsec_` and base64)", body = ErrorShape),
+        BodyRejection))]
 pub(crate) async fn set_preferences(
     State(state): State<AppState>,
     actor: Actor,
@@ -248,7 +307,7 @@ fn require_coordinator(actor: &Actor) -> ApiResult<()> {
 
 /// A bot as the API shows it: the URL (it carries the bot's key) is shown
 /// only as scheme and host.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BotView {
     /// The bot.
     #[serde(flatten)]
@@ -274,6 +333,15 @@ fn bot_view(bot: GroupBot, fresh_secret: Option<String>) -> BotView {
     }
 }
 
+/// The group bots and webhooks of a unit; URLs show only scheme and host
+/// (the full URL carries the bot's key).
+#[utoipa::path(get, path = "/api/v1/org-units/{id}/bots", tag = "notifications", operation_id = "list_bots",
+    params(("id" = i64, Path, description = "Org-unit id")),
+    responses(
+        (status = 200, body = Vec<BotView>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: not a coordinator or admin, or the unit is readable but not managed by the caller", body = ErrorShape),
+        (status = 404, description = "No such unit, or not readable by the caller", body = ErrorShape)))]
 pub(crate) async fn bots(
     State(state): State<AppState>,
     actor: Actor,
@@ -286,7 +354,7 @@ pub(crate) async fn bots(
 }
 
 /// Body of `POST /api/v1/org-units/{id}/bots`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BotBody {
     /// `wecom`, `dingtalk` or `webhook`.
@@ -302,6 +370,21 @@ pub struct BotBody {
     pub locale: Option<String>,
 }
 
+/// Add a group bot (WeCom, DingTalk) or a generic webhook to a unit; it
+/// hears about events of the unit's subtree.
+///
+/// A `webhook` without a secret gets a generated `whsec_` secret, shown
+/// once in this answer.
+#[utoipa::path(post, path = "/api/v1/org-units/{id}/bots", tag = "notifications", operation_id = "create_bot",
+    params(("id" = i64, Path, description = "Org-unit id")),
+    request_body = BotBody,
+    responses(
+        (status = 201, description = "Added", body = BotView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: not a coordinator or admin, or the unit is readable but not managed by the caller; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such unit, or not readable by the caller", body = ErrorShape),
+        (status = 422, description = "`invalid_kind` (field `kind`), `invalid_name` (`name`), `invalid_url` (`url`), `invalid_locale` (`locale`) or `invalid_secret` (`secret`)", body = ErrorShape),
+        BodyRejection))]
 pub(crate) async fn create_bot(
     State(state): State<AppState>,
     actor: Actor,
@@ -379,6 +462,14 @@ async fn unit_bot(state: &AppState, actor: &Actor, id: &str, bot_id: &str) -> Ap
     }
 }
 
+/// Remove a unit's bot.
+#[utoipa::path(delete, path = "/api/v1/org-units/{id}/bots/{bot_id}", tag = "notifications", operation_id = "delete_bot",
+    params(("id" = i64, Path, description = "Org-unit id"), ("bot_id" = i64, Path, description = "Bot id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: not a coordinator or admin, or the unit is readable but not managed by the caller; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such unit or bot, or not readable by the caller", body = ErrorShape)))]
 pub(crate) async fn delete_bot(
     State(state): State<AppState>,
     actor: Actor,
@@ -392,11 +483,27 @@ pub(crate) async fn delete_bot(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Answer of `POST /api/v1/org-units/{id}/bots/{bot_id}/test`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BotTestQueued {
+    /// The outbox event queued for the bot (`null` only for an event with a
+    /// dedupe key already written, which a test never has).
+    pub event_id: Option<i64>,
+}
+
+/// Send a test message to a unit's bot, through the outbox like any event.
+#[utoipa::path(post, path = "/api/v1/org-units/{id}/bots/{bot_id}/test", tag = "notifications", operation_id = "test_bot",
+    params(("id" = i64, Path, description = "Org-unit id"), ("bot_id" = i64, Path, description = "Bot id")),
+    responses(
+        (status = 202, description = "Queued; the delivery happens in the background", body = BotTestQueued),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: not a coordinator or admin, or the unit is readable but not managed by the caller; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such unit or bot, or not readable by the caller", body = ErrorShape)))]
 pub(crate) async fn test_bot(
     State(state): State<AppState>,
     actor: Actor,
     Path((id, bot_id)): Path<(String, String)>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<BotTestQueued>)> {
     let bot = unit_bot(&state, &actor, &id, &bot_id).await?;
     let event = state
         .store
@@ -411,9 +518,19 @@ pub(crate) async fn test_bot(
         )
         .await?;
     state.outbox_wake.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "event_id": event }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(BotTestQueued { event_id: event }),
+    ))
 }
 
+/// Deliveries the outbox gave up on (all retries failed): the caller's
+/// subtree for coordinators, everything for admins.
+#[utoipa::path(get, path = "/api/v1/outbox/dead", tag = "notifications", operation_id = "dead_deliveries",
+    responses(
+        (status = 200, body = Vec<homefront_store::outbox::DeadDelivery>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden` for roles other than coordinator and admin", body = ErrorShape)))]
 async fn dead(
     State(state): State<AppState>,
     actor: Actor,
@@ -445,6 +562,16 @@ async fn order_event(state: &AppState, actor: &Actor, order_id: i64) -> Option<E
     )
 }
 
+/// Live updates as server-sent events.
+///
+/// Events: `ready` (`{"unread": n}`, first), `order`
+/// (`{"order_id", "state", "updated_at"}` for orders the caller may see),
+/// `inbox` (`{"unread": n}`) and `reload` (the stream fell behind:
+/// refetch). A keep-alive comment every 15 seconds.
+#[utoipa::path(get, path = "/api/v1/events", tag = "notifications", operation_id = "event_stream",
+    responses(
+        (status = 200, description = "An endless `text/event-stream`; each event's data is a JSON object", content_type = "text/event-stream", body = String),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape)))]
 async fn events(
     State(state): State<AppState>,
     actor: Actor,

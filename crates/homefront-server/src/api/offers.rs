@@ -15,6 +15,7 @@ use homefront_store::offers::{Offer, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::openapi::ErrorShape;
 use crate::api::orders::{OrderView, view};
 use crate::api::parse_id;
 use crate::auth::Actor;
@@ -30,7 +31,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// An offer with the order as the volunteer may see it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OfferView {
     /// Offer id.
     pub id: i64,
@@ -54,7 +55,8 @@ pub struct OfferView {
 }
 
 /// Query of `GET /api/v1/offers`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OfferQuery {
     /// `open` (default): offers awaiting an answer; `all`: the last 200.
     pub show: Option<String>,
@@ -82,6 +84,18 @@ pub async fn offer_view(state: &AppState, actor: &Actor, offer: &Offer) -> ApiRe
     })
 }
 
+/// The caller's offers, newest first (at most 200): open ones by default.
+///
+/// Before accepting, a volunteer sees the item, the district, the distance
+/// (km, rounded to 0.1 km), the window and the public note; never the
+/// address or phone. Open offers past their expiry are left out.
+#[utoipa::path(get, path = "/api/v1/offers", tag = "offers", operation_id = "list_offers",
+    params(OfferQuery),
+    responses(
+        (status = 200, body = Vec<OfferView>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the caller is not a volunteer", body = ErrorShape),
+        (status = 422, description = "`invalid_filter` (field `show`)", body = ErrorShape)))]
 async fn list(
     State(state): State<AppState>,
     actor: Actor,
@@ -130,7 +144,7 @@ pub async fn offers_of(
 }
 
 /// Answer to an accepted offer: the offer and the order with its address.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     /// The offer, now `accepted`.
     pub offer: OfferView,
@@ -142,6 +156,19 @@ fn refused(r: homefront_store::offers::Refusal) -> ApiError {
     ApiError::conflict(r.code(), r.message())
 }
 
+/// Accept an offer: the first valid accept wins the order, exactly once.
+///
+/// The answer carries the order with its address and phone for the new
+/// assignee; that read writes an `access_log` row. Late or repeated
+/// answers are refused with 409 and recorded.
+#[utoipa::path(post, path = "/api/v1/offers/{id}/accept", tag = "offers", operation_id = "accept_offer",
+    params(("id" = i64, Path, description = "Offer id")),
+    responses(
+        (status = 200, description = "Accepted: the order is the caller's", body = Accepted),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
+        (status = 404, description = "No such offer, or not the caller's", body = ErrorShape),
+        (status = 409, description = "Refused and recorded: `offer_taken`, `offer_expired`, `offer_withdrawn`, `already_accepted` or `already_declined`", body = ErrorShape)))]
 async fn accept(
     State(state): State<AppState>,
     actor: Actor,
@@ -194,6 +221,15 @@ pub async fn accept_offer(state: &AppState, actor: &Actor, id: i64) -> ApiResult
     }
 }
 
+/// Decline an offer; the dispatcher moves on to the next candidate at once.
+#[utoipa::path(post, path = "/api/v1/offers/{id}/decline", tag = "offers", operation_id = "decline_offer",
+    params(("id" = i64, Path, description = "Offer id")),
+    responses(
+        (status = 200, description = "Declined", body = OfferView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
+        (status = 404, description = "No such offer, or not the caller's", body = ErrorShape),
+        (status = 409, description = "Refused and recorded: `offer_taken`, `offer_expired`, `offer_withdrawn`, `already_accepted` or `already_declined`", body = ErrorShape)))]
 async fn decline(
     State(state): State<AppState>,
     actor: Actor,

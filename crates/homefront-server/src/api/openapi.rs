@@ -3,9 +3,13 @@
 //! `ToSchema`/`IntoParams` derives, so it changes when the code does (the
 //! insta snapshot in `tests/api/openapi.rs` catches unintended changes).
 //!
-//! Coverage: health, reports, exports, certificates. The other JSON
-//! endpoints (sessions, org units, catalogue, households, orders, offers,
-//! dispatch, pairings, hours, users, volunteers) are not annotated yet.
+//! Coverage: every route of `api::router()` (the JSON API under `/api/v1`,
+//! health, the public certificate check), with request and response
+//! schemas and the error answers each handler gives. File downloads and
+//! uploads carry their media types, the event stream `text/event-stream`.
+//! The unit test below reads the modules' `.route(...)` calls and fails
+//! when a routed method and path is missing from the document, or the
+//! document names one that is not routed.
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,7 +18,11 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::AppState;
-use crate::api::{certificates, health, reports};
+use crate::api::volunteers::{availability, credentials, roster, vetting};
+use crate::api::{
+    catalogue, certificates, dispatch, divisions, health, hours, households, notifications, offers,
+    orders, org_units, pairings, reports, sessions, users, volunteers,
+};
 
 /// Every 4xx/5xx answer of the JSON API (see [`crate::error::ApiError`]).
 #[derive(Debug, Serialize, ToSchema)]
@@ -27,6 +35,39 @@ pub struct ErrorShape {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
+
+/// Answers of the JSON body extractor ([`crate::api::ApiJson`]), given
+/// before the handler runs; every endpoint that takes a JSON body can
+/// answer them. A body that parses but does not fit (a missing or unknown
+/// field, a wrong type) answers 422 naming the field, documented with each
+/// endpoint.
+#[derive(utoipa::IntoResponses)]
+pub enum BodyRejection {
+    /// The body is not well-formed JSON (`invalid_body`).
+    #[response(status = 400)]
+    Malformed(ErrorShape),
+    /// The body is larger than 2 MiB, axum's default limit (`invalid_body`).
+    #[response(status = 413)]
+    TooLarge(ErrorShape),
+    /// `Content-Type` is not `application/json` (`invalid_body`).
+    #[response(status = 415)]
+    NotJson(ErrorShape),
+}
+
+/// The answer of axum's query-string extractor, given before the handler
+/// runs: plain text, not [`ErrorShape`].
+#[derive(utoipa::IntoResponses)]
+pub enum QueryRejection {
+    /// The query string does not parse: a number parameter that is not a
+    /// number, or a required parameter missing (plain text from axum).
+    #[response(status = 400, content_type = "text/plain")]
+    Malformed(String),
+}
+
+/// The bytes of a file: an xlsx workbook or CSV text.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct FileBytes(pub Vec<u8>);
 
 struct Security;
 
@@ -54,9 +95,101 @@ impl Modify for Security {
         description = "Dispatch of volunteer services to frontline workers' families. \
             Errors are `ErrorShape`. Sign in with `POST /api/v1/auth/login`; send the token \
             as `Authorization: Bearer` or the `hf_session` cookie (then unsafe requests \
-            need `X-CSRF-Token`)."
+            need `X-CSRF-Token`, else 403 `csrf_failed`). A JSON body that parses but does \
+            not fit the endpoint (a missing or unknown field, a wrong type) answers 422 \
+            `invalid_body`, naming the field when serde does. A path id that is not a number \
+            answers 404 (volunteer routes also take `me`). \
+            Times are epoch milliseconds (UTC) unless a field says otherwise; distances km."
     ),
     paths(
+        sessions::login,
+        sessions::logout,
+        sessions::me,
+        sessions::change_password,
+        sessions::totp_setup,
+        sessions::totp_enable,
+        divisions::list,
+        org_units::list,
+        org_units::create,
+        org_units::show,
+        org_units::update,
+        catalogue::list,
+        catalogue::create,
+        catalogue::update,
+        households::mine,
+        households::add_member,
+        households::update_member,
+        households::verify,
+        orders::list,
+        orders::create,
+        orders::show,
+        orders::events,
+        orders::cancel,
+        orders::assign,
+        orders::check_in,
+        orders::check_out,
+        orders::confirm,
+        offers::list,
+        offers::accept,
+        offers::decline,
+        dispatch::candidates,
+        dispatch::offers,
+        dispatch::manual_offer,
+        dispatch::queue,
+        dispatch::get_setting,
+        dispatch::put_setting,
+        pairings::list,
+        pairings::create,
+        pairings::mine,
+        pairings::end,
+        pairings::proposals,
+        pairings::accept,
+        pairings::dismiss,
+        hours::mine,
+        hours::of_volunteer,
+        hours::backfill,
+        hours::adjust,
+        hours::follow_ups,
+        users::list,
+        users::create,
+        users::show,
+        users::add_grant,
+        users::set_password,
+        users::remove_grant,
+        volunteers::list,
+        volunteers::register,
+        volunteers::show,
+        volunteers::update,
+        vetting::move_one,
+        vetting::log,
+        vetting::bulk,
+        credentials::list,
+        credentials::add,
+        credentials::revoke,
+        credentials::expiring,
+        credentials::eligibility,
+        availability::duty,
+        availability::show,
+        availability::add_window,
+        availability::replace_windows,
+        availability::delete_window,
+        availability::add_leave,
+        availability::delete_leave,
+        availability::available,
+        roster::import,
+        roster::template,
+        roster::export,
+        notifications::inbox,
+        notifications::read_one,
+        notifications::read_all,
+        notifications::preferences,
+        notifications::set_preferences,
+        notifications::bots,
+        notifications::create_bot,
+        notifications::delete_bot,
+        notifications::test_bot,
+        notifications::dead,
+        notifications::events,
         health::health,
         health::readyz,
         reports::summary,
@@ -72,6 +205,23 @@ impl Modify for Security {
     modifiers(&Security),
     security(("bearer" = []), ("cookie" = [])),
     tags(
+        (name = "sessions", description = "Sign-in, sessions, password and two-step sign-in"),
+        (name = "divisions", description = "The province → city → county reference tree (GB/T 2260)"),
+        (name = "org-units", description = "Organisation units: divisions, teams, employers, partners"),
+        (name = "catalogue", description = "Service items that orders are placed for"),
+        (name = "households", description = "Requesters' households, members and employment verification"),
+        (name = "orders", description = "Intake with idempotency keys, views by access level, lifecycle actions, the event log"),
+        (name = "offers", description = "Offers as volunteers see and answer them"),
+        (name = "dispatch", description = "Coordinators' dispatch tools: candidates, manual offers, the queue, settings"),
+        (name = "pairings", description = "Standing volunteer–household pairings (结对) and re-pairing proposals"),
+        (name = "hours", description = "The service-hours ledger and coordinators' follow-ups"),
+        (name = "users", description = "Accounts and role grants"),
+        (name = "volunteers", description = "Volunteer registration and profiles; `{id}` is the account id or `me`"),
+        (name = "vetting", description = "The vetting pipeline: moves, bulk moves, the log"),
+        (name = "credentials", description = "Credentials with validity dates, expiry and eligibility checks"),
+        (name = "availability", description = "Duty toggle, weekly windows, leave, availability checks"),
+        (name = "roster", description = "Roster import, template and export (xlsx or CSV)"),
+        (name = "notifications", description = "Inbox, preferences, group bots, dead deliveries, live events"),
         (name = "health", description = "Liveness and readiness"),
         (name = "reports", description = "Figures from the event log and the hours ledger"),
         (name = "exports", description = "CSV and xlsx files with the screen's rows"),
@@ -96,4 +246,230 @@ pub fn router() -> Router<AppState> {
     responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeSet, HashMap};
+    use std::path::Path;
+
+    use super::document;
+
+    /// Routed `(METHOD, path)` pairs deliberately left out of the document,
+    /// each with the reason. Empty: every route is documented, the non-JSON
+    /// ones (file downloads, the roster upload, the HTML certificate pages,
+    /// the event stream) with their media types.
+    const UNDOCUMENTED: &[(&str, &str)] = &[];
+
+    const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+    /// Every `.rs` file under `dir`, as (file name, source).
+    fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .expect("read src/api")
+            .map(|e| e.expect("dir entry").path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                let text = std::fs::read_to_string(&path).expect("read source");
+                out.push((name, text));
+            }
+        }
+    }
+
+    /// The text of the call whose argument list opens at `open` (the index
+    /// just after its `(`), up to the matching `)`; string literals may
+    /// hold parentheses.
+    fn call_args(src: &str, open: usize) -> &str {
+        let (mut depth, mut in_str, mut escaped) = (1usize, false, false);
+        for (i, c) in src[open..].char_indices() {
+            if in_str {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '"' => in_str = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match c {
+                '"' => in_str = true,
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return &src[open..open + i];
+                    }
+                }
+                _ => {}
+            }
+        }
+        panic!("unbalanced .route( call");
+    }
+
+    /// Identifiers in `text` directly followed by `(`: the calls.
+    fn calls(text: &str) -> Vec<&str> {
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut start = None;
+        for (i, &b) in bytes.iter().enumerate() {
+            let ident = b.is_ascii_alphanumeric() || b == b'_';
+            match (ident, start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    if b == b'(' {
+                        out.push(&text[s..i]);
+                    }
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The `(METHOD, path)` pairs routed in one module's source (its tests
+    /// and comment lines left out). `api::router()` merges `health::router()`
+    /// and `certificates::public_router()` at the site root and nests every
+    /// other module router under `/api/v1`.
+    fn routes_in(file: &str, src: &str) -> Vec<(String, String)> {
+        let code: String = src
+            .split("#[cfg(test)]")
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut out = Vec::new();
+        for (at, m) in code.match_indices(".route(") {
+            let args = call_args(&code, at + m.len());
+            let path = args.split('"').nth(1).expect("route path literal");
+            let enclosing_fn = code[..at]
+                .rsplit("fn ")
+                .next()
+                .and_then(|rest| rest.split(['(', '<']).next())
+                .unwrap_or_default();
+            let prefix = if file == "health.rs" || enclosing_fn == "public_router" {
+                ""
+            } else {
+                "/api/v1"
+            };
+            let methods: Vec<&str> = calls(args)
+                .into_iter()
+                .filter(|c| METHODS.contains(c))
+                .collect();
+            assert!(!methods.is_empty(), "{file}: no method in route {path}");
+            for method in methods {
+                out.push((method.to_uppercase(), format!("{prefix}{path}")));
+            }
+        }
+        out
+    }
+
+    fn routed() -> BTreeSet<(String, String)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+        let mut files = Vec::new();
+        sources(&dir, &mut files);
+        let mod_rs = &files
+            .iter()
+            .find(|(n, _)| n == "mod.rs")
+            .expect("api/mod.rs")
+            .1;
+        // The prefix rule of `routes_in`, checked against `api::router()`.
+        let nest = mod_rs.find(".nest(").expect("api::router nests /api/v1");
+        for root in [
+            ".merge(health::router())",
+            ".merge(certificates::public_router())",
+        ] {
+            assert!(
+                mod_rs.find(root).is_some_and(|i| i < nest),
+                "{root} is merged at the root"
+            );
+        }
+        let mut out = BTreeSet::new();
+        for (name, src) in &files {
+            out.extend(routes_in(name, src));
+        }
+        out
+    }
+
+    fn documented() -> BTreeSet<(String, String)> {
+        let doc = serde_json::to_value(document()).expect("document as JSON");
+        let mut out = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in METHODS {
+                if item.get(method).is_some() {
+                    out.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_route_is_documented_and_every_documented_path_is_routed() {
+        let routed = routed();
+        assert!(routed.len() > 90, "found only {} routes", routed.len());
+        let allowed: BTreeSet<(String, String)> = UNDOCUMENTED
+            .iter()
+            .map(|(m, p)| ((*m).to_string(), (*p).to_string()))
+            .collect();
+        let documented = documented();
+        let missing: Vec<_> = routed
+            .difference(&documented)
+            .filter(|r| !allowed.contains(*r))
+            .collect();
+        assert!(missing.is_empty(), "routed but not documented: {missing:?}");
+        let unrouted: Vec<_> = documented.difference(&routed).collect();
+        assert!(
+            unrouted.is_empty(),
+            "documented but not routed: {unrouted:?}"
+        );
+    }
+
+    #[test]
+    fn operation_ids_are_unique_and_path_parameters_declared() {
+        let doc = serde_json::to_value(document()).expect("document as JSON");
+        let mut ids: HashMap<String, String> = HashMap::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            let declared: Vec<&str> = path
+                .split('{')
+                .skip(1)
+                .filter_map(|s| s.split('}').next())
+                .collect();
+            for method in METHODS {
+                let Some(op) = item.get(method) else { continue };
+                let id = op["operationId"].as_str().expect("operationId").to_string();
+                let here = format!("{method} {path}");
+                if let Some(other) = ids.insert(id.clone(), here.clone()) {
+                    panic!("operationId {id} used by {other} and {here}");
+                }
+                let params: Vec<&str> = op["parameters"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .filter(|p| p["in"] == "path")
+                            .filter_map(|p| p["name"].as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for name in &declared {
+                    assert!(
+                        params.contains(name),
+                        "{here}: path parameter {name} undeclared"
+                    );
+                }
+                assert_eq!(
+                    params.len(),
+                    declared.len(),
+                    "{here}: extra path parameters"
+                );
+            }
+        }
+    }
 }

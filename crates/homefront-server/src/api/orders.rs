@@ -24,6 +24,7 @@ use serde_json::Value;
 use crate::AppState;
 use crate::api::coordinates;
 use crate::api::households::{division_id, lacks_guardian_consent};
+use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::{self, Actor};
 use crate::error::{ApiError, ApiResult};
@@ -46,7 +47,7 @@ pub fn router() -> Router<AppState> {
 pub const MAX_WINDOW_DAYS: i64 = 31;
 
 /// An item as shown inside an order.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ItemBrief {
     /// Item id.
     pub id: i64,
@@ -61,7 +62,7 @@ pub struct ItemBrief {
 }
 
 /// A division as shown inside an order.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DivisionBrief {
     /// Org-unit id.
     pub id: i64,
@@ -71,7 +72,7 @@ pub struct DivisionBrief {
 
 /// An order as one actor may see it. Sensitive fields are absent (not
 /// null) when the actor may not see them; `null` means purged or empty.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderView {
     /// Order id.
     pub id: i64,
@@ -178,7 +179,7 @@ pub fn view(order: &OrderRow, access: Option<OrderAccess>) -> OrderView {
 }
 
 /// `POST /api/v1/orders` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrder {
     /// Catalogue item id.
@@ -207,7 +208,7 @@ pub struct CreateOrder {
 }
 
 /// A service location other than the member's address.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocationRequest {
     /// County (or city) division code.
@@ -273,6 +274,23 @@ fn text_field(field: &str, v: Option<String>, max: usize) -> ApiResult<Option<St
     Ok(v)
 }
 
+/// Place an order for a household member (or, as a liaison, for a
+/// verified requester via `on_behalf_of_phone`).
+///
+/// The `Idempotency-Key` header makes a retried submit safe: the same key
+/// with the same body answers the stored status and body of the first
+/// submit (201 and the order in full) and places nothing new. Window
+/// times are RFC 3339 or local time of the division; a window may span at
+/// most 31 days.
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", operation_id = "create_order",
+    params(("Idempotency-Key" = String, Header, description = "1–200 characters, e.g. a UUID; one key per intended order")),
+    request_body = CreateOrder,
+    responses(
+        (status = 201, description = "Placed (or replayed under the same key)", body = OrderView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the caller is not a requester (or, with `on_behalf_of_phone`, not a liaison); or `csrf_failed`", body = ErrorShape),
+        (status = 422, description = "Invalid input naming the field: `idempotency_key_required` or `idempotency_key_reused` (`Idempotency-Key`), `invalid_body`, `unknown_item` or `item_retired` (`item_id`), `unknown_member` or `guardian_consent_required` (`member_id`), `invalid_time`, `window_order`, `window_past` or `window_too_long` (`window_start`/`window_end`), `invalid_urgency`, `invalid_phone`, `too_long`, `unknown_requester` (`on_behalf_of_phone`), location errors (`location.adcode`, `location.street`, `longitude`/`latitude`)", body = ErrorShape),
+        BodyRejection))]
 async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -615,6 +633,19 @@ pub async fn scoped_filter(
     Ok(filter)
 }
 
+/// Orders the caller may list, newest first, as summaries.
+///
+/// Coordinators and admins see their subtree, requesters their household,
+/// volunteers their assignments. Summaries never carry the address, phone
+/// or notes, for anyone.
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", operation_id = "list_orders",
+    params(OrderQuery),
+    responses(
+        (status = 200, body = Vec<OrderView>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: no role of the caller lists orders", body = ErrorShape),
+        (status = 422, description = "`invalid_state` (field `state`)", body = ErrorShape),
+        QueryRejection))]
 async fn list(
     State(state): State<AppState>,
     actor: Actor,
@@ -676,6 +707,16 @@ pub async fn detail(
     Ok(view(order, Some(access)))
 }
 
+/// One order as the caller may see it.
+///
+/// The address, phone and notes appear only for those with full access and
+/// the live assignee; each such read writes an `access_log` row.
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", operation_id = "show_order",
+    params(("id" = i64, Path, description = "Order id")),
+    responses(
+        (status = 200, body = OrderView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 404, description = "No such order, or not visible to the caller", body = ErrorShape)))]
 async fn show(
     State(state): State<AppState>,
     actor: Actor,
@@ -687,6 +728,14 @@ async fn show(
     ))
 }
 
+/// An order's event log, oldest first: every state change with its actor
+/// and reason.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/events", tag = "orders", operation_id = "order_events",
+    params(("id" = i64, Path, description = "Order id")),
+    responses(
+        (status = 200, body = Vec<OrderEvent>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 404, description = "No such order, or not visible to the caller", body = ErrorShape)))]
 async fn events(
     State(state): State<AppState>,
     actor: Actor,
@@ -709,7 +758,7 @@ pub fn transition_error(e: StoreError) -> ApiError {
 }
 
 /// Body of `POST /api/v1/orders/{id}/cancel`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     /// Why, 1–500 characters.
@@ -765,6 +814,21 @@ pub async fn cancel_order(
     act(state, actor, &order, OrderAction::Cancel { reason }, None).await
 }
 
+/// Cancel an order, with a reason.
+///
+/// For the requester, the liaison who placed it, a coordinator in scope
+/// or an admin.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders", operation_id = "cancel_order",
+    params(("id" = i64, Path, description = "Order id")),
+    request_body = CancelRequest,
+    responses(
+        (status = 200, description = "The order, now `cancelled`", body = OrderView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: visible, but without full access; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such order, or not visible to the caller", body = ErrorShape),
+        (status = 409, description = "`illegal_transition`: the order's state does not allow this; or `stale`: it changed meanwhile", body = ErrorShape),
+        (status = 422, description = "`reason_required` or `reason_too_long` (field `reason`, 1–500 characters)", body = ErrorShape),
+        BodyRejection))]
 async fn cancel(
     State(state): State<AppState>,
     actor: Actor,
@@ -777,7 +841,7 @@ async fn cancel(
 }
 
 /// Body of `POST /api/v1/orders/{id}/assign` (manual dispatch).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignRequest {
     /// The volunteer's account id.
@@ -853,6 +917,22 @@ pub async fn assign_order(
     Ok(view(&order, Some(OrderAccess::Full)))
 }
 
+/// Manual dispatch: assign an order to a volunteer directly.
+///
+/// For a coordinator of the order's division (or an admin); the volunteer
+/// must be on a team the caller manages. Open offers of the order are
+/// withdrawn.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/assign", tag = "orders", operation_id = "assign_order",
+    params(("id" = i64, Path, description = "Order id")),
+    request_body = AssignRequest,
+    responses(
+        (status = 200, description = "The order, now `assigned`", body = OrderView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the caller does not manage the order's division; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such order, or not visible to the caller", body = ErrorShape),
+        (status = 409, description = "`illegal_transition`: the order's state does not allow this; or `stale`: it changed meanwhile", body = ErrorShape),
+        (status = 422, description = "`unknown_volunteer` (field `volunteer_user_id`): no volunteer with this id on a team in the caller's area", body = ErrorShape),
+        BodyRejection))]
 async fn assign(
     State(state): State<AppState>,
     actor: Actor,
@@ -887,7 +967,7 @@ async fn after_action(state: &AppState, actor: &Actor, order_id: i64) -> ApiResu
 
 /// `POST /api/v1/orders/{id}/check-in` body: where the volunteer is, if
 /// they share it (kept only while the assignment is live).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CheckInRequest {
     /// Longitude, decimal degrees.
@@ -923,6 +1003,21 @@ pub async fn check_in_order(
     after_action(state, actor, order.id).await
 }
 
+/// The assigned volunteer checks in: the service starts.
+///
+/// The volunteer's position (decimal degrees) is optional and kept only
+/// while the assignment is live. Send `{}` to check in without one.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/check-in", tag = "orders", operation_id = "check_in_order",
+    params(("id" = i64, Path, description = "Order id")),
+    request_body = CheckInRequest,
+    responses(
+        (status = 200, description = "The order, now `in_service`", body = OrderView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the caller is not the order's assignee; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such order, or not visible to the caller", body = ErrorShape),
+        (status = 409, description = "`illegal_transition`: the order's state does not allow this; or `stale`: it changed meanwhile", body = ErrorShape),
+        (status = 422, description = "`invalid_coordinates` (field `longitude` or `latitude`)", body = ErrorShape),
+        BodyRejection))]
 async fn check_in(
     State(state): State<AppState>,
     actor: Actor,
@@ -955,6 +1050,16 @@ pub async fn check_out_order(state: &AppState, actor: &Actor, id: i64) -> ApiRes
     after_action(state, actor, order.id).await
 }
 
+/// The assigned volunteer checks out: the service ends and its minutes go
+/// to the hours ledger.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/check-out", tag = "orders", operation_id = "check_out_order",
+    params(("id" = i64, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order, now `completed` (awaiting confirmation)", body = OrderView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the caller is not the order's assignee; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such order, or not visible to the caller", body = ErrorShape),
+        (status = 409, description = "`illegal_transition`: the order's state does not allow this; or `stale`: it changed meanwhile", body = ErrorShape)))]
 async fn check_out(
     State(state): State<AppState>,
     actor: Actor,
@@ -964,7 +1069,7 @@ async fn check_out(
 }
 
 /// `POST /api/v1/orders/{id}/confirm` body: optional feedback.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConfirmRequest {
     /// 1 (poor) to 5 (excellent); 1 or 2 opens a follow-up for coordinators.
@@ -1020,6 +1125,22 @@ pub async fn confirm_order(
     after_action(state, actor, order.id).await
 }
 
+/// The requester (or the liaison who placed it) confirms the service was
+/// done, with optional feedback.
+///
+/// A rating of 1 or 2, or a complaint, opens a follow-up item for
+/// coordinators. Send `{}` to confirm without feedback.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/confirm", tag = "orders", operation_id = "confirm_order",
+    params(("id" = i64, Path, description = "Order id")),
+    request_body = ConfirmRequest,
+    responses(
+        (status = 200, description = "The order, now `confirmed`", body = OrderView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the caller neither requested nor placed the order; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such order, or not visible to the caller", body = ErrorShape),
+        (status = 409, description = "`illegal_transition`: the order's state does not allow this; or `stale`: it changed meanwhile", body = ErrorShape),
+        (status = 422, description = "`out_of_range` (field `rating`, 1–5) or `too_long` (`comment`, 1000 characters)", body = ErrorShape),
+        BodyRejection))]
 async fn confirm(
     State(state): State<AppState>,
     actor: Actor,

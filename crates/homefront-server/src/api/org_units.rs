@@ -15,6 +15,7 @@ use homefront_store::org_units::{NewOrgUnit, OrgUnit};
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
@@ -27,7 +28,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Query of `GET /api/v1/org-units`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrgUnitQuery {
     /// Only direct children of this unit.
     pub parent_id: Option<i64>,
@@ -55,6 +57,17 @@ pub async fn managed_unit(state: &AppState, actor: &Actor, id: i64) -> ApiResult
     }
 }
 
+/// Organisation units the caller may read.
+///
+/// Admins see every unit; a coordinator its divisions' subtrees; a liaison,
+/// volunteer or requester the units its grants are bound to.
+#[utoipa::path(get, path = "/api/v1/org-units", tag = "org-units", operation_id = "list_org_units",
+    params(OrgUnitQuery),
+    responses(
+        (status = 200, body = Vec<OrgUnit>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 422, description = "`invalid_kind` (field `kind`)", body = ErrorShape),
+        QueryRejection))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     actor: Actor,
@@ -90,6 +103,13 @@ pub(crate) async fn list(
     Ok(Json(units))
 }
 
+/// One organisation unit the caller may read.
+#[utoipa::path(get, path = "/api/v1/org-units/{id}", tag = "org-units", operation_id = "show_org_unit",
+    params(("id" = i64, Path, description = "Org-unit id")),
+    responses(
+        (status = 200, body = OrgUnit),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 404, description = "No such unit, or not readable by the caller", body = ErrorShape)))]
 async fn show(
     State(state): State<AppState>,
     actor: Actor,
@@ -99,7 +119,7 @@ async fn show(
 }
 
 /// `POST /api/v1/org-units` body: a team, employer or partner under a unit.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrgUnit {
     /// `team`, `employer` or `partner` (divisions come from
@@ -127,6 +147,18 @@ fn check_name(name: &str) -> ApiResult<&str> {
     Ok(name)
 }
 
+/// Create a team, employer or partner under a unit the caller manages.
+///
+/// Divisions are not created here: they come from
+/// `homefront org import-divisions`. Coordinators and admins only.
+#[utoipa::path(post, path = "/api/v1/org-units", tag = "org-units", operation_id = "create_org_unit",
+    request_body = CreateOrgUnit,
+    responses(
+        (status = 201, description = "Created", body = OrgUnit),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden` for roles other than coordinator and admin; or `csrf_failed`", body = ErrorShape),
+        (status = 422, description = "`invalid_kind` (field `kind`), `invalid_name` (`name`), `invalid_coordinates` (`longitude`/`latitude`) or `unknown_parent` (`parent_id`, also for a parent outside the caller's area)", body = ErrorShape),
+        BodyRejection))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -176,7 +208,7 @@ pub(crate) async fn create(
 }
 
 /// `PATCH /api/v1/org-units/{id}` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrgUnit {
     /// New display name.
@@ -185,6 +217,19 @@ pub struct UpdateOrgUnit {
     pub time_zone: Option<String>,
 }
 
+/// Rename a unit or set its time zone; absent fields keep their value.
+///
+/// For coordinators of the unit or an ancestor, and admins.
+#[utoipa::path(patch, path = "/api/v1/org-units/{id}", tag = "org-units", operation_id = "update_org_unit",
+    params(("id" = i64, Path, description = "Org-unit id")),
+    request_body = UpdateOrgUnit,
+    responses(
+        (status = 200, description = "The unit as changed", body = OrgUnit),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: readable, but the caller does not manage it; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such unit, or not readable by the caller", body = ErrorShape),
+        (status = 422, description = "`invalid_name` (field `name`) or `invalid_time_zone` (`time_zone`)", body = ErrorShape),
+        BodyRejection))]
 async fn update(
     State(state): State<AppState>,
     actor: Actor,

@@ -22,6 +22,7 @@ use homefront_store::pairings::{Pairing, PairingProposal};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::orders::{OrderView, view};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::Actor;
@@ -48,7 +49,7 @@ async fn team_path(state: &AppState, volunteer: i64) -> ApiResult<Option<OrgPath
 }
 
 /// Body of `POST /api/v1/pairings`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePairing {
     /// The household (see an order's `household_id`).
@@ -59,6 +60,20 @@ pub struct CreatePairing {
     pub role: String,
 }
 
+/// Pair a volunteer with a household (结对), as `primary` or `backup`.
+///
+/// For coordinators of the volunteer's team and admins. A household has at
+/// most `pairing_max` live volunteers (dispatch setting of the team's
+/// division, default 2) and one primary.
+#[utoipa::path(post, path = "/api/v1/pairings", tag = "pairings", operation_id = "create_pairing",
+    request_body = CreatePairing,
+    responses(
+        (status = 201, description = "Paired", body = Pairing),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden` for roles other than coordinator and admin; or `csrf_failed`", body = ErrorShape),
+        (status = 409, description = "`pairing_full`, `primary_taken` (field `role`) or `already_paired`", body = ErrorShape),
+        (status = 422, description = "`invalid_role` (field `role`), `unknown_volunteer` (`volunteer_user_id`) or `unknown_household` (`household_id`)", body = ErrorShape),
+        BodyRejection))]
 async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -130,7 +145,7 @@ async fn create(
 }
 
 /// Body of `POST /api/v1/pairings/{id}/end`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndPairing {
     /// Why, 1–500 characters.
@@ -149,6 +164,18 @@ async fn managed_pairing(state: &AppState, actor: &Actor, id: i64) -> ApiResult<
     }
 }
 
+/// End a pairing, with a reason.
+#[utoipa::path(post, path = "/api/v1/pairings/{id}/end", tag = "pairings", operation_id = "end_pairing",
+    params(("id" = i64, Path, description = "Pairing id")),
+    request_body = EndPairing,
+    responses(
+        (status = 200, description = "The pairing, ended", body = Pairing),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
+        (status = 404, description = "No such pairing, or its volunteer's team is outside the caller's area", body = ErrorShape),
+        (status = 409, description = "`already_ended`", body = ErrorShape),
+        (status = 422, description = "`reason_required` or `reason_too_long` (field `reason`, 1–500 characters)", body = ErrorShape),
+        BodyRejection))]
 async fn end(
     State(state): State<AppState>,
     actor: Actor,
@@ -178,12 +205,21 @@ async fn end(
 }
 
 /// Query of `GET /api/v1/pairings`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PairingQuery {
     /// The household.
     pub household_id: i64,
 }
 
+/// A household's live pairings with volunteers of teams in the caller's area.
+#[utoipa::path(get, path = "/api/v1/pairings", tag = "pairings", operation_id = "list_pairings",
+    params(PairingQuery),
+    responses(
+        (status = 200, body = Vec<Pairing>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden` for roles other than coordinator and admin", body = ErrorShape),
+        QueryRejection))]
 async fn list(
     State(state): State<AppState>,
     actor: Actor,
@@ -205,7 +241,7 @@ async fn list(
 }
 
 /// A household member as a paired volunteer sees them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MemberBrief {
     /// Name.
     pub name: String,
@@ -220,7 +256,7 @@ pub struct MemberBrief {
 }
 
 /// One of a volunteer's pairings.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MyPairing {
     /// The pairing.
     pub pairing: Pairing,
@@ -230,6 +266,17 @@ pub struct MyPairing {
     pub orders: Vec<OrderView>,
 }
 
+/// The caller's pairings: each household's members and the caller's
+/// orders with it.
+///
+/// Members show names, relations, children's age and grade and the
+/// district; never the street or phone (those come with a live
+/// assignment). Each read writes an `access_log` row.
+#[utoipa::path(get, path = "/api/v1/pairings/me", tag = "pairings", operation_id = "my_pairings",
+    responses(
+        (status = 200, body = Vec<MyPairing>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the caller is not a volunteer", body = ErrorShape)))]
 pub(crate) async fn mine(
     State(state): State<AppState>,
     actor: Actor,
@@ -287,6 +334,16 @@ pub(crate) async fn mine(
     Ok(Json(out))
 }
 
+/// Open re-pairing proposals of teams in the caller's area.
+///
+/// A proposal appears when a paired volunteer is deactivated (suspended,
+/// withdrawn, rejected): the pairing ends and the dispatcher suggests a
+/// replacement.
+#[utoipa::path(get, path = "/api/v1/pairing-proposals", tag = "pairings", operation_id = "list_pairing_proposals",
+    responses(
+        (status = 200, body = Vec<PairingProposal>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden` for roles other than coordinator and admin", body = ErrorShape)))]
 pub(crate) async fn proposals(
     State(state): State<AppState>,
     actor: Actor,
@@ -313,13 +370,26 @@ async fn managed_proposal(state: &AppState, actor: &Actor, id: &str) -> ApiResul
 }
 
 /// Body of `POST /api/v1/pairing-proposals/{id}/accept`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AcceptProposal {
     /// Another volunteer than the suggested one.
     pub volunteer_user_id: Option<i64>,
 }
 
+/// Accept a re-pairing proposal: pair the suggested volunteer, or another
+/// one named in the body, in the ended pairing's role.
+#[utoipa::path(post, path = "/api/v1/pairing-proposals/{id}/accept", tag = "pairings", operation_id = "accept_pairing_proposal",
+    params(("id" = i64, Path, description = "Proposal id")),
+    request_body = AcceptProposal,
+    responses(
+        (status = 200, description = "The new pairing", body = Pairing),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
+        (status = 404, description = "No such proposal, or outside the caller's area", body = ErrorShape),
+        (status = 409, description = "`already_decided`; or `duplicate`: the volunteer is already paired with the household", body = ErrorShape),
+        (status = 422, description = "`no_suggestion` or `unknown_volunteer` (field `volunteer_user_id`)", body = ErrorShape),
+        BodyRejection))]
 pub(crate) async fn accept(
     State(state): State<AppState>,
     actor: Actor,
@@ -362,6 +432,15 @@ pub(crate) async fn accept(
     }
 }
 
+/// Dismiss a re-pairing proposal without pairing anyone.
+#[utoipa::path(post, path = "/api/v1/pairing-proposals/{id}/dismiss", tag = "pairings", operation_id = "dismiss_pairing_proposal",
+    params(("id" = i64, Path, description = "Proposal id")),
+    responses(
+        (status = 204, description = "Dismissed"),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
+        (status = 404, description = "No such proposal, or outside the caller's area", body = ErrorShape),
+        (status = 409, description = "`already_decided`", body = ErrorShape)))]
 pub(crate) async fn dismiss(
     State(state): State<AppState>,
     actor: Actor,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::api::ApiJson;
+use crate::api::openapi::{BodyRejection, ErrorShape};
 use crate::auth::{self, Actor, SESSION_COOKIE};
 use crate::error::{ApiError, ApiResult};
 
@@ -29,7 +30,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `POST /api/v1/auth/login` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// Phone number in any common form; normalised to E.164.
@@ -42,7 +43,7 @@ pub struct LoginRequest {
 }
 
 /// Who is signed in: the account and its grants.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Me {
     /// The account.
     pub user: User,
@@ -53,7 +54,7 @@ pub struct Me {
 }
 
 /// `POST /api/v1/auth/login` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     /// The account, its grants and the CSRF token.
     #[serde(flatten)]
@@ -92,6 +93,25 @@ fn too_many(oldest: Option<i64>, window_ms: i64, now: Timestamp) -> ApiError {
     e
 }
 
+/// Sign in with phone and password (and a TOTP code when enabled).
+///
+/// Opens a session for `session_hours` (default 12 h): the answer carries a
+/// bearer token for API clients and sets the HttpOnly `hf_session` cookie
+/// for browsers. Failed attempts are throttled per account and per client
+/// address within a window (default 5 per account, 20 per address in 15
+/// minutes); the response time does not reveal whether a phone number has
+/// an account.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "sessions", operation_id = "login",
+    security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = LoginResponse,
+            headers(("Set-Cookie" = String, description = "`hf_session=<token>; Path=/; HttpOnly; SameSite=Lax; Max-Age=<seconds>`"))),
+        (status = 401, description = "`invalid_credentials` (wrong phone or password, or a disabled account); `totp_required` or `invalid_totp` (field `totp_code`)", body = ErrorShape),
+        (status = 422, description = "Malformed phone number (field `phone`) or body", body = ErrorShape),
+        (status = 429, description = "`too_many_attempts`: too many failed sign-ins in the window",
+            body = ErrorShape, headers(("Retry-After" = i64, description = "Seconds until a new attempt may succeed"))),
+        BodyRejection))]
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -243,6 +263,13 @@ async fn dummy_hash() -> ApiResult<String> {
         .cloned()
 }
 
+/// Sign out: ends the current session and clears the cookie.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "sessions", operation_id = "logout",
+    responses(
+        (status = 204, description = "Signed out",
+            headers(("Set-Cookie" = String, description = "`hf_session=; Max-Age=0`: clears the cookie"))),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape)))]
 async fn logout(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
     state.store.delete_session(&actor.token_hash).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
@@ -253,6 +280,11 @@ async fn logout(State(state): State<AppState>, actor: Actor) -> ApiResult<Respon
     Ok(resp)
 }
 
+/// The signed-in account, its role grants and the session's CSRF token.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "sessions", operation_id = "me",
+    responses(
+        (status = 200, body = Me),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape)))]
 async fn me(actor: Actor) -> Json<Me> {
     Json(Me {
         user: actor.user,
@@ -262,7 +294,7 @@ async fn me(actor: Actor) -> Json<Me> {
 }
 
 /// `POST /api/v1/auth/password` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     /// The current password.
@@ -271,6 +303,18 @@ pub struct ChangePassword {
     pub new_password: String,
 }
 
+/// Change the caller's own password.
+///
+/// Every session of the account ends, this one included: sign in again
+/// with the new password.
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "sessions", operation_id = "change_password",
+    request_body = ChangePassword,
+    responses(
+        (status = 204, description = "Changed; every session of the account has ended"),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
+        (status = 422, description = "`weak_password` (field `new_password`, under 8 characters) or `invalid_credentials` (field `current_password`)", body = ErrorShape),
+        BodyRejection))]
 async fn change_password(
     State(state): State<AppState>,
     actor: Actor,
@@ -297,7 +341,7 @@ async fn change_password(
 }
 
 /// `POST /api/v1/auth/totp/setup` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TotpSetup {
     /// Base32 secret to type into an authenticator app.
     pub secret: String,
@@ -305,6 +349,17 @@ pub struct TotpSetup {
     pub otpauth_uri: String,
 }
 
+/// Start two-step sign-in: a new TOTP secret for an authenticator app.
+///
+/// For roles that may use TOTP (admins, coordinators). The secret is not
+/// required at sign-in until `POST /api/v1/auth/totp/enable` confirms a
+/// code (RFC 6238: SHA-1, 6 digits, 30-second steps).
+#[utoipa::path(post, path = "/api/v1/auth/totp/setup", tag = "sessions", operation_id = "totp_setup",
+    responses(
+        (status = 200, body = TotpSetup),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: no role of the account uses TOTP; or `csrf_failed`", body = ErrorShape),
+        (status = 409, description = "`totp_already_enabled`", body = ErrorShape)))]
 async fn totp_setup(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<TotpSetup>> {
     if !Role::ALL.iter().any(|r| r.may_use_totp() && actor.has(*r)) {
         return Err(ApiError::forbidden());
@@ -331,13 +386,23 @@ async fn totp_setup(State(state): State<AppState>, actor: Actor) -> ApiResult<Js
 }
 
 /// `POST /api/v1/auth/totp/enable` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TotpEnable {
     /// The current code from the authenticator app, proving it was set up.
     pub totp_code: String,
 }
 
+/// Turn two-step sign-in on by confirming a current code from the app.
+#[utoipa::path(post, path = "/api/v1/auth/totp/enable", tag = "sessions", operation_id = "totp_enable",
+    request_body = TotpEnable,
+    responses(
+        (status = 204, description = "On: sign-in now needs `totp_code`"),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
+        (status = 409, description = "`totp_not_set_up`: call `POST /api/v1/auth/totp/setup` first", body = ErrorShape),
+        (status = 422, description = "`invalid_totp` (field `totp_code`)", body = ErrorShape),
+        BodyRejection))]
 async fn totp_enable(
     State(state): State<AppState>,
     actor: Actor,

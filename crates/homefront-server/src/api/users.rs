@@ -16,6 +16,7 @@ use homefront_store::users::{Grant, User};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::openapi::{BodyRejection, ErrorShape};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::{self, Actor};
 use crate::error::{ApiError, ApiResult};
@@ -31,7 +32,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// An account with its grants.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserDetail {
     /// The account.
     #[serde(flatten)]
@@ -41,7 +42,8 @@ pub struct UserDetail {
 }
 
 /// Query of `GET /api/v1/users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserQuery {
     /// Only users with this role.
     pub role: Option<String>,
@@ -53,6 +55,15 @@ fn parse_role(raw: &str) -> ApiResult<Role> {
     })
 }
 
+/// Accounts the caller manages: admins all, coordinators those with a grant
+/// in their subtree.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", operation_id = "list_users",
+    params(UserQuery),
+    responses(
+        (status = 200, body = Vec<User>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden` for roles other than coordinator and admin", body = ErrorShape),
+        (status = 422, description = "`invalid_role` (field `role`)", body = ErrorShape)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     actor: Actor,
@@ -94,6 +105,14 @@ async fn load_visible(state: &AppState, actor: &Actor, id: i64) -> ApiResult<Use
     Ok(UserDetail { user, grants })
 }
 
+/// One account with its grants: the caller's own, or one with a grant in
+/// the caller's area (admins: any).
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", operation_id = "show_user",
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 200, body = UserDetail),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 404, description = "No such account, or not visible to the caller", body = ErrorShape)))]
 pub(crate) async fn show(
     State(state): State<AppState>,
     actor: Actor,
@@ -103,7 +122,7 @@ pub(crate) async fn show(
 }
 
 /// A role to grant.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantRequest {
     /// `admin`, `coordinator`, `liaison`, `requester` or `volunteer`.
@@ -115,7 +134,7 @@ pub struct GrantRequest {
 }
 
 /// `POST /api/v1/users` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// Phone number in any common form; normalised to E.164.
@@ -197,6 +216,19 @@ async fn check_grant(
     Ok((role, Some(unit.id)))
 }
 
+/// Create an account with roles.
+///
+/// Coordinators must grant at least one role in their area (so the account
+/// stays visible to them); only admins grant `admin`.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", operation_id = "create_user",
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "Created", body = UserDetail),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: not a coordinator or admin, or a non-admin granting `admin`; or `csrf_failed`", body = ErrorShape),
+        (status = 409, description = "`phone_taken` (field `phone`): add a role to the existing account instead", body = ErrorShape),
+        (status = 422, description = "`invalid_phone` (field `phone`), `invalid_name` (`display_name`), `invalid_locale` (`locale`), `weak_password` (`password`, at least 8 characters), `grant_required` (`grants`), `invalid_role` (field `role`); `unexpected_org_unit`, `org_unit_required`, `unknown_org_unit` or `wrong_org_kind` (`org_unit_id`: a division for a coordinator, an employer for a liaison or requester, a team for a volunteer)", body = ErrorShape),
+        BodyRejection))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -267,6 +299,21 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(UserDetail { user, grants })))
 }
 
+/// Grant an account a role, bound to a unit in the caller's area.
+///
+/// Coordinators may add roles to accounts they cannot see yet (e.g. a
+/// requester becoming a volunteer), since the new grant is in their area.
+#[utoipa::path(post, path = "/api/v1/users/{id}/grants", tag = "users", operation_id = "add_grant",
+    params(("id" = i64, Path, description = "Account id")),
+    request_body = GrantRequest,
+    responses(
+        (status = 201, description = "Granted", body = Grant),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: not a coordinator or admin, or a non-admin granting `admin`; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such account", body = ErrorShape),
+        (status = 409, description = "`duplicate`: the account already holds this role for this unit", body = ErrorShape),
+        (status = 422, description = "`invalid_role` (field `role`); `unexpected_org_unit`, `org_unit_required`, `unknown_org_unit` or `wrong_org_kind` (`org_unit_id`: a division for a coordinator, an employer for a liaison or requester, a team for a volunteer)", body = ErrorShape),
+        BodyRejection))]
 pub(crate) async fn add_grant(
     State(state): State<AppState>,
     actor: Actor,
@@ -293,6 +340,17 @@ pub(crate) async fn add_grant(
     Ok((StatusCode::CREATED, Json(grant)))
 }
 
+/// Revoke one of an account's role grants.
+///
+/// Coordinators revoke grants bound to units in their area; only admins
+/// revoke `admin`, and never their own.
+#[utoipa::path(delete, path = "/api/v1/users/{id}/grants/{grant_id}", tag = "users", operation_id = "remove_grant",
+    params(("id" = i64, Path, description = "Account id"), ("grant_id" = i64, Path, description = "Grant id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the account is visible but the caller may not revoke this grant; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such grant on the account, or the account is not visible to the caller", body = ErrorShape)))]
 pub(crate) async fn remove_grant(
     State(state): State<AppState>,
     actor: Actor,
@@ -323,17 +381,28 @@ pub(crate) async fn remove_grant(
 }
 
 /// Body of `POST /api/v1/users/{id}/password`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPassword {
     /// The new password, at least 8 characters; tell the person in person.
     pub password: String,
 }
 
-/// Sets another account's password (a reset, e.g. for volunteers imported
-/// from a roster, who start without one): admins for anyone, coordinators
-/// for accounts with a grant in their area (never an admin's). Ends the
-/// account's sessions.
+/// Set another account's password (a reset), ending its sessions.
+///
+/// E.g. for volunteers imported from a roster, who start without one.
+/// Admins for anyone; coordinators for accounts with a grant in their area
+/// (never an admin's). Tell the person the password in person.
+#[utoipa::path(post, path = "/api/v1/users/{id}/password", tag = "users", operation_id = "set_user_password",
+    params(("id" = i64, Path, description = "Account id")),
+    request_body = SetPassword,
+    responses(
+        (status = 204, description = "Set; every session of the account has ended"),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: not a coordinator or admin, or a coordinator resetting an admin; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such account, or not visible to the caller", body = ErrorShape),
+        (status = 422, description = "`weak_password` (field `password`, at least 8 characters)", body = ErrorShape),
+        BodyRejection))]
 async fn set_password(
     State(state): State<AppState>,
     actor: Actor,

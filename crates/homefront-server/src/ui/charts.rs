@@ -101,7 +101,8 @@ pub fn stacked_days(
             .x_label_formatter(&|x| {
                 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let i = x.floor() as usize;
-                if (x - x.floor()).abs() < f64::EPSILON && i < days.len() && i.is_multiple_of(step) {
+                if (x - x.floor()).abs() < f64::EPSILON && i < days.len() && i.is_multiple_of(step)
+                {
                     days[i].get(5..).unwrap_or(&days[i]).to_string()
                 } else {
                     String::new()
@@ -171,7 +172,8 @@ pub fn percentile_lines(
             .x_label_formatter(&|x| {
                 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let i = x.floor() as usize;
-                if (x - x.floor()).abs() < f64::EPSILON && i < days.len() && i.is_multiple_of(step) {
+                if (x - x.floor()).abs() < f64::EPSILON && i < days.len() && i.is_multiple_of(step)
+                {
                     days[i].get(5..).unwrap_or(&days[i]).to_string()
                 } else {
                     String::new()

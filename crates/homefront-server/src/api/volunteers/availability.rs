@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{visible, volunteer_id};
 use crate::AppState;
+use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
@@ -28,16 +29,30 @@ use crate::error::{ApiError, ApiResult};
 pub const MAX_WINDOWS: usize = 50;
 
 /// `POST /api/v1/volunteers/{id}/duty` (`/volunteers/me/duty`) body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DutyRequest {
     /// true = on duty (may be offered work now), false = off duty.
     pub on_duty: bool,
 }
 
-/// One tap on the duty switch. Idempotent: switching on twice keeps the
-/// first `on_duty_since` and answers `changed: false`. Only an `active`
-/// volunteer may go on duty (409 `not_active`); going off always works.
+/// One tap on the duty switch: on duty (may be offered work now) or off.
+///
+/// Idempotent: switching on twice keeps the first `on_duty_since` and
+/// answers `changed: false`. Only an `active` volunteer may go on duty
+/// (409 `not_active`); going off always works. The volunteer itself or a
+/// coordinator of its team.
+#[utoipa::path(post, path = "/api/v1/volunteers/{id}/duty", tag = "availability", operation_id = "set_duty",
+    params(("id" = String, Path, description = "The volunteer's account id, or `me` for the caller")),
+    request_body = DutyRequest,
+    responses(
+        (status = 200, body = DutyStatus),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: no role of the caller deals with volunteers; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape),
+        (status = 409, description = "`not_active` (field `on_duty`): only active volunteers go on duty", body = ErrorShape),
+        (status = 422, description = "`invalid_body`: the body does not fit, e.g. `on_duty` missing", body = ErrorShape),
+        BodyRejection))]
 pub(crate) async fn duty(
     State(state): State<AppState>,
     actor: Actor,
@@ -67,7 +82,7 @@ pub(crate) async fn duty(
 }
 
 /// A weekly window as JSON.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowInput {
     /// `mon` … `sun` (or the full English name).
@@ -79,7 +94,7 @@ pub struct WindowInput {
 }
 
 /// A stored weekly window.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WindowView {
     /// Row id.
     pub id: i64,
@@ -144,7 +159,7 @@ fn parse_window(w: &WindowInput, prefix: &str) -> ApiResult<WeeklyWindow> {
 }
 
 /// A leave period as JSON.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeaveInput {
     /// First instant of leave, epoch ms.
@@ -156,7 +171,7 @@ pub struct LeaveInput {
 }
 
 /// A volunteer's availability.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AvailabilityView {
     /// The zone weekly windows are in.
     pub time_zone: String,
@@ -168,6 +183,15 @@ pub struct AvailabilityView {
     pub leaves: Vec<LeaveRecord>,
 }
 
+/// A volunteer's availability: the duty toggle, weekly windows (wall-clock
+/// times in the team's time zone) and leave periods (epoch ms).
+#[utoipa::path(get, path = "/api/v1/volunteers/{id}/availability", tag = "availability", operation_id = "show_availability",
+    params(("id" = String, Path, description = "The volunteer's account id, or `me` for the caller")),
+    responses(
+        (status = 200, body = AvailabilityView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: no role of the caller deals with volunteers", body = ErrorShape),
+        (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape)))]
 pub(super) async fn show(
     State(state): State<AppState>,
     actor: Actor,
@@ -189,6 +213,19 @@ pub(super) async fn show(
     }))
 }
 
+/// Add a weekly window, e.g. Friday 22:00–06:00 (an end at or before the
+/// start runs into the next day; `24:00` means midnight).
+#[utoipa::path(post, path = "/api/v1/volunteers/{id}/availability/windows", tag = "availability", operation_id = "add_window",
+    params(("id" = String, Path, description = "The volunteer's account id, or `me` for the caller")),
+    request_body = WindowInput,
+    responses(
+        (status = 201, description = "Added", body = WindowView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: no role of the caller deals with volunteers; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape),
+        (status = 409, description = "`too_many_windows`: at most 50; delete some or replace the list with PUT", body = ErrorShape),
+        (status = 422, description = "`invalid_weekday` (field `weekday`), `invalid_time` (`start`, `end`: `HH:MM`, 24-hour local time)", body = ErrorShape),
+        BodyRejection))]
 pub(super) async fn add_window(
     State(state): State<AppState>,
     actor: Actor,
@@ -215,13 +252,24 @@ pub(super) async fn add_window(
 }
 
 /// `PUT /api/v1/volunteers/{id}/availability/windows` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplaceWindows {
     /// The new weekly windows (replace all), at most 50.
     pub windows: Vec<WindowInput>,
 }
 
+/// Replace all weekly windows with a new list (at most 50; empty clears).
+#[utoipa::path(put, path = "/api/v1/volunteers/{id}/availability/windows", tag = "availability", operation_id = "replace_windows",
+    params(("id" = String, Path, description = "The volunteer's account id, or `me` for the caller")),
+    request_body = ReplaceWindows,
+    responses(
+        (status = 200, description = "The windows as stored", body = Vec<WindowView>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: no role of the caller deals with volunteers; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape),
+        (status = 422, description = "`too_many_windows` (field `windows`), or a window's error with the field prefixed `windows[i].`: `invalid_weekday` (field `weekday`), `invalid_time` (`start`, `end`: `HH:MM`, 24-hour local time)", body = ErrorShape),
+        BodyRejection))]
 pub(super) async fn replace_windows(
     State(state): State<AppState>,
     actor: Actor,
@@ -250,6 +298,14 @@ pub(super) async fn replace_windows(
     Ok(Json(stored.iter().filter_map(window_view).collect()))
 }
 
+/// Delete one weekly window.
+#[utoipa::path(delete, path = "/api/v1/volunteers/{id}/availability/windows/{window_id}", tag = "availability", operation_id = "delete_window",
+    params(("id" = String, Path, description = "The volunteer's account id, or `me` for the caller"), ("window_id" = i64, Path, description = "Window id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: no role of the caller deals with volunteers; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such window of this volunteer, or the volunteer is neither the caller nor in the caller's area", body = ErrorShape)))]
 pub(super) async fn delete_window(
     State(state): State<AppState>,
     actor: Actor,
@@ -269,6 +325,18 @@ pub(super) async fn delete_window(
     }
 }
 
+/// Add a leave period `[from, to)`, epoch ms; the volunteer gets no
+/// offers for work inside it.
+#[utoipa::path(post, path = "/api/v1/volunteers/{id}/availability/leaves", tag = "availability", operation_id = "add_leave",
+    params(("id" = String, Path, description = "The volunteer's account id, or `me` for the caller")),
+    request_body = LeaveInput,
+    responses(
+        (status = 201, description = "Added", body = LeaveRecord),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: no role of the caller deals with volunteers; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape),
+        (status = 422, description = "`invalid_time_window` (field `to`: after `from`) or `too_long` (`reason`, 500 characters)", body = ErrorShape),
+        BodyRejection))]
 pub(super) async fn add_leave(
     State(state): State<AppState>,
     actor: Actor,
@@ -293,6 +361,14 @@ pub(super) async fn add_leave(
     Ok((StatusCode::CREATED, Json(r)))
 }
 
+/// Delete one leave period.
+#[utoipa::path(delete, path = "/api/v1/volunteers/{id}/availability/leaves/{leave_id}", tag = "availability", operation_id = "delete_leave",
+    params(("id" = String, Path, description = "The volunteer's account id, or `me` for the caller"), ("leave_id" = i64, Path, description = "Leave id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: no role of the caller deals with volunteers; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such leave of this volunteer, or the volunteer is neither the caller nor in the caller's area", body = ErrorShape)))]
 pub(super) async fn delete_leave(
     State(state): State<AppState>,
     actor: Actor,
@@ -309,7 +385,8 @@ pub(super) async fn delete_leave(
 }
 
 /// Query of `GET /api/v1/volunteers/{id}/available`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AvailableQuery {
     /// The instant, epoch ms; default now.
     pub at: Option<i64>,
@@ -319,7 +396,7 @@ pub struct AvailableQuery {
 }
 
 /// The answer of the availability check.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AvailableView {
     /// The volunteer.
     pub volunteer_id: i64,
@@ -340,6 +417,18 @@ pub struct AvailableView {
     pub in_weekly_window: bool,
 }
 
+/// Whether the volunteer is available at an instant, or for a service
+/// window `[at, until)` as the dispatcher asks (offer made now), with the
+/// parts of the verdict.
+#[utoipa::path(get, path = "/api/v1/volunteers/{id}/available", tag = "availability", operation_id = "check_available",
+    params(("id" = String, Path, description = "The volunteer's account id, or `me` for the caller"), AvailableQuery),
+    responses(
+        (status = 200, body = AvailableView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: no role of the caller deals with volunteers", body = ErrorShape),
+        (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape),
+        (status = 422, description = "`invalid_time_window` (field `until`: after `at`)", body = ErrorShape),
+        QueryRejection))]
 pub(super) async fn available(
     State(state): State<AppState>,
     actor: Actor,

@@ -15,12 +15,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{coordinates, managed, visible, volunteer_id};
 use crate::AppState;
+use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 
 /// `POST /api/v1/volunteers/{id}/credentials` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddCredential {
     /// `driving_licence`, `teacher`, `counsellor`, `medical_licence`,
@@ -40,7 +41,7 @@ pub struct AddCredential {
 }
 
 /// A credential with its status at the time of the answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CredentialView {
     /// The stored credential.
     #[serde(flatten)]
@@ -75,6 +76,21 @@ fn non_empty<'a>(field: &str, v: Option<&'a str>) -> ApiResult<&'a str> {
     }
 }
 
+/// Record a credential (licence, certificate, agreement, insurance) with
+/// its validity `[valid_from, valid_to)` in epoch ms.
+///
+/// For coordinators of the volunteer's team. Insurance needs `insurer` and
+/// `policy_number`; other kinds may not have them.
+#[utoipa::path(post, path = "/api/v1/volunteers/{id}/credentials", tag = "credentials", operation_id = "add_credential",
+    params(("id" = String, Path, description = "The volunteer's account id, or `me` for the caller")),
+    request_body = AddCredential,
+    responses(
+        (status = 201, description = "Recorded, with its status now", body = CredentialView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the caller sees the volunteer (itself) but does not manage its team, or holds no coordinating role; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape),
+        (status = 422, description = "`invalid_kind` (field `kind`), `invalid_validity` (`valid_to`), `required` or `insurance_only` (`insurer`, `policy_number`), `too_long` (`document_ref`)", body = ErrorShape),
+        BodyRejection))]
 pub(super) async fn add(
     State(state): State<AppState>,
     actor: Actor,
@@ -136,6 +152,15 @@ pub(super) async fn add(
     Ok((StatusCode::CREATED, Json(CredentialView::at(record, now))))
 }
 
+/// A volunteer's credentials, each with its status now (`valid`,
+/// `expired`, `not_yet_valid` or `revoked`).
+#[utoipa::path(get, path = "/api/v1/volunteers/{id}/credentials", tag = "credentials", operation_id = "list_credentials",
+    params(("id" = String, Path, description = "The volunteer's account id, or `me` for the caller")),
+    responses(
+        (status = 200, body = Vec<CredentialView>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: no role of the caller deals with volunteers", body = ErrorShape),
+        (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape)))]
 pub(super) async fn list(
     State(state): State<AppState>,
     actor: Actor,
@@ -156,14 +181,25 @@ pub(super) async fn list(
 }
 
 /// `POST /api/v1/volunteers/{id}/credentials/{credential_id}/revoke` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeCredential {
     /// Why, at most 500 characters.
     pub reason: Option<String>,
 }
 
-/// Revokes a credential: validity ends now. Revoking again keeps the first.
+/// Revoke a credential: its validity ends now. Revoking again keeps the
+/// first revocation.
+#[utoipa::path(post, path = "/api/v1/volunteers/{id}/credentials/{credential_id}/revoke", tag = "credentials", operation_id = "revoke_credential",
+    params(("id" = String, Path, description = "The volunteer's account id, or `me` for the caller"), ("credential_id" = i64, Path, description = "Credential id")),
+    request_body = RevokeCredential,
+    responses(
+        (status = 200, description = "The credential, revoked", body = CredentialView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the caller sees the volunteer (itself) but does not manage its team, or holds no coordinating role; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such volunteer or credential, or the volunteer is neither the caller nor in the caller's area", body = ErrorShape),
+        (status = 422, description = "`too_long` (field `reason`, 500 characters)", body = ErrorShape),
+        BodyRejection))]
 pub(super) async fn revoke(
     State(state): State<AppState>,
     actor: Actor,
@@ -196,14 +232,23 @@ pub(super) async fn revoke(
 }
 
 /// Query of `GET /api/v1/volunteers/expiring-credentials`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExpiringQuery {
     /// Look-ahead in days of 24 h, 0 to 366; default 14.
     pub within_days: Option<i64>,
 }
 
 /// Credentials of volunteers in the caller's area that are valid now and
-/// expire within `within_days` (renewed ones left out), soonest first.
+/// expire within `within_days` days (renewed ones left out), soonest first.
+#[utoipa::path(get, path = "/api/v1/volunteers/expiring-credentials", tag = "credentials", operation_id = "expiring_credentials",
+    params(ExpiringQuery),
+    responses(
+        (status = 200, body = Vec<ExpiringCredential>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden` for roles other than coordinator and admin", body = ErrorShape),
+        (status = 422, description = "`invalid_days` (field `within_days`, 0–366)", body = ErrorShape),
+        QueryRejection))]
 pub(crate) async fn expiring(
     State(state): State<AppState>,
     actor: Actor,
@@ -235,7 +280,8 @@ pub(crate) async fn expiring(
 }
 
 /// Query of `GET /api/v1/volunteers/{id}/eligibility`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EligibilityQuery {
     /// Qualifications the item needs, comma-separated codes
     /// (`teacher,driving_licence`); empty = none beyond the base credentials.
@@ -245,7 +291,7 @@ pub struct EligibilityQuery {
 }
 
 /// One reason a volunteer is not eligible.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReasonView {
     /// Machine code, e.g. `insurance_expired`, `qualification_missing`, `not_active`.
     pub code: &'static str,
@@ -257,7 +303,7 @@ pub struct ReasonView {
 }
 
 /// The answer of the eligibility check.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EligibilityView {
     /// The volunteer.
     pub volunteer_id: i64,
@@ -271,6 +317,21 @@ pub struct EligibilityView {
     pub reasons: Vec<ReasonView>,
 }
 
+/// Whether the volunteer may serve an item needing some qualifications at
+/// an instant, with every failed condition.
+///
+/// The same check the dispatcher runs: active vetting state, the three
+/// base credentials (training certificate, service agreement, insurance)
+/// and a credential for each qualification, all valid at `at`.
+#[utoipa::path(get, path = "/api/v1/volunteers/{id}/eligibility", tag = "credentials", operation_id = "eligibility",
+    params(("id" = String, Path, description = "The volunteer's account id, or `me` for the caller"), EligibilityQuery),
+    responses(
+        (status = 200, body = EligibilityView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: no role of the caller deals with volunteers", body = ErrorShape),
+        (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape),
+        (status = 422, description = "`invalid_qualification` (field `qualifications`)", body = ErrorShape),
+        QueryRejection))]
 pub(super) async fn eligibility(
     State(state): State<AppState>,
     actor: Actor,

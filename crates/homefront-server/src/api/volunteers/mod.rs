@@ -18,6 +18,7 @@
 //! Scope: a record outside the caller's scope answers 404 like a missing
 //! one; a role that can never do the action answers 403.
 
+// `pub(super)` so that `api::openapi` can name their handlers' paths.
 pub(crate) mod availability;
 pub(crate) mod credentials;
 pub(crate) mod roster;
@@ -39,6 +40,7 @@ use homefront_store::volunteers::{
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::AppState;
+use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::{self, Actor};
 use crate::error::{ApiError, ApiResult};
@@ -186,7 +188,7 @@ async fn division_by_adcode(state: &AppState, raw: &str) -> ApiResult<i64> {
 }
 
 /// Coordinates as sent in JSON.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LonLat {
     /// Longitude, decimal degrees.
@@ -207,7 +209,7 @@ fn geo(p: LonLat) -> ApiResult<GeoPoint> {
 }
 
 /// An emergency contact as sent in JSON.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactInput {
     /// Name, 1–100 characters.
@@ -255,7 +257,7 @@ where
 /// or `phone` (an existing account with that phone is used; otherwise one
 /// is created with `display_name` and the optional `password`; without a
 /// password the account cannot sign in until an admin sets one).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterVolunteer {
     /// An existing account.
@@ -292,7 +294,7 @@ pub struct RegisterVolunteer {
 }
 
 /// The volunteer's team.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TeamView {
     /// Org-unit id.
     pub id: i64,
@@ -303,7 +305,7 @@ pub struct TeamView {
 }
 
 /// Where service distance is measured from.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HomeView {
     /// Home division's org-unit id.
     pub division_id: i64,
@@ -320,7 +322,7 @@ pub struct HomeView {
 }
 
 /// Emergency contact as shown to the volunteer and coordinators in scope.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ContactView {
     /// Name.
     pub name: String,
@@ -330,7 +332,7 @@ pub struct ContactView {
 
 /// A volunteer as the API shows it. `emergency_contact` appears only in the
 /// single-volunteer answers, never in lists.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VolunteerView {
     /// Volunteer id (= account id).
     pub id: i64,
@@ -422,6 +424,21 @@ impl VolunteerView {
     }
 }
 
+/// Register a volunteer: an account (existing, or new from `phone`), a
+/// volunteer grant on a team, and a profile in vetting state `applied`.
+///
+/// For coordinators of the team's area and admins. Without `password` a
+/// new account cannot sign in until someone sets one
+/// (`POST /api/v1/users/{id}/password`).
+#[utoipa::path(post, path = "/api/v1/volunteers", tag = "volunteers", operation_id = "register_volunteer",
+    request_body = RegisterVolunteer,
+    responses(
+        (status = 201, description = "Registered, state `applied`", body = VolunteerView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden` for roles other than coordinator and admin; or `csrf_failed`", body = ErrorShape),
+        (status = 409, description = "`already_volunteer`, or `phone_taken` (field `phone`) when an account with the phone was created meanwhile", body = ErrorShape),
+        (status = 422, description = "Invalid input naming the field: `account_required` (`phone`: give `user_id` or `phone`, not both), `unknown_user` (`user_id`), `invalid_phone`, `invalid_name` (`display_name`), `weak_password` (`password`), `unknown_team` or `wrong_org_kind` (`team_id`), `adcode_required`, `invalid_adcode` or `unknown_adcode` (`home_adcode`), `invalid_coordinates` (`home_location.longitude`/`.latitude`), `invalid_radius` (`service_radius_km`, above 0 and at most 200 km), `invalid_qualification` (`declared_qualifications`), `invalid_vehicle_seats` (`vehicle_seats`, 1–60, drivers only), `invalid_languages` (`languages`), `invalid_max_concurrent` (`max_concurrent`, 1–10), `invalid_gender` (`gender`), `invalid_name` or `invalid_phone` (`emergency_contact.name`/`.phone`)", body = ErrorShape),
+        BodyRejection))]
 async fn register(
     State(state): State<AppState>,
     actor: Actor,
@@ -549,7 +566,8 @@ async fn register(
 }
 
 /// Query of `GET /api/v1/volunteers`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only this vetting state.
     pub state: Option<String>,
@@ -561,6 +579,18 @@ fn parse_state(field: &str, raw: &str) -> ApiResult<VettingState> {
     VettingState::parse(raw).map_err(|e| ApiError::invalid(field, "invalid_state", e.to_string()))
 }
 
+/// Volunteers in the caller's area, without emergency contacts.
+///
+/// Coordinators see their subtree's teams, admins all; a volunteer gets
+/// only itself.
+#[utoipa::path(get, path = "/api/v1/volunteers", tag = "volunteers", operation_id = "list_volunteers",
+    params(ListQuery),
+    responses(
+        (status = 200, body = Vec<VolunteerView>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: no role of the caller deals with volunteers", body = ErrorShape),
+        (status = 422, description = "`invalid_state` (field `state`)", body = ErrorShape),
+        QueryRejection))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     actor: Actor,
@@ -597,6 +627,14 @@ pub(crate) async fn list(
     Ok(Json(list.iter().map(VolunteerView::summary).collect()))
 }
 
+/// One volunteer's profile, with the emergency contact.
+#[utoipa::path(get, path = "/api/v1/volunteers/{id}", tag = "volunteers", operation_id = "show_volunteer",
+    params(("id" = String, Path, description = "The volunteer's account id, or `me` for the caller")),
+    responses(
+        (status = 200, body = VolunteerView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: no role of the caller deals with volunteers", body = ErrorShape),
+        (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape)))]
 async fn show(
     State(state): State<AppState>,
     actor: Actor,
@@ -611,7 +649,7 @@ async fn show(
 /// `PATCH /api/v1/volunteers/{id}` body: only the fields given change;
 /// `null` clears an optional one. `team_id` and `max_concurrent` are for
 /// coordinators (403 for the volunteer itself).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateVolunteer {
     /// Move to this team (coordinators; both teams in their area).
@@ -640,6 +678,21 @@ pub struct UpdateVolunteer {
     pub emergency_contact: Option<Option<ContactInput>>,
 }
 
+/// Change a volunteer's profile: only the fields given change, `null`
+/// clears an optional one.
+///
+/// The volunteer may edit its own profile except `team_id` and
+/// `max_concurrent`, which are for coordinators of its team.
+#[utoipa::path(patch, path = "/api/v1/volunteers/{id}", tag = "volunteers", operation_id = "update_volunteer",
+    params(("id" = String, Path, description = "The volunteer's account id, or `me` for the caller")),
+    request_body = UpdateVolunteer,
+    responses(
+        (status = 200, description = "The profile as changed", body = VolunteerView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: no role of the caller deals with volunteers, or the volunteer itself sets `team_id` or `max_concurrent`; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape),
+        (status = 422, description = "Invalid input naming the field: `unknown_team` or `wrong_org_kind` (`team_id`), `invalid_adcode` or `unknown_adcode` (`home_adcode`), `invalid_coordinates` (`home_location.longitude`/`.latitude`), `invalid_radius` (`service_radius_km`, above 0 and at most 200 km), `invalid_qualification` (`declared_qualifications`), `invalid_vehicle_seats` (`vehicle_seats`, 1–60, drivers only), `invalid_languages` (`languages`), `invalid_max_concurrent` (`max_concurrent`, 1–10), `invalid_gender` (`gender`), `invalid_name` or `invalid_phone` (`emergency_contact.name`/`.phone`)", body = ErrorShape),
+        BodyRejection))]
 async fn update(
     State(state): State<AppState>,
     actor: Actor,

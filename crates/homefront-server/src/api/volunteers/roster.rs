@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::{coordinates, managed_team, parse_state};
 use crate::AppState;
+use crate::api::openapi::{ErrorShape, FileBytes, QueryRejection};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::roster::{self, Format, ImportOptions, ImportReport, RosterError};
@@ -21,7 +22,8 @@ use crate::roster::{self, Format, ImportOptions, ImportReport, RosterError};
 pub const MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
 
 /// Query of `POST /api/v1/volunteers/import`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
     /// Team (id) for rows whose team cell is empty or whose file has no team column.
     pub team_id: Option<i64>,
@@ -63,10 +65,24 @@ fn roster_error(e: RosterError) -> ApiError {
     }
 }
 
-/// Imports a roster sent as the raw request body (`Content-Type:
-/// text/csv` or the xlsx MIME type; otherwise `?format=` or the file's
-/// signature decides). Answers 200 with an [`ImportReport`] naming every
-/// row; 422 when the file as a whole is unreadable (field `file`).
+/// Import a volunteer roster (xlsx or CSV) sent as the raw request body.
+///
+/// The format comes from `?format=`, else `Content-Type` (`text/csv` or
+/// the xlsx MIME type), else the file's signature. CSV may be UTF-8 or
+/// GB18030. Answers 200 with a report naming every row (created, updated,
+/// unchanged or rejected with its errors); 422 when the file as a whole is
+/// unreadable (field `file`). At most 10 MiB. Coordinators (their area's
+/// teams) and admins.
+#[utoipa::path(post, path = "/api/v1/volunteers/import", tag = "roster", operation_id = "import_roster",
+    params(ImportQuery),
+    request_body(description = "The roster file, as the template lays it out", content((FileBytes = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (FileBytes = "text/csv"))),
+    responses(
+        (status = 200, description = "Every row's outcome (`committed` says whether anything was written)", body = ImportReport),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden` for roles other than coordinator and admin; or `csrf_failed`", body = ErrorShape),
+        (status = 413, description = "The file is larger than 10 MiB (plain text from axum)", content_type = "text/plain", body = String),
+        (status = 422, description = "Field `file`: `empty_file`, `unreadable_workbook`, `unknown_encoding` (CSV neither UTF-8 nor GB18030), `malformed_csv`, `unknown_column`, `duplicate_column`, `missing_column` or `too_many_rows`; also `invalid_format` (`format`), `unknown_team` or `wrong_org_kind` (`team_id`)", body = ErrorShape),
+        QueryRejection))]
 pub(crate) async fn import(
     State(state): State<AppState>,
     actor: Actor,
@@ -110,7 +126,8 @@ pub(crate) async fn import(
 }
 
 /// Query of the template and export downloads.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
     /// `xlsx` (default) or `csv`.
     pub format: Option<String>,
@@ -145,7 +162,16 @@ fn attachment(bytes: Vec<u8>, format: Format, stem: &str) -> Response {
     resp
 }
 
-/// The empty roster template (header row; xlsx adds a `说明` help sheet).
+/// The empty roster template to fill in (header row; xlsx adds a `说明`
+/// help sheet). Coordinators and admins.
+#[utoipa::path(get, path = "/api/v1/volunteers/import/template", tag = "roster", operation_id = "roster_template",
+    params(DownloadQuery),
+    responses(
+        (status = 200, description = "The file, as an attachment (`xlsx` unless `format=csv`)", content((FileBytes = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (FileBytes = "text/csv"))),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden` for roles other than coordinator and admin", body = ErrorShape),
+        (status = 422, description = "`invalid_format` (field `format`)", body = ErrorShape),
+        QueryRejection))]
 pub(super) async fn template(actor: Actor, Query(q): Query<DownloadQuery>) -> ApiResult<Response> {
     if !coordinates(&actor) {
         return Err(ApiError::forbidden());
@@ -155,9 +181,19 @@ pub(super) async fn template(actor: Actor, Query(q): Query<DownloadQuery>) -> Ap
     Ok(attachment(bytes, format, "volunteer-roster-template"))
 }
 
-/// The roster of the caller's area (optionally one team or state), with
-/// the template's columns plus read-only ones; re-importing it changes
-/// nothing.
+/// The roster of the caller's area (optionally one team or vetting state)
+/// as a file.
+///
+/// The template's columns plus read-only ones; re-importing it changes
+/// nothing. Coordinators and admins.
+#[utoipa::path(get, path = "/api/v1/volunteers/export", tag = "roster", operation_id = "export_roster",
+    params(DownloadQuery),
+    responses(
+        (status = 200, description = "The file, as an attachment (`xlsx` unless `format=csv`)", content((FileBytes = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (FileBytes = "text/csv"))),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden` for roles other than coordinator and admin", body = ErrorShape),
+        (status = 422, description = "`invalid_format` (field `format`) or `invalid_state` (`state`)", body = ErrorShape),
+        QueryRejection))]
 pub(super) async fn export(
     State(state): State<AppState>,
     actor: Actor,

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::{coordinates, parse_state, visible, volunteer_id};
 use crate::AppState;
 use crate::api::ApiJson;
+use crate::api::openapi::{BodyRejection, ErrorShape};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 
@@ -27,7 +28,7 @@ use crate::error::{ApiError, ApiResult};
 pub const MAX_BULK: usize = 1000;
 
 /// `POST /api/v1/volunteers/{id}/vetting` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveRequest {
     /// The state to move to, e.g. `reviewed`, `rejected`, `suspended`.
@@ -56,6 +57,25 @@ fn refused(e: &VettingError) -> ApiError {
     }
 }
 
+/// Move a volunteer through vetting to a target state.
+///
+/// The pipeline: applied → reviewed → interviewed → trained → exam_passed
+/// → agreement_signed → insured → active; `rejected`, `suspended` (and
+/// back) and `withdrawn` branch off. Skipped steps answer 409
+/// `step_skipped`. Coordinators of the volunteer's team move it; the
+/// volunteer may only withdraw. Suspending, withdrawing or rejecting also
+/// sets the volunteer off duty. Each move appends to the vetting log.
+#[utoipa::path(post, path = "/api/v1/volunteers/{id}/vetting", tag = "vetting", operation_id = "move_vetting",
+    params(("id" = String, Path, description = "The volunteer's account id, or `me` for the caller")),
+    request_body = MoveRequest,
+    responses(
+        (status = 200, description = "Moved: the log entry written", body = VettingEvent),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the caller does not manage the volunteer's team (a volunteer may only withdraw); or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape),
+        (status = 409, description = "`step_skipped` or `illegal_transition` (field `target_state`)", body = ErrorShape),
+        (status = 422, description = "`invalid_state` (field `target_state`) or `too_long` (`note`, 1000 characters; `document_ref`, 500)", body = ErrorShape),
+        BodyRejection))]
 pub(super) async fn move_one(
     State(state): State<AppState>,
     actor: Actor,
@@ -94,6 +114,14 @@ pub(super) async fn move_one(
     }
 }
 
+/// A volunteer's vetting log, oldest first.
+#[utoipa::path(get, path = "/api/v1/volunteers/{id}/vetting", tag = "vetting", operation_id = "vetting_log",
+    params(("id" = String, Path, description = "The volunteer's account id, or `me` for the caller")),
+    responses(
+        (status = 200, body = Vec<VettingEvent>),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: no role of the caller deals with volunteers", body = ErrorShape),
+        (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape)))]
 pub(super) async fn log(
     State(state): State<AppState>,
     actor: Actor,
@@ -106,7 +134,7 @@ pub(super) async fn log(
 
 /// `POST /api/v1/volunteers/vetting` body: move several volunteers to one
 /// target state.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkMoveRequest {
     /// Volunteer ids, 1 to 1000.
@@ -120,7 +148,7 @@ pub struct BulkMoveRequest {
 }
 
 /// The outcome for one id of a bulk move.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BulkResult {
     /// The volunteer id as sent.
     pub volunteer_id: i64,
@@ -140,7 +168,7 @@ pub struct BulkResult {
 }
 
 /// The answer of a bulk move.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BulkAnswer {
     /// The target state.
     pub target_state: VettingState,
@@ -152,10 +180,20 @@ pub struct BulkAnswer {
     pub results: Vec<BulkResult>,
 }
 
-/// Bulk move. Not all-or-nothing: every id is checked (scope, then the
-/// pipeline) and each valid move is applied, with its own event, in ONE
-/// transaction; the answer reports every id's outcome. Always 200 once the
-/// request itself is valid.
+/// Move up to 1000 volunteers to one target state, reporting each id.
+///
+/// Not all-or-nothing: every id is checked (scope, then the pipeline) and
+/// each valid move is applied, with its own event, in ONE transaction; the
+/// answer reports every id's outcome. Always 200 once the request itself
+/// is valid.
+#[utoipa::path(post, path = "/api/v1/volunteers/vetting", tag = "vetting", operation_id = "bulk_move_vetting",
+    request_body = BulkMoveRequest,
+    responses(
+        (status = 200, description = "Every id's outcome, in request order", body = BulkAnswer),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden` for roles other than coordinator and admin; or `csrf_failed`", body = ErrorShape),
+        (status = 422, description = "`invalid_state` (field `target_state`), `invalid_count` (`volunteer_ids`, 1–1000) or `too_long` (`note`, `document_ref`)", body = ErrorShape),
+        BodyRejection))]
 pub(crate) async fn bulk(
     State(state): State<AppState>,
     actor: Actor,
