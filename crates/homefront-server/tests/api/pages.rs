@@ -155,11 +155,11 @@ async fn pages_dashboard_shows_the_summary_figures_charts_and_map_within_scope()
     assert!(html.contains("aria-label=\"各行政区待办订单与在岗志愿者\""));
     // The daily table has the two orders on T0's day, still submitted.
     assert!(
-        html.contains("<th scope=\"row\">2020-02-12</th><td>2</td>"),
+        html.contains("<th scope=\"row\" translate=\"no\">2020-02-12</th><td>2</td>"),
         "{html}"
     );
     // The map names the division with open orders; its table counts them.
-    assert!(html.contains("<th scope=\"row\">玄武区</th><td>2</td><td>0</td>"));
+    assert!(html.contains("<th scope=\"row\" translate=\"no\">玄武区</th><td>2</td><td>0</td>"));
 
     // English, by cookie.
     let (_, en) = page(&client, &w.app, "/lang/en?next=/board/dashboard").await;

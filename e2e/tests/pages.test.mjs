@@ -1,0 +1,230 @@
+// The coordinator's, volunteer's and admin's other pages on a real server
+// (see ../run), in a phone-sized viewport: the dashboard's charts and map,
+// the vetting board's bulk move, the roster upload's per-row report, the
+// duty switch, my hours, and the admin forms; the language switch on each,
+// and a coordinator editing the URL to reach another area's dashboard.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const BASE = process.env.HF_BASE;
+const SHOTS = process.env.HF_SHOTS || '../target/e2e';
+const PASSWORD = 'e2e-password-2';
+const PHONE = { width: 390, height: 844 };
+const CJK = /[\u4e00-\u9fff]/;
+// Names of file formats and services, written the same in both languages.
+const TERMS = /\b(xlsx|csv|CSV|Excel|GB18030|Webhook|p50|p90)\b/g;
+
+let browser;
+let ids = {};
+
+async function api(token, method, path, body, extra = {}) {
+  const res = await fetch(BASE + path, {
+    method,
+    headers: {
+      'content-type': 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...extra,
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  const json = text ? JSON.parse(text) : null;
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return json;
+}
+
+async function login(phone, password = PASSWORD) {
+  return (await api(null, 'POST', '/api/v1/auth/login', { phone, password })).token;
+}
+
+async function seed() {
+  const admin = await login(process.env.HF_ADMIN_PHONE, process.env.HF_ADMIN_PASSWORD);
+  const counties = await api(admin, 'GET', '/api/v1/org-units?kind=county');
+  const unit = (code) => counties.find((u) => u.adcode === `${code}000000`).id;
+  const gulou = unit('320106');
+  const jiangning = unit('320115');
+  const team = await api(admin, 'POST', '/api/v1/org-units', {
+    kind: 'team', name: '鼓楼区志愿服务队', parent_id: gulou, longitude: 118.77, latitude: 32.07,
+  });
+  const user = (phone, name, grants) =>
+    api(admin, 'POST', '/api/v1/users', { phone, display_name: name, password: PASSWORD, grants });
+  await user('13800000102', '孙丽', [{ role: 'coordinator', org_unit_id: gulou }]);
+  await user('13800000103', '周明', [{ role: 'coordinator', org_unit_id: jiangning }]);
+  const applicant = await user('13800000104', '吴昊', [{ role: 'volunteer', org_unit_id: team.id }]);
+  const active = await user('13800000105', '郑洁', [{ role: 'volunteer', org_unit_id: team.id }]);
+  const idOf = (u) => u.user?.id ?? u.id;
+  for (const u of [applicant, active]) {
+    await api(admin, 'POST', '/api/v1/volunteers', {
+      user_id: idOf(u), team_id: team.id, home_location: { longitude: 118.77, latitude: 32.07 },
+    });
+  }
+  for (const step of ['reviewed', 'interviewed', 'trained', 'exam_passed', 'agreement_signed', 'insured', 'active']) {
+    await api(admin, 'POST', `/api/v1/volunteers/${idOf(active)}/vetting`, { target_state: step });
+  }
+  // Two hours of offline work last week, backfilled by the coordinator.
+  const co = await login('13800000102');
+  await api(co, 'POST', `/api/v1/volunteers/${idOf(active)}/hours`, {
+    minutes: 120, started_at: Date.now() - 3 * 86400e3, reason: '线下送药（电话登记）',
+  });
+  ids = { gulou, jiangning, team: team.id, applicant: idOf(applicant), active: idOf(active) };
+}
+
+async function phoneContext(lang = 'zh-CN') {
+  return browser.newContext({ viewport: PHONE, locale: lang, extraHTTPHeaders: { 'accept-language': lang } });
+}
+
+async function signIn(page, phone) {
+  await page.goto(BASE + '/login');
+  await page.getByLabel(/手机号|Mobile number/).fill(phone);
+  await page.getByLabel(/密码|Password/).fill(PASSWORD);
+  await page.locator('form[action="/login"] button[type=submit]').click();
+  await page.waitForURL((u) => !u.pathname.startsWith('/login'));
+}
+
+let shotNo = 40;
+async function shot(page, name) {
+  shotNo += 1;
+  await page.screenshot({ path: `${SHOTS}/${String(shotNo).padStart(2, '0')}-${name}.png`, fullPage: true });
+}
+
+async function uiTexts(page) {
+  return page.evaluate(() => {
+    const out = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+      const n = walker.currentNode;
+      const el = n.parentElement;
+      if (!n.textContent.trim() || el.closest('[translate="no"], script, style, [hidden]')) continue;
+      out.push(n.textContent.trim());
+    }
+    return out;
+  });
+}
+
+async function switchLanguage(page, what) {
+  const zh = (await uiTexts(page)).filter((t) => t !== 'English');
+  assert.deepEqual(zh.filter((t) => /[A-Za-z]{3,}/.test(t.replace(TERMS, ''))), [], `${what}: English in the Chinese page`);
+  await page.getByRole('link', { name: 'English' }).click();
+  await page.waitForLoadState();
+  const en = (await uiTexts(page)).filter((t) => t !== '中文');
+  assert.deepEqual(en.filter((t) => CJK.test(t)), [], `${what}: Chinese left after switching to English`);
+  await shot(page, `${what}-en`);
+  await page.getByRole('link', { name: '中文' }).click();
+  await page.waitForLoadState();
+}
+
+before(async () => {
+  await seed();
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+test('coordinator: dashboard charts and map, vetting bulk move, roster upload report', async () => {
+  const ctx = await phoneContext();
+  const page = await ctx.newPage();
+  await signIn(page, '13800000102');
+
+  await page.getByRole('link', { name: '数据看板' }).click();
+  await page.waitForURL(/\/board\/dashboard/);
+  // Charts are drawn (SVG images with names) and the backfilled hours count.
+  assert.ok(await page.locator('svg.chart[role=img]').count() >= 3);
+  await page.locator('svg.chart[aria-label="各队伍服务时长"]').waitFor();
+  await page.locator('#map svg.chart').waitFor();
+  const hours = await page.locator('#figures li', { hasText: '补录时长' }).locator('.tile-value').textContent();
+  assert.equal(hours.trim(), '2.0');
+  await shot(page, 'coordinator-dashboard');
+  await switchLanguage(page, 'coordinator-dashboard');
+
+  // Another area's dashboard by editing the URL: the not-found page.
+  const res = await page.goto(`${BASE}/board/dashboard?org_unit=${ids.jiangning}`);
+  assert.equal(res.status(), 404);
+
+  await page.goto(BASE + '/board/volunteers');
+  const applied = page.locator('section[data-state="applied"]');
+  await applied.getByText('吴昊').waitFor();
+  await applied.locator(`input[value="${ids.applicant}"]`).check();
+  await page.locator('#target_state').selectOption('reviewed');
+  await page.locator('#bulk-move').click();
+  await page.locator('#move-summary').waitFor();
+  assert.match(await page.locator('#move-summary').textContent(), /1 人已调整为“已初审”/);
+  await page.locator('section[data-state="reviewed"]').getByText('吴昊').waitFor();
+  await shot(page, 'coordinator-vetting-moved');
+  await switchLanguage(page, 'coordinator-vetting');
+
+  await page.goto(BASE + '/board/import');
+  const csv = '姓名,手机号,区县代码\n钱进,13900000106,320106\n冯雪,1390000,320106\n';
+  await page.locator('#file').setInputFiles({ name: 'roster.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+  await page.locator('#team_id').selectOption(String(ids.team));
+  await page.locator('#import-submit').click();
+  await page.locator('#import-report').waitFor();
+  assert.equal((await page.locator('#created-count').textContent()).trim(), '1');
+  assert.equal((await page.locator('#rejected-count').textContent()).trim(), '1');
+  await page.locator('tr.rejected', { hasText: 'phone' }).waitFor();
+  await shot(page, 'coordinator-import-report');
+  await switchLanguage(page, 'coordinator-import');
+  await ctx.close();
+});
+
+test('volunteer: duty in one tap, my hours', async () => {
+  const ctx = await phoneContext();
+  const page = await ctx.newPage();
+  await signIn(page, '13800000105');
+  await page.goto(BASE + '/volunteer');
+  assert.equal(await page.locator('#duty-state').getAttribute('data-on-duty'), 'false');
+  await page.locator('#duty-toggle').click();
+  await page.waitForURL(`${BASE}/volunteer`);
+  assert.equal(await page.locator('#duty-state').getAttribute('data-on-duty'), 'true');
+  await shot(page, 'volunteer-on-duty');
+  await page.getByRole('link', { name: '我的服务时长' }).click();
+  await page.waitForURL(`${BASE}/volunteer/hours`);
+  const tiles = page.locator('#hours-totals .tile-value');
+  assert.equal((await tiles.nth(1).textContent()).trim(), '2.0');
+  await shot(page, 'volunteer-hours');
+  await switchLanguage(page, 'volunteer-hours');
+  await page.goto(BASE + '/volunteer/pairings');
+  await shot(page, 'volunteer-pairings');
+  await ctx.close();
+});
+
+test('admin: a bad phone is refused naming the field; the account is created once', async () => {
+  const ctx = await phoneContext();
+  const page = await ctx.newPage();
+  // The admin's password differs from the seeded users'.
+  await page.goto(BASE + '/login');
+  await page.getByLabel('手机号').fill(process.env.HF_ADMIN_PHONE);
+  await page.getByLabel('密码').fill(process.env.HF_ADMIN_PASSWORD);
+  await page.locator('form[action="/login"] button[type=submit]').click();
+  await page.waitForURL((u) => !u.pathname.startsWith('/login'));
+  await page.goto(BASE + '/admin/users');
+  await page.locator('details summary').click();
+  await page.locator('#phone').fill('1390');
+  await page.locator('#display_name').fill('蒋文');
+  await page.locator('#password').fill('a-long-password');
+  await page.locator('#role').selectOption('requester');
+  await page.locator('#user-form button[type=submit]').click();
+  await page.locator('#form-error', { hasText: '手机号' }).waitFor();
+  await shot(page, 'admin-user-refused');
+  await page.locator('#phone').fill('13900000107');
+  await page.locator('#display_name').fill('蒋文');
+  await page.locator('#password').fill('a-long-password');
+  await page.locator('#role').selectOption('requester');
+  await page.locator('#user-form button[type=submit]').click();
+  await page.locator('#saved').waitFor();
+  assert.equal(await page.locator('#users tr', { hasText: '+8613900000107' }).count(), 1);
+  await shot(page, 'admin-users');
+  await switchLanguage(page, 'admin-users');
+  await page.goto(BASE + '/admin/catalogue');
+  await shot(page, 'admin-catalogue');
+  await page.goto(BASE + '/admin/units');
+  await shot(page, 'admin-units');
+  await ctx.close();
+});
