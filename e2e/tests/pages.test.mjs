@@ -67,6 +67,18 @@ async function seed() {
   await api(co, 'POST', `/api/v1/volunteers/${idOf(active)}/hours`, {
     minutes: 120, started_at: Date.now() - 3 * 86400e3, reason: '线下送药（电话登记）',
   });
+  // An open order in Gulou, for the map and the daily chart.
+  await user('13800000108', '韩梅', [{ role: 'requester' }]);
+  const req = await login('13800000108');
+  const member = await api(req, 'POST', '/api/v1/household/members', {
+    name: '韩梅', relation: 'self', adcode: '320106', street: '湖南路8号', longitude: 118.78, latitude: 32.07,
+  });
+  const items = await api(req, 'GET', '/api/v1/service-items');
+  await api(req, 'POST', '/api/v1/orders', {
+    item_id: items[0].id, member_id: member.id,
+    window_start: new Date(Date.now() + 3600e3).toISOString(),
+    window_end: new Date(Date.now() + 3 * 3600e3).toISOString(),
+  }, { 'idempotency-key': `e2e-pages-${Date.now()}` });
   ids = { gulou, jiangning, team: team.id, applicant: idOf(applicant), active: idOf(active) };
 }
 
@@ -136,9 +148,11 @@ test('coordinator: dashboard charts and map, vetting bulk move, roster upload re
   await page.getByRole('link', { name: '数据看板' }).click();
   await page.waitForURL(/\/board\/dashboard/);
   // Charts are drawn (SVG images with names) and the backfilled hours count.
-  assert.ok(await page.locator('svg.chart[role=img]').count() >= 3);
+  assert.equal(await page.locator('svg.chart[role=img]').count(), 4);
+  await page.locator('svg.chart[aria-label="每日订单（按状态）"]').waitFor();
   await page.locator('svg.chart[aria-label="各队伍服务时长"]').waitFor();
   await page.locator('#map svg.chart').waitFor();
+  await page.locator('#map th', { hasText: '鼓楼区' }).waitFor({ state: 'attached' });
   const hours = await page.locator('#figures li', { hasText: '补录时长' }).locator('.tile-value').textContent();
   assert.equal(hours.trim(), '2.0');
   await shot(page, 'coordinator-dashboard');
@@ -168,7 +182,7 @@ test('coordinator: dashboard charts and map, vetting bulk move, roster upload re
   await page.locator('#import-report').waitFor();
   assert.equal((await page.locator('#created-count').textContent()).trim(), '1');
   assert.equal((await page.locator('#rejected-count').textContent()).trim(), '1');
-  await page.locator('tr.rejected', { hasText: 'phone' }).waitFor();
+  await page.locator('tr.rejected', { hasText: '手机号' }).waitFor();
   await shot(page, 'coordinator-import-report');
   await switchLanguage(page, 'coordinator-import');
   await ctx.close();

@@ -782,6 +782,8 @@ pub struct OrderTimeline {
 pub struct MapPoint {
     /// Org unit id of the division.
     pub id: i64,
+    /// Its materialised path, e.g. `/1/2/15/`.
+    pub path: String,
     /// Division name.
     pub name: String,
     /// `city` or `county`.
@@ -838,8 +840,8 @@ impl Store {
     /// Database errors.
     #[tracing::instrument(skip_all)]
     pub async fn map_points(&self, path: &str) -> Result<Vec<MapPoint>> {
-        let rows: Vec<(i64, String, String, f64, f64, i64, i64)> = sqlx::query_as(
-            "select d.id, d.name, d.kind, d.longitude, d.latitude,
+        let rows: Vec<(i64, String, String, String, f64, f64, i64, i64)> = sqlx::query_as(
+            "select d.id, d.path, d.name, d.kind, d.longitude, d.latitude,
                 (select cast(count(*) as bigint) from service_order o
                  where o.division_id = d.id
                    and o.state in ('submitted', 'dispatching', 'assigned', 'in_service')),
@@ -857,8 +859,9 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(
-                |(id, name, kind, longitude, latitude, open_orders, on_duty)| MapPoint {
+                |(id, path, name, kind, longitude, latitude, open_orders, on_duty)| MapPoint {
                     id,
+                    path,
                     name,
                     kind,
                     longitude,

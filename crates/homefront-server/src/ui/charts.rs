@@ -61,6 +61,23 @@ fn nice_max(max: f64) -> f64 {
     ((max / step).ceil() * step).max(1.0)
 }
 
+/// Number of axis labels for a scale from 0 to `max` (see [`nice_max`]):
+/// one per unit up to 10, else about six.
+fn ticks(max: f64) -> usize {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    if max <= 10.0 { max as usize + 1 } else { 6 }
+}
+
+/// An axis label: whole numbers only (fractional positions stay blank,
+/// so a scale of 0–2 reads 0, 1, 2, not 0, 0, 1, 1, 2).
+fn tick_label(v: f64, max: f64) -> String {
+    if max <= 10.0 && (v - v.round()).abs() > 1e-6 {
+        String::new()
+    } else {
+        format!("{v:.0}")
+    }
+}
+
 /// Stacked daily bars: `series` is (state, count per day), every vector as
 /// long as `days`. Empty input draws empty axes.
 ///
@@ -84,7 +101,7 @@ pub fn stacked_days(
     let max = nice_max(totals.iter().copied().max().unwrap_or(0) as f64);
     let mut buf = String::new();
     {
-        let root = SVGBackend::with_string(&mut buf, (640, 300)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut buf, (520, 300)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         #[allow(clippy::cast_precision_loss)]
         let mut chart = ChartBuilder::on(&root)
@@ -108,8 +125,9 @@ pub fn stacked_days(
                     String::new()
                 }
             })
-            .y_label_formatter(&|y| format!("{y:.0}"))
-            .label_style((FONT, 12))
+            .y_labels(ticks(max))
+            .y_label_formatter(&|y| tick_label(*y, max))
+            .label_style((FONT, 15))
             .draw()
             .map_err(|e| e.to_string())?;
         for d in 0..days.len() {
@@ -155,7 +173,7 @@ pub fn percentile_lines(
     let max = nice_max(p90.iter().chain(p50).flatten().copied().fold(0.0, f64::max));
     let mut buf = String::new();
     {
-        let root = SVGBackend::with_string(&mut buf, (640, 260)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut buf, (520, 260)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         #[allow(clippy::cast_precision_loss)]
         let mut chart = ChartBuilder::on(&root)
@@ -180,7 +198,7 @@ pub fn percentile_lines(
                 }
             })
             .y_label_formatter(&|y| format!("{y:.0}"))
-            .label_style((FONT, 12))
+            .label_style((FONT, 15))
             .draw()
             .map_err(|e| e.to_string())?;
         for (values, colour) in [(p50, PRIMARY), (p90, ACCENT)] {
@@ -221,16 +239,16 @@ pub fn percentile_lines(
 pub fn hour_bars(label: &str, lines: &[(String, f64, f64)]) -> Result<String, String> {
     let n = lines.len().max(1);
     let max = nice_max(lines.iter().map(|(_, r, b)| r + b).fold(0.0, f64::max));
-    let height = u32::try_from(40 + 28 * n).unwrap_or(600).min(900);
+    let height = u32::try_from(44 + 32 * n).unwrap_or(600).min(900);
     let mut buf = String::new();
     {
-        let root = SVGBackend::with_string(&mut buf, (640, height)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut buf, (520, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         #[allow(clippy::cast_precision_loss)]
         let mut chart = ChartBuilder::on(&root)
             .margin(10)
             .x_label_area_size(24)
-            .y_label_area_size(150)
+            .y_label_area_size(170)
             .build_cartesian_2d(0f64..max, 0f64..n as f64)
             .map_err(|e| e.to_string())?;
         chart
@@ -244,8 +262,8 @@ pub fn hour_bars(label: &str, lines: &[(String, f64, f64)]) -> Result<String, St
                 let row = n.saturating_sub(1 + y.floor() as usize);
                 if (centre - 0.5).abs() < 0.01 && row < lines.len() {
                     let name = &lines[row].0;
-                    if name.chars().count() > 14 {
-                        format!("{}…", name.chars().take(13).collect::<String>())
+                    if name.chars().count() > 10 {
+                        format!("{}…", name.chars().take(9).collect::<String>())
                     } else {
                         name.clone()
                     }
@@ -253,8 +271,9 @@ pub fn hour_bars(label: &str, lines: &[(String, f64, f64)]) -> Result<String, St
                     String::new()
                 }
             })
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .label_style((FONT, 12))
+            .x_labels(ticks(max))
+            .x_label_formatter(&|x| tick_label(*x, max))
+            .label_style((FONT, 15))
             .draw()
             .map_err(|e| e.to_string())?;
         for (i, (_, recorded, backfilled)) in lines.iter().enumerate() {
@@ -307,8 +326,8 @@ pub fn division_map(label: &str, dots: &[MapDot]) -> Result<String, String> {
         (lon0, lon1, lat0, lat1) = (0.0, 1.0, 0.0, 1.0);
     }
     // Pad so edge dots and labels fit, and keep a minimum extent.
-    let pad_lon = ((lon1 - lon0) * 0.08).max(0.05);
-    let pad_lat = ((lat1 - lat0) * 0.08).max(0.05);
+    let pad_lon = ((lon1 - lon0) * 0.08).max(0.1);
+    let pad_lat = ((lat1 - lat0) * 0.08).max(0.1);
     let (lon0, lon1, lat0, lat1) = (
         lon0 - pad_lon,
         lon1 + pad_lon,
@@ -316,8 +335,8 @@ pub fn division_map(label: &str, dots: &[MapDot]) -> Result<String, String> {
         lat1 + pad_lat,
     );
     let cos = ((lat0 + lat1) / 2.0).to_radians().cos();
-    let width = 640u32;
-    let aspect = ((lat1 - lat0) / ((lon1 - lon0) * cos)).clamp(0.4, 1.6);
+    let width = 520u32;
+    let aspect = ((lat1 - lat0) / ((lon1 - lon0) * cos)).clamp(0.4, 1.3);
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let height = (f64::from(width) * aspect) as u32;
     let max = dots
@@ -342,7 +361,7 @@ pub fn division_map(label: &str, dots: &[MapDot]) -> Result<String, String> {
             .margin(8)
             .build_cartesian_2d(lon0..lon1, lat0..lat1)
             .map_err(|e| e.to_string())?;
-        let label_style = TextStyle::from((FONT, 11).into_font())
+        let label_style = TextStyle::from((FONT, 16).into_font())
             .color(&GREY)
             .pos(Pos::new(HPos::Center, VPos::Top));
         for d in dots {
@@ -350,7 +369,7 @@ pub fn division_map(label: &str, dots: &[MapDot]) -> Result<String, String> {
             let (r_orders, r_duty) = (radius(d.open_orders), radius(d.on_duty));
             if r_orders == 0 && r_duty == 0 {
                 chart
-                    .draw_series(std::iter::once(Circle::new(at, 2, GREY.mix(0.5).filled())))
+                    .draw_series(std::iter::once(Circle::new(at, 3, GREY.mix(0.5).filled())))
                     .map_err(|e| e.to_string())?;
                 continue;
             }
@@ -399,7 +418,7 @@ mod tests {
         )
         .unwrap();
         assert!(svg.contains(
-            r#"<svg class="chart" role="img" aria-label="Orders per day" viewBox="0 0 640 300""#
+            r#"<svg class="chart" role="img" aria-label="Orders per day" viewBox="0 0 520 300""#
         ));
         let root = &svg[svg.find("<svg").unwrap()..];
         let root = &root[..root.find('>').unwrap()];

@@ -284,9 +284,11 @@ async fn dashboard(
         head: std::iter::once(t.t("dash.day").to_string())
             .chain(series.iter().map(|(s, _)| t.k("state", s).to_string()))
             .collect(),
+        // No orders: the "no data" note instead of empty axes.
         rows: labels
             .iter()
             .enumerate()
+            .filter(|_| !series.is_empty())
             .map(|(i, day)| {
                 std::iter::once(day.clone())
                     .chain(series.iter().map(|(_, v)| v[i].to_string()))
@@ -315,6 +317,7 @@ async fn dashboard(
         rows: labels
             .iter()
             .enumerate()
+            .filter(|_| accept.iter().any(|v| !v.is_empty()))
             .map(|(i, day)| {
                 vec![
                     day.clone(),
@@ -347,7 +350,31 @@ async fn dashboard(
         Some(&item_names),
     );
 
-    let points = state.store.map_points(&unit.path).await.page(t)?;
+    // A county's map shows its city's other divisions as grey context
+    // dots (positions only: their counts are outside the viewer's area).
+    let context_path = match (unit.kind.as_str(), unit.parent_id) {
+        ("county", Some(parent)) => state
+            .store
+            .org_unit(parent)
+            .await
+            .page(t)?
+            .map_or_else(|| unit.path.clone(), |p| p.path),
+        _ => unit.path.clone(),
+    };
+    let points: Vec<_> = state
+        .store
+        .map_points(&context_path)
+        .await
+        .page(t)?
+        .into_iter()
+        .map(|mut p| {
+            if !p.path.starts_with(&unit.path) {
+                p.open_orders = 0;
+                p.on_duty = 0;
+            }
+            p
+        })
+        .collect();
     let dots: Vec<MapDot> = points
         .iter()
         .map(|p| MapDot {

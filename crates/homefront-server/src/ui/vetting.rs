@@ -436,7 +436,14 @@ async fn import_inner(state: &AppState, req: Request, t: Tr) -> PageResult {
                                     let msg = t
                                         .get(&format!("err.{}", e.code))
                                         .map_or_else(|| e.message.clone(), str::to_string);
-                                    format!("{}: {msg}", e.field)
+                                    // The column as the template heads it.
+                                    let column = crate::roster::COLUMNS
+                                        .iter()
+                                        .find(|c| c.key == e.field)
+                                        .map_or(e.field.as_str(), |c| {
+                                            if t.is_en() { c.key } else { c.zh }
+                                        });
+                                    format!("{column}: {msg}")
                                 })
                                 .collect(),
                         ),

@@ -145,12 +145,14 @@ async fn pages_dashboard_shows_the_summary_figures_charts_and_map_within_scope()
         summary["orders"]["completed"].to_string()
     );
     assert!(html.contains("value=\"2020-01-30\"") && html.contains("value=\"2020-02-12\""));
-    // Four charts and a map, each an image with a name, plus data tables.
+    // Charts with data and the map are images with a name and a data
+    // table; nothing accepted and no hours yet: those say so instead.
     assert_eq!(
         html.matches("<svg class=\"chart\" role=\"img\"").count(),
-        3,
-        "hours charts are empty"
+        2,
+        "orders per day and the map"
     );
+    assert_eq!(html.matches("该时间段没有数据。").count(), 3);
     assert!(html.contains("aria-label=\"每日订单（按状态）\""));
     assert!(html.contains("aria-label=\"各行政区待办订单与在岗志愿者\""));
     // The daily table has the two orders on T0's day, still submitted.
@@ -327,7 +329,7 @@ async fn pages_roster_upload_reports_every_row_and_reimports_nothing_twice() {
         "{html}"
     );
     assert!(
-        html.contains("phone: "),
+        html.contains("手机号: "),
         "the problem names the column: {html}"
     );
     let (_, list) = w.app.get(&w.nanjing, "/api/v1/volunteers").await;
