@@ -777,6 +777,9 @@ pub struct OrderTimeline {
     pub first_assigned_at: Option<i64>,
 }
 
+/// (id, path, name, kind, longitude, latitude, open orders, on duty).
+type MapRow = (i64, String, String, String, f64, f64, i64, i64);
+
 /// A division on the dashboard's map: where it is and what is open there.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MapPoint {
@@ -840,7 +843,7 @@ impl Store {
     /// Database errors.
     #[tracing::instrument(skip_all)]
     pub async fn map_points(&self, path: &str) -> Result<Vec<MapPoint>> {
-        let rows: Vec<(i64, String, String, String, f64, f64, i64, i64)> = sqlx::query_as(
+        let rows: Vec<MapRow> = sqlx::query_as(
             "select d.id, d.path, d.name, d.kind, d.longitude, d.latitude,
                 (select cast(count(*) as bigint) from service_order o
                  where o.division_id = d.id
