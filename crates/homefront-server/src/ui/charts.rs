@@ -294,6 +294,9 @@ pub fn hour_bars(label: &str, lines: &[(String, f64, f64)]) -> Result<String, St
     Ok(finish(buf, label))
 }
 
+/// Most division names written on the map.
+const MAP_LABELS: usize = 12;
+
 /// A division on the map.
 #[derive(Clone, Debug)]
 pub struct MapDot {
@@ -353,6 +356,16 @@ pub fn division_map(label: &str, dots: &[MapDot]) -> Result<String, String> {
             (4.0 + 18.0 * (count as f64 / max as f64).sqrt()).round() as i32
         }
     };
+    // Only the busiest divisions get a name, so labels stay legible; the
+    // table beside the map lists them all.
+    let mut by_count: Vec<i64> = dots.iter().map(|d| d.open_orders + d.on_duty).collect();
+    by_count.sort_unstable_by(|a, b| b.cmp(a));
+    let label_floor = by_count
+        .get(MAP_LABELS - 1)
+        .copied()
+        .unwrap_or(0)
+        .max(1);
+    let mut labelled = 0;
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (width, height)).into_drawing_area();
@@ -391,6 +404,10 @@ pub fn division_map(label: &str, dots: &[MapDot]) -> Result<String, String> {
                     )))
                     .map_err(|e| e.to_string())?;
             }
+            if d.open_orders + d.on_duty < label_floor || labelled >= MAP_LABELS {
+                continue;
+            }
+            labelled += 1;
             let (x, y) = chart.backend_coord(&at);
             root.draw(&Text::new(
                 d.name.clone(),
