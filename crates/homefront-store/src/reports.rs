@@ -1,7 +1,9 @@
-//! Figures for programme reports (the demo simulator's report, and later the
-//! dashboards): counts and sums straight from the ledger tables, so public
+//! Whole-deployment figures for the demo simulator's report (`homefront
+//! demo simulate`): counts and sums straight from the ledger tables, so
 //! figures such as "46 volunteers, 69 orders, 130 service hours" are
-//! computed, never typed. Aggregates are wrapped in `cast(... as bigint)`
+//! computed, never typed. The dashboard and `GET /api/v1/reports/*` use
+//! [`crate::figures`] instead, which scopes every figure to an org unit's
+//! subtree and a period. Aggregates are wrapped in `cast(... as bigint)`
 //! so SQLite and PostgreSQL decode the same type through the Any driver.
 
 use crate::offers::Offer;
