@@ -360,11 +360,7 @@ pub fn division_map(label: &str, dots: &[MapDot]) -> Result<String, String> {
     // table beside the map lists them all.
     let mut by_count: Vec<i64> = dots.iter().map(|d| d.open_orders + d.on_duty).collect();
     by_count.sort_unstable_by(|a, b| b.cmp(a));
-    let label_floor = by_count
-        .get(MAP_LABELS - 1)
-        .copied()
-        .unwrap_or(0)
-        .max(1);
+    let label_floor = by_count.get(MAP_LABELS - 1).copied().unwrap_or(0).max(1);
     let mut labelled = 0;
     let mut buf = String::new();
     {
