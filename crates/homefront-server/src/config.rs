@@ -69,6 +69,12 @@ pub struct Config {
     pub notify_bot_rate_per_minute: i64,
     /// Days before a credential's expiry at which its holder is told. Default 14.
     pub credential_notice_days: u32,
+    /// Accept group-bot and webhook addresses on this machine or a private
+    /// network (`http://`, loopback, 10.x, 192.168.x, link-local, ...) and
+    /// WeCom/DingTalk bots on other hosts. Off by default, so a coordinator
+    /// cannot make the server call internal services; turn it on only for
+    /// an integration inside the operator's own network, or for tests.
+    pub notify_allow_private_urls: bool,
     /// Address of the separate Prometheus metrics listener (`GET
     /// /metrics`), e.g. `127.0.0.1:9090`. Default: none (no metrics served).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -110,6 +116,7 @@ impl Default for Config {
             notify_poll_ms: 1000,
             notify_lease_seconds: 120,
             notify_bot_rate_per_minute: 20,
+            notify_allow_private_urls: false,
             credential_notice_days: 14,
             metrics_bind: None,
             log_format: LogFormat::Text,
@@ -148,6 +155,7 @@ impl fmt::Debug for Config {
                 &self.notify_bot_rate_per_minute,
             )
             .field("credential_notice_days", &self.credential_notice_days)
+            .field("notify_allow_private_urls", &self.notify_allow_private_urls)
             .field("metrics_bind", &self.metrics_bind)
             .field("log_format", &self.log_format)
             .finish()

@@ -406,7 +406,7 @@ async fn outbox_rows_committed_before_a_sigkill_are_delivered_once_after_restart
     let config = db.dir.join("homefront.toml");
     std::fs::write(
         &config,
-        format!("bind = \"127.0.0.1:0\"\nnotify_poll_ms = 100\nnotify_lease_seconds = {LEASE_S}\n"),
+        format!("bind = \"127.0.0.1:0\"\nnotify_poll_ms = 100\nnotify_lease_seconds = {LEASE_S}\nnotify_allow_private_urls = true\n"),
     )
     .unwrap();
     run(homefront(&db, &config).args(["org", "import-divisions", "--province", "32"]));

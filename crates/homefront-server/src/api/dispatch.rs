@@ -181,7 +181,7 @@ pub struct ManualOffer {
         (status = 409, description = "`not_dispatching`: the order is not waiting for a volunteer; `already_offered`: the volunteer has an open offer for it", body = ErrorShape),
         (status = 422, description = "`not_a_candidate` (field `volunteer_user_id`): not active, off duty, unqualified, out of range or at capacity", body = ErrorShape),
         BodyRejection))]
-async fn manual_offer(
+pub(crate) async fn manual_offer(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,

@@ -215,14 +215,104 @@ mod double_option {
     }
 }
 
-fn check_url(field: &str, url: &str) -> ApiResult<()> {
-    match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
-        _ => Err(ApiError::invalid(
-            field,
-            "invalid_url",
-            "give an absolute http:// or https:// URL",
-        )),
+/// The host of a WeCom group bot's webhook.
+pub const WECOM_HOST: &str = "qyapi.weixin.qq.com";
+/// The host of a DingTalk group bot's webhook.
+pub const DINGTALK_HOST: &str = "oapi.dingtalk.com";
+
+/// Whether `ip` is on this machine or a private, link-local, shared or
+/// otherwise non-public network (RFC 1918, RFC 6598, RFC 4193, ...).
+fn is_internal(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Checks an address the server will send notifications to.
+///
+/// Unless `allow_private` (config `notify_allow_private_urls`): only
+/// `https://`, never a host on this machine or a private network (IP
+/// literals and `localhost`-style names; names that resolve to such
+/// addresses are the operator's firewall's business), and WeCom/DingTalk
+/// bots only at their services' hosts.
+///
+/// # Errors
+/// 422 naming `field`: `invalid_url` (not an https:// address),
+/// `private_url` (this machine or a private network), `wrong_bot_host`
+/// (a WeCom or DingTalk bot elsewhere than at its service).
+pub fn check_url(field: &str, url: &str, kind: Option<&str>, allow_private: bool) -> ApiResult<()> {
+    let bad = |msg: &str| Err(ApiError::invalid(field, "invalid_url", msg.to_string()));
+    let refuse =
+        |code: &'static str, msg: &str| Err(ApiError::invalid(field, code, msg.to_string()));
+    let Ok(u) = reqwest::Url::parse(url.trim()) else {
+        return bad("give the full address, starting with https://");
+    };
+    let Some(host) = u.host_str().map(str::to_ascii_lowercase) else {
+        return bad("give the full address, starting with https://");
+    };
+    if allow_private {
+        return if matches!(u.scheme(), "http" | "https") {
+            Ok(())
+        } else {
+            bad("give an absolute http:// or https:// address")
+        };
+    }
+    if u.scheme() != "https" {
+        return bad("the address must start with https://");
+    }
+    let name = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.');
+    let internal = match name.parse::<std::net::IpAddr>() {
+        Ok(ip) => is_internal(ip),
+        Err(_) => {
+            name == "localhost"
+                || name.ends_with(".localhost")
+                || name.ends_with(".local")
+                || name.ends_with(".internal")
+                || !name.contains('.')
+        }
+    };
+    if internal {
+        return refuse(
+            "private_url",
+            "the address must be on the internet, not on this machine or a private network",
+        );
+    }
+    match kind {
+        Some("wecom") if name != WECOM_HOST => refuse(
+            "wrong_bot_host",
+            "a WeCom group bot's address starts with https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=",
+        ),
+        Some("dingtalk") if name != DINGTALK_HOST => refuse(
+            "wrong_bot_host",
+            "a DingTalk group bot's address starts with https://oapi.dingtalk.com/robot/send?access_token=",
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -272,7 +362,12 @@ pub(crate) async fn set_preferences(
                 p.webhook_secret = None;
             }
             Some(url) => {
-                check_url("webhook_url", &url)?;
+                check_url(
+                    "webhook_url",
+                    &url,
+                    None,
+                    state.config.notify_allow_private_urls,
+                )?;
                 p.webhook_url = Some(url);
             }
         }
@@ -408,7 +503,12 @@ pub(crate) async fn create_bot(
             "give a name of 1 to 100 characters",
         ));
     }
-    check_url("url", &body.url)?;
+    check_url(
+        "url",
+        &body.url,
+        Some(body.kind.as_str()),
+        state.config.notify_allow_private_urls,
+    )?;
     let locale = body.locale.as_deref().unwrap_or("zh-CN");
     if !matches!(locale, "zh-CN" | "en") {
         return Err(ApiError::invalid(
@@ -428,12 +528,34 @@ pub(crate) async fn create_bot(
                 fresh = Some(s);
             }
         }
+    } else if body.kind == "dingtalk" && secret.as_deref().is_some_and(|s| !s.starts_with("SEC")) {
+        return Err(ApiError::invalid(
+            "secret",
+            "invalid_secret",
+            "a DingTalk signing secret starts with SEC (copy it from the bot's security settings), or leave it out",
+        ));
     } else if body.kind == "wecom" && secret.is_some() {
         return Err(ApiError::invalid(
             "secret",
             "invalid_secret",
             "WeCom group bots are not signed; leave the secret out",
         ));
+    }
+    let url = body.url.trim();
+    if state
+        .store
+        .bots_of_unit(unit.id)
+        .await?
+        .iter()
+        .any(|b| b.url == url)
+    {
+        return Err(ApiError {
+            field: Some("url".into()),
+            ..ApiError::conflict(
+                "bot_exists",
+                "this unit already has a bot with this address",
+            )
+        });
     }
     let bot = state
         .store
@@ -442,7 +564,7 @@ pub(crate) async fn create_bot(
                 org_unit_id: unit.id,
                 kind: &body.kind,
                 name,
-                url: &body.url,
+                url,
                 secret: secret.as_deref(),
                 locale,
                 created_by: actor.user.id,
@@ -613,4 +735,57 @@ async fn events(
         },
     );
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::check_url;
+
+    #[test]
+    fn bot_addresses_must_be_public_https_at_the_services_host() {
+        let ok = |u: &str, k: Option<&str>| check_url("url", u, k, false).is_ok();
+        assert!(ok(
+            "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k",
+            Some("wecom")
+        ));
+        assert!(ok(
+            "https://oapi.dingtalk.com/robot/send?access_token=t",
+            Some("dingtalk")
+        ));
+        assert!(ok("https://hooks.example.org/homefront", Some("webhook")));
+        for bad in [
+            "http://hooks.example.org/h",
+            "https://127.0.0.1:8091/api/v1/orders",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://10.0.0.5/h",
+            "https://192.168.1.1/h",
+            "https://100.64.0.1/h",
+            "https://[::1]/h",
+            "https://[::ffff:127.0.0.1]/h",
+            "https://[fd00::1]/h",
+            "https://localhost/h",
+            "https://intranet/h",
+            "https://svc.internal/h",
+            "not a url",
+        ] {
+            assert!(!ok(bad, Some("webhook")), "{bad}");
+        }
+        // A WeCom bot at DingTalk's address, and the other way round.
+        assert!(!ok(
+            "https://oapi.dingtalk.com/robot/send?access_token=t",
+            Some("wecom")
+        ));
+        assert!(!ok(
+            "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k",
+            Some("dingtalk")
+        ));
+        let err =
+            check_url("url", "http://127.0.0.1:9999/hook", Some("webhook"), false).unwrap_err();
+        assert_eq!(
+            (err.code, err.field.as_deref()),
+            ("invalid_url", Some("url"))
+        );
+        // Allowed for an operator's own network (and tests).
+        assert!(check_url("url", "http://127.0.0.1:9999/hook", Some("wecom"), true).is_ok());
+    }
 }

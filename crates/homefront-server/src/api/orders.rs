@@ -589,6 +589,9 @@ pub struct OrderQuery {
     pub to: Option<i64>,
     /// At most this many (default 200, max 1000), newest first.
     pub limit: Option<i64>,
+    /// Only orders in this org unit's subtree (coordinators and admins;
+    /// 404 for a unit outside the caller's area).
+    pub org_unit: Option<i64>,
 }
 
 /// The list filter for `actor`: coordinators and admins their subtree,
@@ -629,6 +632,18 @@ pub async fn scoped_filter(
         }
         Some(_) if actor.has(Role::Volunteer) => filter.assignee_user_id = Some(actor.user.id),
         Some(_) => return Err(ApiError::forbidden()),
+    }
+    if let Some(unit) = q.org_unit {
+        if actor.managed_scopes().is_some_and(|s| s.is_empty()) {
+            return Err(ApiError::forbidden());
+        }
+        let unit = state
+            .store
+            .org_unit(unit)
+            .await?
+            .filter(|u| actor.manages(&u.org_path()))
+            .ok_or_else(ApiError::not_found)?;
+        filter.scopes = Some(vec![unit.path]);
     }
     Ok(filter)
 }

@@ -403,7 +403,7 @@ pub struct SetPassword {
         (status = 404, description = "No such account, or not visible to the caller", body = ErrorShape),
         (status = 422, description = "`weak_password` (field `password`, at least 8 characters)", body = ErrorShape),
         BodyRejection))]
-async fn set_password(
+pub(crate) async fn set_password(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,

@@ -27,7 +27,9 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/admin", get(|| async { see_other("/admin/users") }))
         .route("/admin/users", get(users).post(create_user))
+        .route("/admin/users/{id}", get(user_page))
         .route("/admin/users/{id}/grants", post(add_grant))
+        .route("/admin/users/{id}/password", post(set_password))
         .route(
             "/admin/users/{id}/grants/{grant}/remove",
             post(remove_grant),
@@ -126,8 +128,11 @@ struct UserLine {
     name: String,
     phone: String,
     disabled: bool,
-    grants: Vec<GrantLine>,
+    roles: String,
 }
+
+/// Rows the account list shows at most; a search narrows it.
+const USER_ROWS: usize = 100;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "admin_users.html")]
@@ -135,6 +140,8 @@ struct UsersPage {
     t: Tr,
     l: Layout,
     users: Vec<UserLine>,
+    more: bool,
+    q: String,
     units: Vec<UnitLine>,
     roles: Vec<&'static str>,
     error: Option<String>,
@@ -146,10 +153,25 @@ struct Notice {
     done: Option<String>,
 }
 
+#[derive(Deserialize, Default)]
+struct UsersQuery {
+    q: Option<String>,
+    done: Option<String>,
+}
+
+fn grantable_roles(actor: &Actor) -> Vec<&'static str> {
+    let mut roles = vec!["coordinator", "volunteer", "requester", "liaison"];
+    if actor.is_admin() {
+        roles.insert(0, "admin");
+    }
+    roles
+}
+
 async fn users_page(
     state: &AppState,
     actor: &Actor,
     l: Layout,
+    q: &str,
     error: Option<String>,
     notice: Option<String>,
 ) -> PageResult<UsersPage> {
@@ -163,42 +185,43 @@ async fn users_page(
     .await
     .page(t)?;
     let units = managed_units(state, actor).await.page(t)?;
+    let needle = q.trim().to_lowercase();
+    let matching: Vec<_> = list
+        .into_iter()
+        .filter(|u| {
+            needle.is_empty()
+                || u.display_name.to_lowercase().contains(&needle)
+                || u.phone.contains(needle.trim_start_matches('+'))
+        })
+        .collect();
+    let more = matching.len() > USER_ROWS;
     let mut users = Vec::new();
-    for u in list.into_iter().take(500) {
-        let grants = state
+    for u in matching.into_iter().take(USER_ROWS) {
+        let roles = state
             .store
             .grants(u.id)
             .await
             .page(t)?
-            .into_iter()
-            .map(|g| GrantLine {
-                id: g.id,
-                unit: g
-                    .org_unit_id
-                    .and_then(|id| units.iter().find(|x| x.id == id))
-                    .map(|x| x.name.clone())
-                    .unwrap_or_default(),
-                role: g.role,
-            })
-            .collect();
+            .iter()
+            .map(|g| t.k("role", &g.role).to_string())
+            .collect::<Vec<_>>()
+            .join("、");
         users.push(UserLine {
             id: u.id,
             name: u.display_name,
             phone: u.phone,
             disabled: u.disabled != 0,
-            grants,
+            roles,
         });
-    }
-    let mut roles = vec!["coordinator", "volunteer", "requester", "liaison"];
-    if actor.is_admin() {
-        roles.insert(0, "admin");
     }
     Ok(UsersPage {
         t,
         l,
         users,
+        more,
+        q: q.to_string(),
         units,
-        roles,
+        roles: grantable_roles(actor),
         error,
         notice,
     })
@@ -207,10 +230,129 @@ async fn users_page(
 async fn users(
     State(state): State<AppState>,
     v: Viewer,
-    Query(n): Query<Notice>,
+    Query(q): Query<UsersQuery>,
 ) -> PageResult<UsersPage> {
-    let notice = n.done.map(|_| v.t().t("admin.saved").to_string());
-    users_page(&state, &v.actor, v.l, None, notice).await
+    let notice = q.done.map(|_| v.t().t("admin.saved").to_string());
+    users_page(
+        &state,
+        &v.actor,
+        v.l,
+        q.q.as_deref().unwrap_or(""),
+        None,
+        notice,
+    )
+    .await
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin_user.html")]
+struct UserPage {
+    t: Tr,
+    l: Layout,
+    id: i64,
+    name: String,
+    phone: String,
+    grants: Vec<GrantLine>,
+    units: Vec<UnitLine>,
+    roles: Vec<&'static str>,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+async fn one_user_page(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    error: Option<String>,
+    notice: Option<String>,
+    t: Tr,
+) -> PageResult<UserPage> {
+    manager_only(actor, t)?;
+    let axum::Json(detail) =
+        crate::api::users::show(State(state.clone()), actor.clone(), Path(id.to_string()))
+            .await
+            .page(t)?;
+    let units = managed_units(state, actor).await.page(t)?;
+    let unit_name = |id: Option<i64>| -> String {
+        id.and_then(|id| units.iter().find(|x| x.id == id))
+            .map(|x| x.name.clone())
+            .unwrap_or_default()
+    };
+    let grants = detail
+        .grants
+        .iter()
+        .map(|g| GrantLine {
+            id: g.id,
+            unit: unit_name(g.org_unit_id),
+            role: g.role.clone(),
+        })
+        .collect();
+    Ok(UserPage {
+        t,
+        l: Layout::new(t, &format!("/admin/users/{}", detail.user.id), Some(actor)),
+        id: detail.user.id,
+        name: detail.user.display_name.clone(),
+        phone: detail.user.phone.clone(),
+        grants,
+        roles: grantable_roles(actor),
+        units,
+        error,
+        notice,
+    })
+}
+
+async fn user_page(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path(id): Path<String>,
+    Query(n): Query<Notice>,
+) -> PageResult<UserPage> {
+    let t = v.t();
+    let notice = n.done.map(|_| t.t("admin.saved").to_string());
+    one_user_page(&state, &v.actor, &id, None, notice, t).await
+}
+
+/// Gives a volunteer account its volunteer profile on `team` (the API's
+/// registration for an existing account), so it can use the volunteer
+/// pages and be vetted.
+async fn volunteer_profile(
+    state: &AppState,
+    actor: &Actor,
+    user_id: i64,
+    team: Option<i64>,
+) -> Result<(), ApiError> {
+    let Some(team_id) = team else {
+        return Err(ApiError::invalid(
+            "org_unit_id",
+            "role_needs_unit",
+            "a volunteer needs a team",
+        ));
+    };
+    if state.store.volunteer(user_id).await?.is_some() {
+        return Ok(());
+    }
+    crate::api::volunteers::register(
+        State(state.clone()),
+        actor.clone(),
+        ApiJson(crate::api::volunteers::RegisterVolunteer {
+            user_id: Some(user_id),
+            phone: None,
+            display_name: None,
+            password: None,
+            team_id,
+            home_adcode: None,
+            home_location: None,
+            service_radius_km: None,
+            declared_qualifications: Vec::new(),
+            vehicle_seats: None,
+            languages: Vec::new(),
+            max_concurrent: None,
+            gender: None,
+            emergency_contact: None,
+        }),
+    )
+    .await
+    .map(|_| ())
 }
 
 #[derive(Deserialize)]
@@ -230,6 +372,8 @@ async fn create_user(State(state): State<AppState>, p: Posted<UserForm>) -> Page
     let t = p.t;
     manager_only(&p.actor, t)?;
     let f = p.form;
+    let unit = unit_field(&f.org_unit);
+    let volunteer = f.role == "volunteer";
     let result = crate::api::users::create(
         State(state.clone()),
         p.actor.clone(),
@@ -240,16 +384,26 @@ async fn create_user(State(state): State<AppState>, p: Posted<UserForm>) -> Page
             locale: Some(t.lang().to_string()),
             grants: vec![GrantRequest {
                 role: f.role,
-                org_unit_id: unit_field(&f.org_unit),
+                org_unit_id: unit,
             }],
         }),
     )
     .await;
+    let result = match result {
+        Ok((_, axum::Json(detail))) if volunteer => {
+            volunteer_profile(&state, &p.actor, detail.user.id, unit).await
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    };
     match result {
-        Ok(_) => Ok(see_other("/admin/users?done=1")),
+        Ok(()) => Ok(see_other("/admin/users?done=1")),
         Err(err) => {
             let l = Layout::new(t, "/admin/users", Some(&p.actor));
-            refused(t, err, |m| users_page(&state, &p.actor, l, Some(m), None)).await
+            refused(t, err, |m| {
+                users_page(&state, &p.actor, l, "", Some(m), None)
+            })
+            .await
         }
     }
 }
@@ -267,21 +421,47 @@ async fn add_grant(
 ) -> PageResult<Response> {
     let t = p.t;
     manager_only(&p.actor, t)?;
+    let unit = unit_field(&p.form.org_unit);
+    let volunteer = p.form.role == "volunteer";
     let result = crate::api::users::add_grant(
         State(state.clone()),
         p.actor.clone(),
-        Path(id),
+        Path(id.clone()),
         ApiJson(GrantRequest {
             role: p.form.role,
-            org_unit_id: unit_field(&p.form.org_unit),
+            org_unit_id: unit,
         }),
     )
     .await;
+    let result = match result {
+        Ok((_, axum::Json(grant))) if volunteer => {
+            volunteer_profile(&state, &p.actor, grant.user_id, unit).await
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    };
+    back_to_user(&state, &p.actor, &id, t, result).await
+}
+
+/// 303 to the account's page after a change, or the page again with the
+/// refusal.
+async fn back_to_user(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    t: Tr,
+    result: Result<(), ApiError>,
+) -> PageResult<Response> {
     match result {
-        Ok(_) => Ok(see_other("/admin/users?done=1")),
+        Ok(()) => Ok(see_other(&format!(
+            "/admin/users/{}?done=1",
+            super::url_encode(id)
+        ))),
         Err(err) => {
-            let l = Layout::new(t, "/admin/users", Some(&p.actor));
-            refused(t, err, |m| users_page(&state, &p.actor, l, Some(m), None)).await
+            refused(t, err, |m| {
+                one_user_page(state, actor, id, Some(m), None, t)
+            })
+            .await
         }
     }
 }
@@ -296,15 +476,41 @@ async fn remove_grant(
 ) -> PageResult<Response> {
     let t = p.t;
     manager_only(&p.actor, t)?;
-    match crate::api::users::remove_grant(State(state.clone()), p.actor.clone(), Path((id, grant)))
-        .await
-    {
-        Ok(_) => Ok(see_other("/admin/users?done=1")),
-        Err(err) => {
-            let l = Layout::new(t, "/admin/users", Some(&p.actor));
-            refused(t, err, |m| users_page(&state, &p.actor, l, Some(m), None)).await
-        }
-    }
+    let result = crate::api::users::remove_grant(
+        State(state.clone()),
+        p.actor.clone(),
+        Path((id.clone(), grant)),
+    )
+    .await
+    .map(|_| ());
+    back_to_user(&state, &p.actor, &id, t, result).await
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    password: String,
+}
+
+/// A password reset by a coordinator or admin (e.g. for an imported
+/// volunteer, who has none yet); it ends the account's sessions.
+async fn set_password(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted<PasswordForm>,
+) -> PageResult<Response> {
+    let t = p.t;
+    manager_only(&p.actor, t)?;
+    let result = crate::api::users::set_password(
+        State(state.clone()),
+        p.actor.clone(),
+        Path(id.clone()),
+        ApiJson(crate::api::users::SetPassword {
+            password: p.form.password,
+        }),
+    )
+    .await
+    .map(|_| ());
+    back_to_user(&state, &p.actor, &id, t, result).await
 }
 
 // ---- org units and teams ----

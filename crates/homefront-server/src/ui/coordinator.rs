@@ -33,6 +33,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/live/board", get(live_board))
         .route("/board/orders/{id}", get(order))
         .route("/board/orders/{id}/assign", post(assign))
+        .route("/board/orders/{id}/offer", post(offer))
 }
 
 fn coordinator_only(actor: &Actor, t: Tr) -> PageResult<()> {
@@ -181,11 +182,35 @@ async fn managed_order(state: &AppState, actor: &Actor, t: Tr, id: &str) -> Page
     Ok(order)
 }
 
+/// Most volunteers listed for manual dispatch (ranked first).
+const MAX_CANDIDATES: usize = 100;
+
 struct Candidate {
     id: i64,
     name: String,
+    /// In the dispatcher's ranking (eligible now); the others may only be
+    /// assigned after a call.
+    ranked: bool,
     /// Rank, distance and cost terms; the not-ranked note for the others.
     explain: String,
+}
+
+impl OrderPage {
+    fn ranked(&self) -> impl Iterator<Item = &Candidate> {
+        self.candidates.iter().filter(|c| c.ranked)
+    }
+
+    fn unranked(&self) -> impl Iterator<Item = &Candidate> {
+        self.candidates.iter().filter(|c| !c.ranked)
+    }
+
+    fn has_ranked(&self) -> bool {
+        self.candidates.iter().any(|c| c.ranked)
+    }
+
+    fn has_unranked(&self) -> bool {
+        self.candidates.iter().any(|c| !c.ranked)
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -244,6 +269,7 @@ async fn order_page(
             candidates.push(Candidate {
                 id: c.volunteer_user_id,
                 name: c.display_name.clone(),
+                ranked: true,
                 explain: t.f(key, &args),
             });
         }
@@ -261,9 +287,13 @@ async fn order_page(
             if ranked.iter().any(|c| c.volunteer_user_id == u.id) {
                 continue;
             }
+            if candidates.len() >= MAX_CANDIDATES {
+                break;
+            }
             candidates.push(Candidate {
                 id: u.id,
                 name: u.display_name,
+                ranked: false,
                 explain: t.t("board.unranked").to_string(),
             });
         }
@@ -314,6 +344,45 @@ async fn assign(
     };
     match result {
         Ok(()) => Ok(see_other(&format!("/board/orders/{}", o.id))),
+        Err(err) if err.status.is_client_error() && err.status.as_u16() != 404 => {
+            let o = managed_order(&state, &p.actor, t, &id).await?;
+            let page =
+                order_page(&state, &p.actor, t, &o, Some(super::error_message(t, &err))).await?;
+            Ok((err.status, page).into_response())
+        }
+        Err(err) => Err(err).page(t),
+    }
+}
+
+/// An offer to the picked volunteer, as the dispatcher would make it (they
+/// accept or decline on their phone); only ranked candidates qualify.
+async fn offer(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted<AssignForm>,
+) -> PageResult {
+    use axum::response::IntoResponse;
+    let t = p.t;
+    let o = managed_order(&state, &p.actor, t, &id).await?;
+    let result = match p.form.volunteer {
+        Some(vid) => crate::api::dispatch::manual_offer(
+            State(state.clone()),
+            p.actor.clone(),
+            Path(o.id.to_string()),
+            crate::api::ApiJson(crate::api::dispatch::ManualOffer {
+                volunteer_user_id: vid,
+            }),
+        )
+        .await
+        .map(|_| ()),
+        None => Err(ApiError::invalid(
+            "volunteer_user_id",
+            "pick_volunteer",
+            "pick a volunteer",
+        )),
+    };
+    match result {
+        Ok(()) => Ok(see_other(&format!("/board/orders/{}?offered=1", o.id))),
         Err(err) if err.status.is_client_error() && err.status.as_u16() != 404 => {
             let o = managed_order(&state, &p.actor, t, &id).await?;
             let page =

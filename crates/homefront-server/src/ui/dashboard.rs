@@ -33,6 +33,9 @@ pub(super) fn router() -> Router<AppState> {
 /// Longest period the daily charts draw, in days.
 pub const MAX_DAYS: i64 = 366;
 
+/// Most rows of an orders export (the list's limit).
+const EXPORT_ROWS: i64 = 1000;
+
 /// Default period: the last 14 days, today included.
 const DEFAULT_DAYS: i64 = 14;
 
@@ -71,6 +74,7 @@ struct DashboardPage {
     legend: Vec<(String, String)>,
     map: Chart,
     export_query: String,
+    export_partial: bool,
 }
 
 /// Divisions the actor may report on, parents first.
@@ -410,12 +414,12 @@ async fn dashboard(
         .iter()
         .map(|(s, _)| (charts::state_hex(s), t.k("state", s).to_string()))
         .collect();
+    // The exports take the same period as instants (epoch ms, half-open).
     let export_query = format!(
-        "org_unit={}&from={}&to={}",
-        unit.id,
-        super::url_encode(&from),
-        super::url_encode(&to)
+        "org_unit={}&from={}&to={}&limit={EXPORT_ROWS}",
+        unit.id, summary.from, summary.to
     );
+    let export_partial = summary.figures.orders.total > EXPORT_ROWS;
     Ok(DashboardPage {
         t,
         units: units
@@ -430,6 +434,7 @@ async fn dashboard(
         legend,
         map,
         export_query,
+        export_partial,
         l: v.l,
     })
 }

@@ -159,6 +159,7 @@ struct BotsPage {
 struct BotsQuery {
     org_unit: Option<String>,
     sent: Option<String>,
+    added: Option<String>,
 }
 
 fn coordinator_only(actor: &Actor, t: Tr) -> PageResult<()> {
@@ -231,7 +232,11 @@ async fn bots(
     Query(q): Query<BotsQuery>,
 ) -> PageResult<BotsPage> {
     let t = v.t();
-    let notice = q.sent.map(|_| t.t("bots.test_sent").to_string());
+    let notice = match (q.sent, q.added) {
+        (Some(_), _) => Some(t.t("bots.test_sent").to_string()),
+        (None, Some(_)) => Some(t.t("bots.created").to_string()),
+        (None, None) => None,
+    };
     bots_page(&state, &v.actor, v.l, q.org_unit.as_deref(), notice, None).await
 }
 
@@ -266,18 +271,22 @@ async fn create_bot(State(state): State<AppState>, p: Posted<BotForm>) -> PageRe
     .await;
     let layout = Layout::new(t, "/board/bots", Some(&p.actor));
     match result {
-        Ok((_, axum::Json(bot))) => {
+        Ok((_, axum::Json(bot))) => match bot.secret {
             // A generated webhook secret is shown once, here.
-            let notice = bot
-                .secret
-                .map(|s| t.f1("bots.secret_once", "secret", s))
-                .or_else(|| Some(t.t("bots.created").to_string()));
-            Ok(
-                bots_page(&state, &p.actor, layout, Some(&f.org_unit), notice, None)
-                    .await?
-                    .into_response(),
-            )
-        }
+            Some(secret) => {
+                let notice = Some(t.f1("bots.secret_once", "secret", secret));
+                Ok(
+                    bots_page(&state, &p.actor, layout, Some(&f.org_unit), notice, None)
+                        .await?
+                        .into_response(),
+                )
+            }
+            // Otherwise back to the list, so reloading adds nothing.
+            None => Ok(see_other(&format!(
+                "/board/bots?org_unit={}&added=1",
+                super::url_encode(&f.org_unit)
+            ))),
+        },
         Err(err) if err.status.is_client_error() && err.status != StatusCode::NOT_FOUND => {
             let msg = match &err.field {
                 Some(field) => format!("{}: {}", t.k("bots", field), super::error_message(t, &err)),

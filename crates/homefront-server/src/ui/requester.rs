@@ -503,6 +503,11 @@ async fn confirm(
     p: Posted<ConfirmForm>,
 ) -> PageResult {
     let order = own_order(&state, &p.actor, p.t, &id).await?;
+    // A second tap on "confirm" (double click, or a resent form) lands on
+    // the confirmed order instead of an error.
+    if order.order_state() == Ok(OrderState::Confirmed) {
+        return Ok(see_other(&format!("/orders/{}", order.id)));
+    }
     let req = api_orders::ConfirmRequest {
         rating: p.form.rating.trim().parse().ok(),
         comment: Some(p.form.comment).filter(|c| !c.trim().is_empty()),

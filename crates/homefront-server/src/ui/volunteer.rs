@@ -296,6 +296,10 @@ async fn check_in(
     p: Posted<Empty>,
 ) -> PageResult {
     let order = assigned(&state, &p.actor, p.t, &id).await?;
+    // A repeated tap after the check-in went through: show the page.
+    if order.order_state() != Ok(OrderState::Assigned) && order.checked_in_at.is_some() {
+        return Ok(see_other(&format!("/assignments/{}", order.id)));
+    }
     check_in_order(&state, &p.actor, order.id, CheckInRequest::default())
         .await
         .page(p.t)?;
@@ -308,6 +312,13 @@ async fn check_out(
     p: Posted<Empty>,
 ) -> PageResult {
     let order = assigned(&state, &p.actor, p.t, &id).await?;
+    // A repeated tap after the check-out went through: show the page.
+    if matches!(
+        order.order_state(),
+        Ok(OrderState::Completed | OrderState::Confirmed)
+    ) {
+        return Ok(see_other(&format!("/assignments/{}", order.id)));
+    }
     check_out_order(&state, &p.actor, order.id)
         .await
         .page(p.t)?;

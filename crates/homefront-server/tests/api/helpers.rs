@@ -133,6 +133,8 @@ impl TestApp {
     pub async fn spawn_with(mut config: Config) -> TestApp {
         let (url, db) = new_database().await;
         config.database_url = url.clone();
+        // Receivers in the tests listen on 127.0.0.1.
+        config.notify_allow_private_urls = true;
         let store = Store::connect(&url).await.expect("connect");
         store.migrate().await.expect("migrate");
         let clock = ManualClock::new(T0);

@@ -163,6 +163,23 @@ async fn pages_dashboard_shows_the_summary_figures_charts_and_map_within_scope()
     // The map names the division with open orders; its table counts them.
     assert!(html.contains("<th scope=\"row\" translate=\"no\">玄武区</th><td>2</td><td>0</td>"));
 
+    // The export buttons carry the dashboard's filter: the file has the
+    // orders the tiles count.
+    let href = html
+        .split("href=\"/api/v1/exports/orders?")
+        .nth(1)
+        .and_then(|h| h.split('"').next())
+        .unwrap()
+        .replace("&amp;", "&")
+        .replace("&#38;", "&");
+    let resp = client
+        .get(format!("{}/api/v1/exports/orders?{href}", w.app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "{href}");
+    assert_eq!(resp.headers()["x-row-count"], "2");
+
     // English, by cookie.
     let (_, en) = page(&client, &w.app, "/lang/en?next=/board/dashboard").await;
     assert!(en.is_empty());
@@ -488,6 +505,58 @@ async fn pages_admin_forms_name_the_bad_field_and_lose_nothing() {
     }
     let (_, html) = page(&client, &w.app, "/admin/users").await;
     assert_eq!(html.matches("+8613900000031").count(), 1, "{html}");
+    // No role picked: refused, naming the field.
+    let mut no_role = new_user("13900000032");
+    no_role[4].1 = String::new();
+    let resp = client
+        .post(format!("{}/admin/users", w.app.base))
+        .form(&no_role)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("角色: 请从列表中选择角色。")
+    );
+    // A volunteer made here gets a volunteer profile on the team (so the
+    // volunteer pages and the vetting board know them).
+    let resp = client
+        .post(format!("{}/admin/users", w.app.base))
+        .form(&new_user("13900000033"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, list) = w.app.get(&w.nanjing, "/api/v1/volunteers").await;
+    let vol = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["phone"] == "+8613900000033")
+        .expect("a volunteer profile")
+        .clone();
+    assert_eq!(vol["team"]["id"], w.team);
+    // A password reset from the account's page; the new one signs in.
+    let (status, _) = post_form(
+        &client,
+        &w.app,
+        &format!("/admin/users/{}/password", vol["id"]),
+        &[("_csrf", &csrf), ("password", "a-new-password-9")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let resp = w
+        .app
+        .client
+        .post(format!("{}/api/v1/auth/login", w.app.base))
+        .json(&json!({"phone": "13900000033", "password": "a-new-password-9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
     // A team under Xuanwu.
     let (status, _) = post_form(
         &client,

@@ -439,7 +439,7 @@ impl VolunteerView {
         (status = 409, description = "`already_volunteer`, or `phone_taken` (field `phone`) when an account with the phone was created meanwhile", body = ErrorShape),
         (status = 422, description = "Invalid input naming the field: `account_required` (`phone`: give `user_id` or `phone`, not both), `unknown_user` (`user_id`), `invalid_phone`, `invalid_name` (`display_name`), `weak_password` (`password`), `unknown_team` or `wrong_org_kind` (`team_id`), `adcode_required`, `invalid_adcode` or `unknown_adcode` (`home_adcode`), `invalid_coordinates` (`home_location.longitude`/`.latitude`), `invalid_radius` (`service_radius_km`, above 0 and at most 200 km), `invalid_qualification` (`declared_qualifications`), `invalid_vehicle_seats` (`vehicle_seats`, 1–60, drivers only), `invalid_languages` (`languages`), `invalid_max_concurrent` (`max_concurrent`, 1–10), `invalid_gender` (`gender`), `invalid_name` or `invalid_phone` (`emergency_contact.name`/`.phone`)", body = ErrorShape),
         BodyRejection))]
-async fn register(
+pub(crate) async fn register(
     State(state): State<AppState>,
     actor: Actor,
     ApiJson(req): ApiJson<RegisterVolunteer>,
