@@ -66,7 +66,10 @@ fn require_requester(actor: &Actor) -> ApiResult<()> {
         (status = 200, body = HouseholdView),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: the caller is not a requester", body = ErrorShape)))]
-pub(crate) async fn mine(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<HouseholdView>> {
+pub(crate) async fn mine(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<HouseholdView>> {
     require_requester(&actor)?;
     let now = state.clock.now().epoch_ms();
     let household = state.store.household_of(actor.user.id, now).await?;

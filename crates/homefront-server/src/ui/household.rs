@@ -379,11 +379,9 @@ async fn add(State(state): State<AppState>, p: Posted<MemberForm>) -> PageResult
     let mut draft = p.form;
     draft.next = local_path(Some(&draft.next)).unwrap_or_default();
     let result = match draft.request() {
-        Ok(req) => {
-            api::add_member(State(state.clone()), p.actor.clone(), ApiJson(req))
-                .await
-                .map(|(_, axum::Json(m))| m)
-        }
+        Ok(req) => api::add_member(State(state.clone()), p.actor.clone(), ApiJson(req))
+            .await
+            .map(|(_, axum::Json(m))| m),
         Err(err) => Err(err),
     };
     match result {
@@ -489,7 +487,15 @@ async fn update(
             let l = Layout::new(t, &path, Some(&p.actor));
             let next = draft.next.clone();
             refused(t, err, |m| {
-                member_page(&state, &p.actor, l, &id, Some(draft), next, Some((field, m)))
+                member_page(
+                    &state,
+                    &p.actor,
+                    l,
+                    &id,
+                    Some(draft),
+                    next,
+                    Some((field, m)),
+                )
             })
             .await
         }
