@@ -66,7 +66,10 @@ fn require_requester(actor: &Actor) -> ApiResult<()> {
         (status = 200, body = HouseholdView),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: the caller is not a requester", body = ErrorShape)))]
-async fn mine(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<HouseholdView>> {
+pub(crate) async fn mine(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<HouseholdView>> {
     require_requester(&actor)?;
     let now = state.clock.now().epoch_ms();
     let household = state.store.household_of(actor.user.id, now).await?;
@@ -214,7 +217,7 @@ pub fn lacks_guardian_consent(member: &Member) -> bool {
         (status = 403, description = "`forbidden`: the caller is not a requester; or `csrf_failed`", body = ErrorShape),
         (status = 422, description = "Invalid input naming the field: `invalid_name`, `invalid_relation`, `out_of_range` or `age_required` (`age_years`), `invalid_phone`, `invalid_adcode` or `unknown_division` (`adcode`), `invalid_street`, `invalid_coordinates`", body = ErrorShape),
         BodyRejection))]
-async fn add_member(
+pub(crate) async fn add_member(
     State(state): State<AppState>,
     actor: Actor,
     ApiJson(req): ApiJson<MemberRequest>,
@@ -238,7 +241,7 @@ async fn add_member(
         (status = 404, description = "No such member in the caller's household", body = ErrorShape),
         (status = 422, description = "Invalid input naming the field: `invalid_name`, `invalid_relation`, `out_of_range` or `age_required` (`age_years`), `invalid_phone`, `invalid_adcode` or `unknown_division` (`adcode`), `invalid_street`, `invalid_coordinates`", body = ErrorShape),
         BodyRejection))]
-async fn update_member(
+pub(crate) async fn update_member(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,

@@ -315,7 +315,7 @@ pub struct ChangePassword {
         (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
         (status = 422, description = "`weak_password` (field `new_password`, under 8 characters) or `invalid_credentials` (field `current_password`)", body = ErrorShape),
         BodyRejection))]
-async fn change_password(
+pub(crate) async fn change_password(
     State(state): State<AppState>,
     actor: Actor,
     ApiJson(req): ApiJson<ChangePassword>,

@@ -8,13 +8,13 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use homefront_domain::Role;
 use serde::Deserialize;
 
 use super::i18n::Tr;
-use super::{Layout, Localize, PageResult, Posted, Viewer, see_other};
+use super::{Layout, Localize, PageResult, Posted, Viewer, refused, see_other};
 use crate::AppState;
 use crate::api::ApiJson;
 use crate::api::catalogue::{ItemQuery, ItemRequest};
@@ -44,35 +44,6 @@ fn manager_only(actor: &Actor, t: Tr) -> PageResult<()> {
         Ok(())
     } else {
         Err(ApiError::forbidden()).page(t)
-    }
-}
-
-/// A refused input as a line in the page's language: the field, then what
-/// to do.
-fn field_error(t: Tr, err: &ApiError) -> String {
-    match &err.field {
-        Some(f) => format!(
-            "{}: {}",
-            t.get(&format!("field.{f}")).unwrap_or(f),
-            super::error_message(t, err)
-        ),
-        None => super::error_message(t, err),
-    }
-}
-
-/// Renders `page` with `err` when the API refused the input (4xx other
-/// than 404), else fails the request.
-async fn refused<P, F, Fut>(t: Tr, err: ApiError, page: F) -> PageResult<Response>
-where
-    P: IntoResponse,
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = PageResult<P>>,
-{
-    if err.status.is_client_error() && err.status.as_u16() != 404 {
-        let status = err.status;
-        Ok((status, page(field_error(t, &err)).await?).into_response())
-    } else {
-        Err(err).page(t)
     }
 }
 

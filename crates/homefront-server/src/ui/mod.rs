@@ -11,11 +11,13 @@
 
 pub mod i18n;
 
+mod account;
 mod admin;
 mod assets;
 mod charts;
 mod coordinator;
 mod dashboard;
+mod household;
 mod inbox;
 mod requester;
 mod vetting;
@@ -48,6 +50,8 @@ pub fn router() -> Router<AppState> {
         .route("/lang/{code}", get(switch_lang))
         .merge(assets::router())
         .merge(requester::router())
+        .merge(household::router())
+        .merge(account::router())
         .merge(volunteer::router())
         .merge(coordinator::router())
         .merge(dashboard::router())
@@ -99,6 +103,7 @@ impl Layout {
         if let Some(a) = actor {
             if a.has(Role::Requester) {
                 nav.push(("/orders", "nav.orders"));
+                nav.push(("/household", "nav.household"));
             }
             if a.has(Role::Volunteer) {
                 nav.push(("/volunteer", "nav.volunteer"));
@@ -144,7 +149,8 @@ impl Layout {
     }
 }
 
-fn url_encode(s: &str) -> String {
+/// Percent-encodes `s` for a query value, keeping `/` readable.
+pub(crate) fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
@@ -153,6 +159,20 @@ fn url_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// `next` when it is a path on this site, e.g. `/orders/new/who?item=3`,
+/// so a `next` parameter cannot send the browser elsewhere: it starts with
+/// one `/` (`//host` and `/\host` name another host), and holds visible
+/// ASCII only (browsers drop tabs and newlines, which would turn `/\t/host`
+/// into `//host`; a `Location` header takes nothing else).
+pub(crate) fn local_path(next: Option<&str>) -> Option<String> {
+    let n = next?;
+    let ok = n.starts_with('/')
+        && !n.starts_with("//")
+        && !n.contains('\\')
+        && n.bytes().all(|b| b.is_ascii_graphic());
+    ok.then(|| n.to_string())
 }
 
 fn path_of(parts: &Parts) -> String {
@@ -192,6 +212,36 @@ pub fn error_message(t: Tr, err: &ApiError) -> String {
         _ => "err.internal",
     };
     t.t(key).to_string()
+}
+
+/// A refused input as a line in the page's language: the field
+/// (`field.NAME`), then what to do (`err.CODE`).
+pub fn field_error(t: Tr, err: &ApiError) -> String {
+    match &err.field {
+        Some(f) => format!(
+            "{}: {}",
+            t.get(&format!("field.{f}")).unwrap_or(f),
+            error_message(t, err)
+        ),
+        None => error_message(t, err),
+    }
+}
+
+/// Renders `page` with the refusal's message when the API refused the
+/// input (4xx other than 404), with the refusal's status; else fails the
+/// request with the error page.
+pub(crate) async fn refused<P, F, Fut>(t: Tr, err: ApiError, page: F) -> PageResult<Response>
+where
+    P: IntoResponse,
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = PageResult<P>>,
+{
+    if err.status.is_client_error() && err.status.as_u16() != 404 {
+        let status = err.status;
+        Ok((status, page(field_error(t, &err)).await?).into_response())
+    } else {
+        Err(err).page(t)
+    }
 }
 
 impl IntoResponse for PageError {
@@ -342,12 +392,20 @@ struct LoginPage {
     phone: String,
     error: Option<String>,
     totp: bool,
+    notice: Option<&'static str>,
 }
 
-async fn login_page(headers: HeaderMap) -> LoginPage {
+#[derive(Deserialize)]
+struct LoginQuery {
+    /// Set after a password change, which ended the session.
+    changed: Option<String>,
+}
+
+async fn login_page(headers: HeaderMap, Query(q): Query<LoginQuery>) -> LoginPage {
     let l = anonymous(&headers, "/login");
     LoginPage {
         t: l.t,
+        notice: q.changed.map(|_| l.t.t("login.password_changed")),
         l,
         phone: String::new(),
         error: None,
@@ -390,6 +448,7 @@ async fn login_submit(
                 l,
                 phone: form.phone,
                 totp,
+                notice: None,
             };
             (err.status, page).into_response()
         }
@@ -419,10 +478,7 @@ struct NextQuery {
 /// the switch cannot redirect elsewhere).
 async fn switch_lang(Path(code): Path<String>, Query(q): Query<NextQuery>) -> Response {
     let lang = Lang::parse(&code).unwrap_or(Lang::Zh);
-    let next = q
-        .next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
-        .unwrap_or_else(|| "/".into());
+    let next = local_path(q.next.as_deref()).unwrap_or_else(|| "/".into());
     let mut resp = see_other(&next);
     if let Ok(v) = HeaderValue::from_str(&format!(
         "{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000",
@@ -530,6 +586,26 @@ mod tests {
         assert_eq!(first_name("王芳"), "芳");
         assert_eq!(first_name("Li Wei"), "Li");
         assert_eq!(first_name("Test 测试"), "Test");
+    }
+
+    #[test]
+    fn next_must_be_a_local_path() {
+        assert_eq!(
+            local_path(Some("/orders/new/who?item=3")).as_deref(),
+            Some("/orders/new/who?item=3")
+        );
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example/",
+            "/\t/evil.example/",
+            "/ok\r\nSet-Cookie: x=1",
+            "orders",
+            "",
+        ] {
+            assert_eq!(local_path(Some(bad)), None, "{bad:?}");
+        }
+        assert_eq!(local_path(None), None);
     }
 
     #[test]

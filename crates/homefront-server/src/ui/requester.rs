@@ -170,6 +170,9 @@ struct StepWho {
     item_name: String,
     members: Vec<MemberChoice>,
     selected: i64,
+    /// This step's path, encoded for a `next` parameter, so the household
+    /// pages return here after a member is added or changed.
+    back_here: String,
 }
 
 async fn item_of(state: &AppState, t: Tr, id: Option<i64>) -> PageResult<ServiceItem> {
@@ -224,6 +227,7 @@ async fn step_who(
         item: item.id,
         item_name: t.pick(&item.name_zh, &item.name_en).to_string(),
         members,
+        back_here: super::url_encode(&format!("/orders/new/who?item={}", item.id)),
     })
 }
 

@@ -12,6 +12,7 @@ mod demo;
 mod dispatch;
 mod fulfilment;
 mod helpers;
+mod household_pages;
 mod notify;
 mod openapi;
 mod orders;
