@@ -233,7 +233,7 @@ test('admin: a bad phone is refused naming the field; the account is created onc
   await page.locator('#role').selectOption('requester');
   await page.locator('#user-form button[type=submit]').click();
   await page.locator('#saved').waitFor();
-  assert.equal(await page.locator('#users tr', { hasText: '+8613900000107' }).count(), 1);
+  assert.equal(await page.locator('#users li', { hasText: '+8613900000107' }).count(), 1);
   await shot(page, 'admin-users');
   await switchLanguage(page, 'admin-users');
   await page.goto(BASE + '/admin/catalogue');
