@@ -58,6 +58,8 @@ async fn managed_units(state: &AppState, actor: &Actor) -> Result<Vec<UnitLine>,
         }),
     )
     .await?;
+    let mut units = units;
+    super::tree_order(&mut units);
     Ok(units
         .into_iter()
         .filter(|u| actor.manages(&u.org_path()))
@@ -566,6 +568,9 @@ struct ItemLine {
     minutes: i64,
     qualifications: String,
     retired: bool,
+    /// Whether the viewer may retire or restore it (admins: all; a
+    /// coordinator: the items of units in their area).
+    manageable: bool,
 }
 
 #[derive(Template, WebTemplate)]
@@ -598,11 +603,14 @@ async fn catalogue_page(
     )
     .await
     .page(t)?;
-    let units = managed_units(state, actor)
-        .await
-        .page(t)?
-        .into_iter()
+    let all_units = managed_units(state, actor).await.page(t)?;
+    let manageable = |unit: Option<i64>| {
+        actor.is_admin() || unit.is_some_and(|id| all_units.iter().any(|u| u.id == id))
+    };
+    let units = all_units
+        .iter()
         .filter(|u| matches!(u.kind.as_str(), "province" | "city" | "county"))
+        .cloned()
         .collect();
     Ok(CataloguePage {
         t,
@@ -619,6 +627,7 @@ async fn catalogue_page(
                 minutes: i.default_duration_minutes,
                 qualifications: i.qualifications,
                 retired: i.retired_at.is_some(),
+                manageable: manageable(i.org_unit_id),
             })
             .collect(),
         l,

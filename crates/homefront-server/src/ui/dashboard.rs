@@ -80,7 +80,8 @@ struct DashboardPage {
 /// Divisions the actor may report on, parents first.
 async fn report_units(state: &AppState, actor: &Actor) -> Result<Vec<OrgUnit>, ApiError> {
     let scopes = actor.managed_scopes();
-    let units = state.store.org_units(scopes.as_deref(), None, None).await?;
+    let mut units = state.store.org_units(scopes.as_deref(), None, None).await?;
+    super::tree_order(&mut units);
     Ok(units
         .into_iter()
         .filter(|u| matches!(u.kind.as_str(), "province" | "city" | "county" | "team"))

@@ -181,11 +181,13 @@ async fn bots_page(
     let t = l.t;
     coordinator_only(actor, t)?;
     let scopes = actor.managed_scopes();
-    let units: Vec<(i64, String)> = state
+    let mut units = state
         .store
         .org_units(scopes.as_deref(), None, None)
         .await
-        .page(t)?
+        .page(t)?;
+    super::tree_order(&mut units);
+    let units: Vec<(i64, String)> = units
         .into_iter()
         .filter(|u| matches!(u.kind.as_str(), "province" | "city" | "county" | "team"))
         .map(|u| (u.id, u.name))

@@ -189,6 +189,8 @@ fn path_of(parts: &Parts) -> String {
 pub struct PageError {
     t: Tr,
     err: ApiError,
+    /// The page to return to after signing in, for a signed-out visit.
+    next: Option<String>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -247,7 +249,11 @@ where
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         if self.err.status == StatusCode::UNAUTHORIZED {
-            return Redirect::to("/login").into_response();
+            let to = match self.next.as_deref().and_then(|n| local_path(Some(n))) {
+                Some(next) if next != "/" => format!("/login?next={}", url_encode(&next)),
+                _ => "/login".to_string(),
+            };
+            return Redirect::to(&to).into_response();
         }
         let page = ErrorPage {
             t: self.t,
@@ -269,7 +275,11 @@ pub trait Localize<T> {
 
 impl<T, E: Into<ApiError>> Localize<T> for Result<T, E> {
     fn page(self, t: Tr) -> PageResult<T> {
-        self.map_err(|e| PageError { t, err: e.into() })
+        self.map_err(|e| PageError {
+            t,
+            err: e.into(),
+            next: None,
+        })
     }
 }
 
@@ -294,9 +304,13 @@ impl FromRequestParts<AppState> for Viewer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
         let t = Tr(Lang::of(&parts.headers));
+        // Pages (not event streams) come back after signing in.
+        let next = (parts.method == axum::http::Method::GET
+            && !parts.uri.path().starts_with("/live/"))
+        .then(|| path_of(parts));
         let actor = Actor::from_request_parts(parts, state)
             .await
-            .map_err(|err| PageError { t, err })?;
+            .map_err(|err| PageError { t, err, next })?;
         Ok(Viewer {
             l: Layout::new(t, &path_of(parts), Some(&actor)),
             actor,
@@ -334,6 +348,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
             .await
             .map_err(|_| PageError {
                 t,
+                next: None,
                 err: ApiError::invalid("body", "invalid_body", "form too large"),
             })?;
         let rebuild = |b: axum::body::Bytes| Request::from_parts(parts.clone(), Body::from(b));
@@ -343,11 +358,12 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
             .and_then(|Form(f)| f.csrf);
         let actor = auth::actor_with_form_token(&parts, state, csrf.as_deref())
             .await
-            .map_err(|err| PageError { t, err })?;
+            .map_err(|err| PageError { t, err, next: None })?;
         let Form(form) = Form::<T>::from_request(rebuild(bytes), state)
             .await
             .map_err(|e| PageError {
                 t,
+                next: None,
                 err: ApiError::invalid("body", "invalid_body", e.body_text()),
             })?;
         Ok(Posted { actor, t, form })
@@ -378,6 +394,7 @@ async fn home(viewer: Result<Viewer, PageError>) -> Response {
     } else {
         PageError {
             t: v.t(),
+            next: None,
             err: ApiError::forbidden(),
         }
         .into_response()
@@ -393,12 +410,16 @@ struct LoginPage {
     error: Option<String>,
     totp: bool,
     notice: Option<&'static str>,
+    /// Local page to go to after signing in ("" = home).
+    next: String,
 }
 
 #[derive(Deserialize)]
 struct LoginQuery {
     /// Set after a password change, which ended the session.
     changed: Option<String>,
+    /// The page a signed-out visit asked for.
+    next: Option<String>,
 }
 
 async fn login_page(headers: HeaderMap, Query(q): Query<LoginQuery>) -> LoginPage {
@@ -406,6 +427,7 @@ async fn login_page(headers: HeaderMap, Query(q): Query<LoginQuery>) -> LoginPag
     LoginPage {
         t: l.t,
         notice: q.changed.map(|_| l.t.t("login.password_changed")),
+        next: local_path(q.next.as_deref()).unwrap_or_default(),
         l,
         phone: String::new(),
         error: None,
@@ -419,6 +441,8 @@ struct LoginForm {
     password: String,
     #[serde(default)]
     totp_code: Option<String>,
+    #[serde(default)]
+    next: Option<String>,
 }
 
 async fn login_submit(
@@ -435,7 +459,8 @@ async fn login_submit(
     };
     match crate::api::sessions::sign_in(&state, &ip, req).await {
         Ok((_, cookie)) => {
-            let mut resp = see_other("/");
+            let to = local_path(form.next.as_deref()).unwrap_or_else(|| "/".into());
+            let mut resp = see_other(&to);
             resp.headers_mut().insert(header::SET_COOKIE, cookie);
             resp
         }
@@ -449,6 +474,7 @@ async fn login_submit(
                 phone: form.phone,
                 totp,
                 notice: None,
+                next: local_path(form.next.as_deref()).unwrap_or_default(),
             };
             (err.status, page).into_response()
         }
@@ -487,6 +513,18 @@ async fn switch_lang(Path(code): Path<String>, Query(q): Query<NextQuery>) -> Re
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
+}
+
+/// Sorts org units into tree order (each parent before its children,
+/// siblings by id), for pickers: the stored paths sort as text, which
+/// puts `/1/10/` before `/1/2/`.
+pub fn tree_order(units: &mut [homefront_store::org_units::OrgUnit]) {
+    units.sort_by_cached_key(|u| {
+        u.path
+            .split('/')
+            .filter_map(|p| p.parse::<i64>().ok())
+            .collect::<Vec<_>>()
+    });
 }
 
 /// Local date and time of `ms` in time zone `tz`, e.g. `2020-02-12 14:00`.

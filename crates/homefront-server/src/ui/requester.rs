@@ -357,7 +357,7 @@ async fn create(State(state): State<AppState>, p: Posted<OrderForm>) -> PageResu
             };
             Ok((err.status, page).into_response())
         }
-        Err(err) => Err(PageError { t, err }),
+        Err(err) => Err(PageError { t, err, next: None }),
     }
 }
 

@@ -337,12 +337,14 @@ async fn import_inner(state: &AppState, req: Request, t: Tr) -> PageResult {
         .await
         .map_err(|e| PageError {
             t,
+            next: None,
             err: ApiError::invalid("file", "invalid_body", e.body_text()),
         })?;
     let (mut csrf, mut team, mut all_or_nothing, mut dry_run) = (None, None, false, false);
     let mut file: Option<(Bytes, Option<String>, Option<String>)> = None;
     while let Some(field) = multipart.next_field().await.map_err(|e| PageError {
         t,
+        next: None,
         err: ApiError::invalid("file", "invalid_body", e.body_text()),
     })? {
         let name = field.name().unwrap_or("").to_string();
@@ -351,6 +353,7 @@ async fn import_inner(state: &AppState, req: Request, t: Tr) -> PageResult {
             let file_name = field.file_name().map(str::to_string);
             let bytes = field.bytes().await.map_err(|e| PageError {
                 t,
+                next: None,
                 err: ApiError::invalid("file", "file_too_large", e.body_text()),
             })?;
             file = Some((bytes, content_type, file_name));
@@ -369,7 +372,7 @@ async fn import_inner(state: &AppState, req: Request, t: Tr) -> PageResult {
     }
     let actor = auth::actor_with_form_token(&parts, state, csrf.as_deref())
         .await
-        .map_err(|err| PageError { t, err })?;
+        .map_err(|err| PageError { t, err, next: None })?;
     coordinator_only(&actor, t)?;
     let layout = Layout::new(t, "/board/import", Some(&actor));
     let teams = teams(state, &actor).await.page(t)?;

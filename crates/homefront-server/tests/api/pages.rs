@@ -698,3 +698,46 @@ async fn pages_inbox_lists_notices_and_marks_them_read() {
     let (_, inbox) = w.app.get(&w.nanjing, "/api/v1/inbox").await;
     assert_eq!(inbox["unread"], 0);
 }
+
+#[tokio::test]
+async fn pages_sign_in_returns_to_the_page_asked_for() {
+    let w = world().await;
+    let client = browser();
+    let resp = client
+        .get(format!("{}/board/dashboard?from=2020-02-01", w.app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let to = resp.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(to, "/login?next=/board/dashboard%3Ffrom%3D2020-02-01");
+    let (_, html) = page(&client, &w.app, &to).await;
+    assert!(html.contains("name=\"next\" value=\"/board/dashboard?from=2020-02-01\""));
+    let resp = client
+        .post(format!("{}/login", w.app.base))
+        .form(&[
+            ("phone", "13800000002"),
+            ("password", PASSWORD),
+            ("next", "/board/dashboard?from=2020-02-01"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["location"],
+        "/board/dashboard?from=2020-02-01"
+    );
+    // Never elsewhere.
+    let other = browser();
+    let resp = other
+        .post(format!("{}/login", w.app.base))
+        .form(&[
+            ("phone", "13800000002"),
+            ("password", PASSWORD),
+            ("next", "//evil.example/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["location"], "/");
+}

@@ -195,7 +195,13 @@ async fn assets_are_embedded_and_pages_need_a_session() {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{path}");
-        assert_eq!(resp.headers()["location"], "/login");
+        // Back to the page asked for after signing in.
+        let expected = if path == "/" {
+            "/login".to_string()
+        } else {
+            format!("/login?next={path}")
+        };
+        assert_eq!(resp.headers()["location"], expected.as_str());
     }
 }
 
