@@ -24,6 +24,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../assets/app.js"),
     ),
     (
+        "icon.svg",
+        "image/svg+xml",
+        include_bytes!("../../assets/icon.svg"),
+    ),
+    (
         "vendor/htmx-2.0.11.min.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../assets/vendor/htmx-2.0.11.min.js"),
@@ -36,7 +41,13 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 ];
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/assets/{*name}", get(asset))
+    Router::new()
+        .route("/assets/{*name}", get(asset))
+        // Browsers ask for it even with a <link rel=icon>; answer with the icon.
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::response::Redirect::permanent("/assets/icon.svg") }),
+        )
 }
 
 async fn asset(Path(name): Path<String>) -> Response {

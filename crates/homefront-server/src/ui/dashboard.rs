@@ -11,6 +11,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Query, State};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::{Duration as Days, NaiveDate};
 use homefront_domain::Role;
@@ -72,9 +73,11 @@ struct DashboardPage {
     tiles: Vec<Tile>,
     charts: Vec<Chart>,
     legend: Vec<(String, String)>,
-    map: Chart,
+    map: Option<Chart>,
     export_query: String,
     export_partial: bool,
+    /// A refused filter (bad or too long a period), shown above the form.
+    error: Option<String>,
 }
 
 /// Divisions the actor may report on, parents first.
@@ -192,7 +195,7 @@ async fn dashboard(
     State(state): State<AppState>,
     v: Viewer,
     Query(q): Query<DashQuery>,
-) -> PageResult<DashboardPage> {
+) -> PageResult<axum::response::Response> {
     let t = v.t();
     let actor = &v.actor;
     if !actor.is_admin() && !actor.has(Role::Coordinator) {
@@ -230,16 +233,47 @@ async fn dashboard(
         from: from.clone(),
         to: to.clone(),
     };
-    let summary = summary_for(&state, actor, &query).await.page(t)?;
-    let span_days = (summary.to - summary.from) / 86_400_000;
-    if span_days > MAX_DAYS {
-        return Err(ApiError::invalid(
-            "to",
-            "period_too_long",
-            format!("the dashboard draws at most {MAX_DAYS} days; shorten the period"),
-        ))
-        .page(t);
-    }
+    let units_shown: Vec<(i64, String)> = units
+        .iter()
+        .map(|u| (u.id, format!("{}{}", indent(&u.path), u.name)))
+        .collect();
+    let summary = summary_for(&state, actor, &query).await.and_then(|s| {
+        if (s.to - s.from) / 86_400_000 > MAX_DAYS {
+            Err(ApiError::invalid(
+                "to",
+                "period_too_long",
+                format!("the dashboard draws at most {MAX_DAYS} days; shorten the period"),
+            ))
+        } else {
+            Ok(s)
+        }
+    });
+    let summary = match summary {
+        Ok(s) => s,
+        // A bad period: the form again with what is wrong, not an error page.
+        Err(err) if err.status.as_u16() == 422 => {
+            return Ok((
+                err.status,
+                DashboardPage {
+                    t,
+                    units: units_shown,
+                    unit: unit.id,
+                    from,
+                    to,
+                    tiles: Vec::new(),
+                    charts: Vec::new(),
+                    legend: Vec::new(),
+                    map: None,
+                    export_query: String::new(),
+                    export_partial: false,
+                    error: Some(super::field_error(t, &err)),
+                    l: v.l,
+                },
+            )
+                .into_response());
+        }
+        Err(err) => return Err(err).page(t),
+    };
     let scope = ReportScope {
         path: unit.path.clone(),
         from_ms: summary.from,
@@ -391,7 +425,7 @@ async fn dashboard(
         })
         .collect();
     let map_title = t.t("dash.map").to_string();
-    let map = Chart {
+    let map = Some(Chart {
         svg: charts::division_map(&map_title, &dots).unwrap_or_default(),
         head: vec![
             t.t("dash.division").into(),
@@ -410,7 +444,7 @@ async fn dashboard(
             })
             .collect(),
         title: map_title,
-    };
+    });
     let legend = series
         .iter()
         .map(|(s, _)| (charts::state_hex(s), t.k("state", s).to_string()))
@@ -423,10 +457,7 @@ async fn dashboard(
     let export_partial = summary.figures.orders.total > EXPORT_ROWS;
     Ok(DashboardPage {
         t,
-        units: units
-            .iter()
-            .map(|u| (u.id, format!("{}{}", indent(&u.path), u.name)))
-            .collect(),
+        units: units_shown,
         unit: unit.id,
         from,
         to,
@@ -436,8 +467,10 @@ async fn dashboard(
         map,
         export_query,
         export_partial,
+        error: None,
         l: v.l,
-    })
+    }
+    .into_response())
 }
 
 /// Non-breaking spaces by depth, so the unit picker reads as a tree.

@@ -33,7 +33,10 @@ pub(super) fn router() -> Router<AppState> {
 
 struct Notice {
     title: String,
-    body: String,
+    /// Paragraphs of the body.
+    lead: Vec<String>,
+    /// Its `- ` lines (order, service, district, time).
+    facts: Vec<String>,
     at: String,
     unread: bool,
     href: Option<String>,
@@ -82,8 +85,9 @@ async fn inbox(State(state): State<AppState>, v: Viewer) -> PageResult<InboxPage
         .items
         .into_iter()
         .map(|n| Notice {
+            lead: body_lines(&n.body, false),
+            facts: body_lines(&n.body, true),
             title: n.title,
-            body: n.body.replace(['*', '#', '>'], ""),
             at: local_time(n.created_at, "Asia/Shanghai"),
             unread: n.read_at.is_none(),
             href: n.order_id.map(|o| order_href(&v.actor, o)),
@@ -98,6 +102,18 @@ async fn inbox(State(state): State<AppState>, v: Viewer) -> PageResult<InboxPage
         volunteer: v.actor.has(Role::Volunteer),
         l: v.l,
     })
+}
+
+/// The body's plain lines (`facts = false`) or its `- ` list lines,
+/// without the `###` heading that repeats the title and without Markdown
+/// emphasis (bodies are the group bots' Markdown).
+fn body_lines(body: &str, facts: bool) -> Vec<String> {
+    body.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| l.starts_with("- ") == facts)
+        .map(|l| l.trim_start_matches("- ").replace("**", ""))
+        .collect()
 }
 
 #[derive(Deserialize)]

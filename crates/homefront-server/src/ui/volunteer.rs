@@ -222,6 +222,9 @@ struct AssignmentPage {
     notes: String,
     public_note: String,
     geo: Option<String>,
+    /// The same point in Amap (高德), the map app most phones in China
+    /// have; its URI API takes WGS-84 with `coordinate=wgs84`.
+    amap: Option<String>,
     can_check_in: bool,
     can_check_out: bool,
 }
@@ -281,6 +284,15 @@ async fn assignment(
                 .latitude
                 .zip(order.longitude)
                 .map(|(la, lo)| format!("geo:{la:.5},{lo:.5}?q={la:.5},{lo:.5}"))
+        } else {
+            None
+        },
+        amap: if live {
+            order.latitude.zip(order.longitude).map(|(la, lo)| {
+                format!(
+                    "https://uri.amap.com/marker?position={lo:.6},{la:.6}&coordinate=wgs84&callnative=1"
+                )
+            })
         } else {
             None
         },

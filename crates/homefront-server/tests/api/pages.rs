@@ -209,7 +209,12 @@ async fn pages_dashboard_shows_the_summary_figures_charts_and_map_within_scope()
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(html.contains("The period must end after it starts"));
+    assert!(
+        html.contains("To: The period must end after it starts"),
+        "{html}"
+    );
+    // ...above the filter form, kept as typed, with no figures.
+    assert!(html.contains("value=\"2020-02-12\"") && !html.contains("id=\"figures\""));
 }
 
 #[tokio::test]
