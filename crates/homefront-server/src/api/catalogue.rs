@@ -5,7 +5,7 @@
 //! items; a coordinator edits items it created for its subtree. Retiring
 //! an item stops new orders and leaves old orders intact.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch};
 use axum::{Json, Router};
@@ -16,6 +16,7 @@ use homefront_store::catalogue::{ItemFields, ServiceItem};
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::api::ApiQuery;
 use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::org_units::readable_unit;
 use crate::api::{ApiJson, parse_id};
@@ -50,7 +51,7 @@ pub struct ItemQuery {
 pub(crate) async fn list(
     State(state): State<AppState>,
     _actor: Actor,
-    Query(q): Query<ItemQuery>,
+    ApiQuery(q): ApiQuery<ItemQuery>,
 ) -> ApiResult<Json<Vec<ServiceItem>>> {
     Ok(Json(state.store.service_items(q.include_retired).await?))
 }

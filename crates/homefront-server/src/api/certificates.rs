@@ -13,7 +13,7 @@
 //! certificate. Text is HTML-escaped with `html-escape` on the way out.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -24,6 +24,7 @@ use html_escape::encode_text;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::api::ApiQuery;
 use crate::api::parse_id;
 use crate::api::reports::{mask_phone, period};
 use crate::auth::{self, Actor};
@@ -66,7 +67,7 @@ pub async fn issue(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    Query(q): Query<PeriodQuery>,
+    ApiQuery(q): ApiQuery<PeriodQuery>,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     let volunteer = state

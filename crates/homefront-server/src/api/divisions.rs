@@ -3,13 +3,14 @@
 //! signed-in user, e.g. to pick a household's district; teams, employers
 //! and partners are not listed here.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use homefront_domain::org::OrgKind;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::ApiQuery;
 use crate::api::openapi::{ErrorShape, QueryRejection};
 use crate::auth::Actor;
 use crate::error::ApiResult;
@@ -59,7 +60,7 @@ pub struct DivisionItem {
 async fn list(
     State(state): State<AppState>,
     _actor: Actor,
-    Query(q): Query<DivisionQuery>,
+    ApiQuery(q): ApiQuery<DivisionQuery>,
 ) -> ApiResult<Json<Vec<DivisionItem>>> {
     let units = match q.parent_id {
         Some(p) => state.store.org_units(None, Some(p), None).await?,

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,6 +21,7 @@ use homefront_store::fulfilment::{FollowUpItem, HoursEntry, NewHours};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::ApiQuery;
 use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::Actor;
@@ -134,7 +135,7 @@ async fn hours_view(state: &AppState, volunteer: i64, period: &Period) -> ApiRes
 pub(crate) async fn mine(
     State(state): State<AppState>,
     actor: Actor,
-    Query(p): Query<Period>,
+    ApiQuery(p): ApiQuery<Period>,
 ) -> ApiResult<Json<HoursView>> {
     if !actor.has(Role::Volunteer) {
         return Err(ApiError::forbidden());
@@ -167,7 +168,7 @@ async fn of_volunteer(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    Query(p): Query<Period>,
+    ApiQuery(p): ApiQuery<Period>,
 ) -> ApiResult<Json<HoursView>> {
     let id = visible_volunteer(&state, &actor, parse_id(&id)?).await?;
     Ok(Json(hours_view(&state, id, &p).await?))

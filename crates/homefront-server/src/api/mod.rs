@@ -20,7 +20,8 @@ pub mod volunteers;
 
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
@@ -89,6 +90,47 @@ fn json_error(rejection: JsonRejection) -> ApiError {
     err
 }
 
+/// A query string whose parse errors answer in the API's error shape
+/// (400 `invalid_query`, naming the parameter, as a malformed JSON body
+/// answers 400 `invalid_body`), like [`ApiJson`] for
+/// bodies; axum's own extractor answers plain text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(rejection) => Err(query_error(&rejection.body_text())),
+        }
+    }
+}
+
+/// The parameter a query-string error names: serde's "missing field `x`",
+/// or the "x: ..." prefix of a value that does not parse.
+fn query_error(text: &str) -> ApiError {
+    let detail = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(text);
+    let field = if let Some(rest) = detail.split("missing field `").nth(1) {
+        rest.split('`').next().map(str::to_string)
+    } else {
+        detail
+            .split_once(": ")
+            .map(|(f, _)| f.to_string())
+            .filter(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    };
+    let mut err = ApiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "invalid_query",
+        format!("the query string is not valid for this endpoint: {detail}"),
+    );
+    err.field = field;
+    err
+}
+
 /// Checks optional coordinates given as a pair.
 pub fn coordinates(lon: Option<f64>, lat: Option<f64>) -> ApiResult<Option<(f64, f64)>> {
     match (lon, lat) {
@@ -120,4 +162,22 @@ pub fn coordinates(lon: Option<f64>, lat: Option<f64>) -> ApiResult<Option<(f64,
 /// (so probing ids tells nothing).
 pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>().map_err(|_| ApiError::not_found())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_error;
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        let e = query_error("Failed to deserialize query string: missing field `from`");
+        assert_eq!(
+            (e.code, e.field.as_deref(), e.status.as_u16()),
+            ("invalid_query", Some("from"), 400)
+        );
+        let e =
+            query_error("Failed to deserialize query string: from: invalid digit found in string");
+        assert_eq!(e.field.as_deref(), Some("from"));
+        assert!(e.message.contains("invalid digit"));
+    }
 }

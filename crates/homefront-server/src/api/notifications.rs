@@ -15,7 +15,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{delete, get, post};
@@ -28,6 +28,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
+use crate::api::ApiQuery;
 use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::org_units::managed_unit;
 use crate::api::{ApiJson, parse_id};
@@ -82,7 +83,7 @@ pub struct InboxPage {
 pub(crate) async fn inbox(
     State(state): State<AppState>,
     actor: Actor,
-    Query(q): Query<InboxQuery>,
+    ApiQuery(q): ApiQuery<InboxQuery>,
 ) -> ApiResult<Json<InboxPage>> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let items = state.store.inbox(actor.user.id, q.unread, limit).await?;

@@ -7,7 +7,7 @@
 //! with `offer_taken`, `offer_expired`, `offer_withdrawn`,
 //! `already_accepted` or `already_declined`, and is recorded.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use homefront_domain::Role;
@@ -15,6 +15,7 @@ use homefront_store::offers::{Offer, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::ApiQuery;
 use crate::api::openapi::ErrorShape;
 use crate::api::orders::{OrderView, view};
 use crate::api::parse_id;
@@ -99,7 +100,7 @@ pub async fn offer_view(state: &AppState, actor: &Actor, offer: &Offer) -> ApiRe
 async fn list(
     State(state): State<AppState>,
     actor: Actor,
-    Query(q): Query<OfferQuery>,
+    ApiQuery(q): ApiQuery<OfferQuery>,
 ) -> ApiResult<Json<Vec<OfferView>>> {
     if !actor.has(Role::Volunteer) {
         return Err(ApiError::forbidden());

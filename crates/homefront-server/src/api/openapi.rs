@@ -54,14 +54,14 @@ pub enum BodyRejection {
     NotJson(ErrorShape),
 }
 
-/// The answer of axum's query-string extractor, given before the handler
-/// runs: plain text, not [`ErrorShape`].
+/// The answer when the query string does not parse, given before the
+/// handler runs (see [`crate::api::ApiQuery`]).
 #[derive(utoipa::IntoResponses)]
 pub enum QueryRejection {
-    /// The query string does not parse: a number parameter that is not a
-    /// number, or a required parameter missing (plain text from axum).
-    #[response(status = 400, content_type = "text/plain")]
-    Malformed(String),
+    /// `invalid_query`: a number parameter that is not a number, or a
+    /// required parameter missing; `field` names it.
+    #[response(status = 400)]
+    Malformed(ErrorShape),
 }
 
 /// The bytes of a file: an xlsx workbook or CSV text.

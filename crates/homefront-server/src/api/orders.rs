@@ -6,7 +6,7 @@
 //! - `GET /api/v1/orders/{id}`, `GET /api/v1/orders/{id}/events`
 //! - `POST /api/v1/orders/{id}/cancel|assign|check-in|check-out|confirm`
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::AppState;
+use crate::api::ApiQuery;
 use crate::api::coordinates;
 use crate::api::households::{division_id, lacks_guardian_consent};
 use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
@@ -664,7 +665,7 @@ pub async fn scoped_filter(
 async fn list(
     State(state): State<AppState>,
     actor: Actor,
-    Query(q): Query<OrderQuery>,
+    ApiQuery(q): ApiQuery<OrderQuery>,
 ) -> ApiResult<Json<Vec<OrderView>>> {
     let filter = scoped_filter(&state, &actor, &q).await?;
     let orders = state.store.orders(&filter).await?;

@@ -5,7 +5,7 @@
 //! division's subtree; a liaison, volunteer or requester sees the one unit
 //! its grant is bound to. Anything else answers 404, like a missing id.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -15,6 +15,7 @@ use homefront_store::org_units::{NewOrgUnit, OrgUnit};
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::api::ApiQuery;
 use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::Actor;
@@ -71,7 +72,7 @@ pub async fn managed_unit(state: &AppState, actor: &Actor, id: i64) -> ApiResult
 pub(crate) async fn list(
     State(state): State<AppState>,
     actor: Actor,
-    Query(q): Query<OrgUnitQuery>,
+    ApiQuery(q): ApiQuery<OrgUnitQuery>,
 ) -> ApiResult<Json<Vec<OrgUnit>>> {
     let kind = q
         .kind

@@ -11,7 +11,7 @@
 //! setting of the team's division, default 2: the Nantong model of one
 //! frontline family, two volunteers), and one primary.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -22,6 +22,7 @@ use homefront_store::pairings::{Pairing, PairingProposal};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::ApiQuery;
 use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::orders::{OrderView, view};
 use crate::api::{ApiJson, parse_id};
@@ -223,7 +224,7 @@ pub struct PairingQuery {
 async fn list(
     State(state): State<AppState>,
     actor: Actor,
-    Query(q): Query<PairingQuery>,
+    ApiQuery(q): ApiQuery<PairingQuery>,
 ) -> ApiResult<Json<Vec<Pairing>>> {
     if !actor.is_admin() && !actor.has(Role::Coordinator) {
         return Err(ApiError::forbidden());

@@ -12,7 +12,7 @@
 //! `from` and `to` are epoch ms, RFC 3339 instants, or dates
 //! (`2020-02-01`) in the unit's time zone; a date `to` includes that day.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -26,6 +26,7 @@ use homefront_store::volunteers::VolunteerFilter;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::ApiQuery;
 use crate::api::orders::{OrderQuery, scoped_filter};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
@@ -175,7 +176,7 @@ pub async fn summary_for(state: &AppState, actor: &Actor, q: &ReportQuery) -> Ap
 pub async fn summary(
     State(state): State<AppState>,
     actor: Actor,
-    Query(q): Query<ReportQuery>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> ApiResult<Json<Summary>> {
     Ok(Json(summary_for(&state, &actor, &q).await?))
 }
@@ -224,7 +225,7 @@ pub struct PublicFigures {
         (status = 422, description = "Bad period", body = crate::api::openapi::ErrorShape)))]
 pub async fn public(
     State(state): State<AppState>,
-    Query(q): Query<ReportQuery>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> ApiResult<Json<PublicFigures>> {
     let unit = state
         .store
@@ -319,7 +320,7 @@ pub fn mask_phone(e164: &str) -> String {
 pub async fn hours(
     State(state): State<AppState>,
     actor: Actor,
-    Query(q): Query<ReportQuery>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> ApiResult<Json<Vec<VolunteerHours>>> {
     let unit = managed_unit(&state, &actor, q.org_unit).await?;
     let (from, to) = period(&unit, &q.from, &q.to)?;
@@ -391,8 +392,8 @@ pub async fn orders_export(
 pub async fn export_orders(
     State(state): State<AppState>,
     actor: Actor,
-    Query(f): Query<FormatQuery>,
-    Query(q): Query<OrderQuery>,
+    ApiQuery(f): ApiQuery<FormatQuery>,
+    ApiQuery(q): ApiQuery<OrderQuery>,
 ) -> ApiResult<Response> {
     let format = format_of(&f)?;
     let (bytes, rows) = orders_export(&state, &actor, &q, format).await?;
@@ -411,8 +412,8 @@ pub async fn export_orders(
 pub async fn export_hours(
     State(state): State<AppState>,
     actor: Actor,
-    Query(f): Query<FormatQuery>,
-    Query(q): Query<ReportQuery>,
+    ApiQuery(f): ApiQuery<FormatQuery>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> ApiResult<Response> {
     let format = format_of(&f)?;
     let unit = managed_unit(&state, &actor, q.org_unit).await?;

@@ -6,7 +6,7 @@
 //! volunteer or requester roles bound to units there; only admins grant
 //! `admin`. Everyone reads their own account.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -16,6 +16,7 @@ use homefront_store::users::{Grant, User};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::ApiQuery;
 use crate::api::openapi::{BodyRejection, ErrorShape};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::{self, Actor};
@@ -67,7 +68,7 @@ fn parse_role(raw: &str) -> ApiResult<Role> {
 pub(crate) async fn list(
     State(state): State<AppState>,
     actor: Actor,
-    Query(q): Query<UserQuery>,
+    ApiQuery(q): ApiQuery<UserQuery>,
 ) -> ApiResult<Json<Vec<User>>> {
     let role = q.role.as_deref().map(parse_role).transpose()?;
     let scopes = match actor.managed_scopes() {

@@ -52,7 +52,7 @@ async fn managed_units(state: &AppState, actor: &Actor) -> Result<Vec<UnitLine>,
     let axum::Json(units) = crate::api::org_units::list(
         State(state.clone()),
         actor.clone(),
-        Query(OrgUnitQuery {
+        crate::api::ApiQuery(OrgUnitQuery {
             parent_id: None,
             kind: None,
         }),
@@ -153,7 +153,7 @@ async fn users_page(
     let axum::Json(list) = crate::api::users::list(
         State(state.clone()),
         actor.clone(),
-        Query(UserQuery { role: None }),
+        crate::api::ApiQuery(UserQuery { role: None }),
     )
     .await
     .page(t)?;
@@ -597,7 +597,7 @@ async fn catalogue_page(
     let axum::Json(items) = crate::api::catalogue::list(
         State(state.clone()),
         actor.clone(),
-        Query(ItemQuery {
+        crate::api::ApiQuery(ItemQuery {
             include_retired: true,
         }),
     )

@@ -70,7 +70,7 @@ async fn inbox(State(state): State<AppState>, v: Viewer) -> PageResult<InboxPage
     let axum::Json(page) = crate::api::notifications::inbox(
         State(state.clone()),
         v.actor.clone(),
-        Query(InboxQuery {
+        crate::api::ApiQuery(InboxQuery {
             unread: false,
             limit: Some(100),
         }),

@@ -7,7 +7,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -116,7 +116,7 @@ async fn vetting_page(
     let axum::Json(list) = crate::api::volunteers::list(
         State(state.clone()),
         actor.clone(),
-        Query(ListQuery {
+        crate::api::ApiQuery(ListQuery {
             state: None,
             team_id: None,
         }),
@@ -142,7 +142,7 @@ async fn vetting_page(
     let axum::Json(expiring) = crate::api::volunteers::credentials::expiring(
         State(state.clone()),
         actor.clone(),
-        Query(crate::api::volunteers::credentials::ExpiringQuery {
+        crate::api::ApiQuery(crate::api::volunteers::credentials::ExpiringQuery {
             within_days: Some(EXPIRING_DAYS),
         }),
     )
@@ -404,7 +404,7 @@ async fn import_inner(state: &AppState, req: Request, t: Tr) -> PageResult {
     let result = crate::api::volunteers::roster::import(
         State(state.clone()),
         actor.clone(),
-        Query(crate::api::volunteers::roster::ImportQuery {
+        crate::api::ApiQuery(crate::api::volunteers::roster::ImportQuery {
             team_id: team,
             all_or_nothing,
             dry_run,

@@ -386,13 +386,12 @@ struct HoursPage {
 }
 
 async fn my_hours(State(state): State<AppState>, v: Viewer) -> PageResult<HoursPage> {
-    use axum::extract::Query;
     let t = v.t();
     volunteer_only(&v.actor, t)?;
     let axum::Json(view) = crate::api::hours::mine(
         State(state.clone()),
         v.actor.clone(),
-        Query(crate::api::hours::Period::default()),
+        crate::api::ApiQuery(crate::api::hours::Period::default()),
     )
     .await
     .page(t)?;

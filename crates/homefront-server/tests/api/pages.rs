@@ -746,3 +746,24 @@ async fn pages_sign_in_returns_to_the_page_asked_for() {
         .unwrap();
     assert_eq!(resp.headers()["location"], "/");
 }
+
+#[tokio::test]
+async fn a_bad_query_string_answers_in_the_error_shape_naming_the_parameter() {
+    let w = world().await;
+    let unit = w.app.division("320100").await;
+    let (status, err) = w
+        .app
+        .get(
+            &w.nanjing,
+            &format!("/api/v1/reports/summary?org_unit={unit}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(
+        (err["code"].as_str(), err["field"].as_str()),
+        (Some("invalid_query"), Some("from"))
+    );
+    let (status, err) = w.app.get(&w.nanjing, "/api/v1/orders?from=yesterday").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["field"], "from");
+}

@@ -8,7 +8,7 @@
 //! midnight). Leave is a half-open interval of epoch-ms instants.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{NaiveTime, Timelike, Weekday};
 use homefront_domain::Timestamp;
@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{visible, volunteer_id};
 use crate::AppState;
+use crate::api::ApiQuery;
 use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::Actor;
@@ -433,7 +434,7 @@ pub(super) async fn available(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    Query(q): Query<AvailableQuery>,
+    ApiQuery(q): ApiQuery<AvailableQuery>,
 ) -> ApiResult<Json<AvailableView>> {
     let id = volunteer_id(&actor, &id)?;
     visible(&state, &actor, id).await?;

@@ -3,7 +3,7 @@
 //! same function the dispatcher calls).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use homefront_domain::Timestamp;
 use homefront_domain::credentials::{
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{coordinates, managed, visible, volunteer_id};
 use crate::AppState;
+use crate::api::ApiQuery;
 use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::Actor;
@@ -252,7 +253,7 @@ pub struct ExpiringQuery {
 pub(crate) async fn expiring(
     State(state): State<AppState>,
     actor: Actor,
-    Query(q): Query<ExpiringQuery>,
+    ApiQuery(q): ApiQuery<ExpiringQuery>,
 ) -> ApiResult<Json<Vec<ExpiringCredential>>> {
     if !coordinates(&actor) {
         return Err(ApiError::forbidden());
@@ -336,7 +337,7 @@ pub(super) async fn eligibility(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    Query(q): Query<EligibilityQuery>,
+    ApiQuery(q): ApiQuery<EligibilityQuery>,
 ) -> ApiResult<Json<EligibilityView>> {
     let id = volunteer_id(&actor, &id)?;
     visible(&state, &actor, id).await?;

@@ -24,7 +24,7 @@ pub(crate) mod credentials;
 pub(crate) mod roster;
 pub(crate) mod vetting;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -40,6 +40,7 @@ use homefront_store::volunteers::{
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::AppState;
+use crate::api::ApiQuery;
 use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::{self, Actor};
@@ -594,7 +595,7 @@ fn parse_state(field: &str, raw: &str) -> ApiResult<VettingState> {
 pub(crate) async fn list(
     State(state): State<AppState>,
     actor: Actor,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<VolunteerView>>> {
     let vetting = q
         .state

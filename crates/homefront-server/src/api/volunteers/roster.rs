@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use homefront_store::roster::TeamRef;
@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::{coordinates, managed_team, parse_state};
 use crate::AppState;
+use crate::api::ApiQuery;
 use crate::api::openapi::{ErrorShape, FileBytes, QueryRejection};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
@@ -86,7 +87,7 @@ fn roster_error(e: RosterError) -> ApiError {
 pub(crate) async fn import(
     State(state): State<AppState>,
     actor: Actor,
-    Query(q): Query<ImportQuery>,
+    ApiQuery(q): ApiQuery<ImportQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<ImportReport>> {
@@ -172,7 +173,10 @@ fn attachment(bytes: Vec<u8>, format: Format, stem: &str) -> Response {
         (status = 403, description = "`forbidden` for roles other than coordinator and admin", body = ErrorShape),
         (status = 422, description = "`invalid_format` (field `format`)", body = ErrorShape),
         QueryRejection))]
-pub(super) async fn template(actor: Actor, Query(q): Query<DownloadQuery>) -> ApiResult<Response> {
+pub(super) async fn template(
+    actor: Actor,
+    ApiQuery(q): ApiQuery<DownloadQuery>,
+) -> ApiResult<Response> {
     if !coordinates(&actor) {
         return Err(ApiError::forbidden());
     }
@@ -197,7 +201,7 @@ pub(super) async fn template(actor: Actor, Query(q): Query<DownloadQuery>) -> Ap
 pub(super) async fn export(
     State(state): State<AppState>,
     actor: Actor,
-    Query(q): Query<DownloadQuery>,
+    ApiQuery(q): ApiQuery<DownloadQuery>,
 ) -> ApiResult<Response> {
     if !coordinates(&actor) {
         return Err(ApiError::forbidden());
