@@ -75,7 +75,7 @@ pub fn state_label(state: &str) -> &str {
 fn lane_label(lane: &str) -> &str {
     match lane {
         "priority" => "优先",
-        "urgent" => "加急",
+        "urgent" => "紧急",
         "standard" => "普通",
         other => other,
     }

@@ -47,6 +47,10 @@ pub fn router() -> Router<AppState> {
 /// Longest time window an order may ask for, in days.
 pub const MAX_WINDOW_DAYS: i64 = 31;
 
+/// Days ahead an order's window may start: volunteers are dispatched for
+/// the coming weeks, not years (a mistyped year would wait unserved).
+pub const MAX_AHEAD_DAYS: i64 = 90;
+
 /// An item as shown inside an order.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ItemBrief {
@@ -290,7 +294,7 @@ fn text_field(field: &str, v: Option<String>, max: usize) -> ApiResult<Option<St
         (status = 201, description = "Placed (or replayed under the same key)", body = OrderView),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: the caller is not a requester (or, with `on_behalf_of_phone`, not a liaison); or `csrf_failed`", body = ErrorShape),
-        (status = 422, description = "Invalid input naming the field: `idempotency_key_required` or `idempotency_key_reused` (`Idempotency-Key`), `invalid_body`, `unknown_item` or `item_retired` (`item_id`), `unknown_member` or `guardian_consent_required` (`member_id`), `invalid_time`, `window_order`, `window_past` or `window_too_long` (`window_start`/`window_end`), `invalid_urgency`, `invalid_phone`, `too_long`, `unknown_requester` (`on_behalf_of_phone`), location errors (`location.adcode`, `location.street`, `longitude`/`latitude`)", body = ErrorShape),
+        (status = 422, description = "Invalid input naming the field: `idempotency_key_required` or `idempotency_key_reused` (`Idempotency-Key`), `invalid_body`, `unknown_item` or `item_retired` (`item_id`), `unknown_member` or `guardian_consent_required` (`member_id`), `invalid_time`, `window_order`, `window_past`, `window_too_long` or `window_too_far` (`window_start`/`window_end`), `invalid_urgency`, `invalid_phone`, `too_long`, `unknown_requester` (`on_behalf_of_phone`), location errors (`location.adcode`, `location.street`, `longitude`/`latitude`)", body = ErrorShape),
         BodyRejection))]
 async fn create(
     State(state): State<AppState>,
@@ -452,6 +456,15 @@ pub async fn place_order(
             "window_too_long",
             format!(
                 "a window may span at most {MAX_WINDOW_DAYS} days; split longer needs into several orders"
+            ),
+        ));
+    }
+    if start.epoch_ms() - now.epoch_ms() > MAX_AHEAD_DAYS * Timestamp::DAY_MS {
+        return Err(ApiError::invalid(
+            "window_start",
+            "window_too_far",
+            format!(
+                "a window may start at most {MAX_AHEAD_DAYS} days ahead; place the order nearer the time"
             ),
         ));
     }

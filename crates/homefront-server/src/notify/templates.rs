@@ -67,7 +67,7 @@ fn state_label(lang: Lang, state: &str) -> String {
 fn lane_label(lang: Lang, lane: &str) -> String {
     let (zh, en) = match lane {
         "priority" => ("优先通道", "priority lane"),
-        "urgent" => ("加急", "urgent"),
+        "urgent" => ("紧急", "urgent"),
         _ => ("普通", "standard"),
     };
     lang.pick(zh, en).to_string()
@@ -160,8 +160,12 @@ pub fn render(kind: &str, data: &Value, lang: Lang) -> Message {
                 Lang::Zh => format!("新订单：{it}（{district}）"),
                 Lang::En => format!("New order: {it} ({district})"),
             },
-            lang.pick("收到一条新的服务订单。", "A new service order arrived.")
-                .to_string(),
+            // Read by the county's group and by the requester alike.
+            lang.pick(
+                "一条新的服务订单已提交，正在为它寻找志愿者。",
+                "A new service order was placed; a volunteer is being found.",
+            )
+            .to_string(),
         ),
         "order_escalated" => {
             let level = data.get("level").and_then(Value::as_i64).unwrap_or(1);

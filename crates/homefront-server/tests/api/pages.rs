@@ -767,3 +767,31 @@ async fn a_bad_query_string_answers_in_the_error_shape_naming_the_parameter() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
     assert_eq!(err["field"], "from");
 }
+
+#[tokio::test]
+async fn an_order_years_ahead_is_refused_naming_the_start() {
+    let w = world().await;
+    let requester = w.app.login("13800000008").await;
+    let (_, household) = w.app.get(&requester, "/api/v1/household").await;
+    let member = household["members"][0]["id"].clone();
+    let item = w.app.store.service_items(false).await.unwrap()[0].id;
+    let before = w.app.store.count_orders().await.unwrap();
+    let resp = w
+        .app
+        .client
+        .post(format!("{}/api/v1/orders", w.app.base))
+        .bearer_auth(&requester.token)
+        .header("Idempotency-Key", "far-1")
+        .json(&json!({"item_id": item, "member_id": member,
+            "window_start": "2025-02-12T09:00", "window_end": "2025-02-12T10:00"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let err: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        (err["code"].as_str(), err["field"].as_str()),
+        (Some("window_too_far"), Some("window_start"))
+    );
+    assert_eq!(w.app.store.count_orders().await.unwrap(), before);
+}
