@@ -128,6 +128,12 @@ pub struct Scenario {
     pub households: Vec<DemoHousehold>,
     /// Demo sign-ins.
     pub logins: Vec<DemoLogin>,
+    /// The volunteer a person signs in as (13900000001): the live driver
+    /// never acts as this account.
+    pub login_volunteer_id: i64,
+    /// The requester a person signs in as (13800010001): the live driver
+    /// never acts as this account.
+    pub login_requester_id: i64,
 }
 
 /// Why the scenario was not built.
@@ -550,11 +556,12 @@ pub async fn build(
             )
             .await?;
         if i == 0 {
+            b.out.login_volunteer_id = v.user_id;
             let phone = v.phone.trim_start_matches("+86").to_string();
             b.login(
                 "volunteer (provincial team)",
                 &phone,
-                "go on duty, accept offers, check in and out",
+                "offers wait for you: accept, check in and out",
             );
         }
     }
@@ -578,11 +585,21 @@ pub async fn build(
                 )
                 .await?;
             if h == 0 && k == 0 {
+                b.out.login_requester_id = hh.requester_id;
                 let phone = hh.phone.trim_start_matches("+86").to_string();
+                let volunteer = b
+                    .out
+                    .volunteers
+                    .iter()
+                    .find(|v| v.user_id == b.out.login_volunteer_id)
+                    .map(|v| v.phone.trim_start_matches("+86").to_string())
+                    .unwrap_or_default();
                 b.login(
                     "requester (Jiangsu Province Hospital staff)",
                     &phone,
-                    "place an order for a family member, confirm, rate",
+                    &format!(
+                        "order for a family member (offered to {volunteer} first), confirm, rate"
+                    ),
                 );
             }
         }
@@ -850,4 +867,80 @@ pub async fn build(
     b.out.volunteers.sort_by_key(|v| v.user_id);
     b.out.households.sort_by_key(|h| h.requester_id);
     Ok(b.out)
+}
+
+/// Where a household lives: its first member with coordinates.
+async fn household_point(store: &Store, household_id: i64) -> Result<Option<GeoPoint>, StoreError> {
+    Ok(store
+        .members(household_id)
+        .await?
+        .iter()
+        .find_map(|m| m.longitude.zip(m.latitude))
+        .and_then(|(lon, lat)| GeoPoint::new(lon, lat).ok()))
+}
+
+/// Stages a built scenario for a person trying `serve --demo` (never for
+/// `demo simulate`, whose figures stay those of the programme's model).
+///
+/// The province broadcasts each order to the 3 nearest volunteers and the
+/// live driver answers within seconds, so a person signed in as the login
+/// volunteer would rarely see an offer. Here the login volunteer's home
+/// moves to about 500 m north of the login requester's household (same
+/// district, jittered like everyone's), and the login volunteer becomes
+/// the primary paired volunteer of that household and of its nearest
+/// provincial neighbour: one-to-one pairings like Xuzhou's and Nantong's.
+/// A paired household's order is offered to its paired volunteer alone
+/// first, for the item's offer timeout (3–10 min); when that offer
+/// expires or is declined, the province's broadcast hands the order on.
+///
+/// Returns the neighbour household, whose orders the live driver places
+/// to keep an offer in front of the login volunteer.
+///
+/// # Errors
+/// Database errors, or [`ScenarioError::Data`] when the scenario lacks
+/// the login accounts or their household has no coordinates.
+pub async fn stage_live(
+    store: &Store,
+    scenario: &Scenario,
+    at: Timestamp,
+) -> Result<DemoHousehold, ScenarioError> {
+    let volunteer_id = scenario.login_volunteer_id;
+    let login = scenario
+        .households
+        .iter()
+        .find(|h| h.requester_id == scenario.login_requester_id)
+        .ok_or_else(|| data("the login requester has no household"))?;
+    let home = household_point(store, login.household_id)
+        .await?
+        .ok_or_else(|| data("the login requester's household has no coordinates"))?;
+    let volunteer = store
+        .volunteer(volunteer_id)
+        .await?
+        .ok_or_else(|| data("the login volunteer is missing"))?;
+    let mut profile = volunteer.profile();
+    // 0.0045° of latitude is about 500 m.
+    profile.home_location = GeoPoint::new(home.longitude, home.latitude + 0.0045).ok();
+    store.update_volunteer(volunteer_id, &profile, at).await?;
+
+    let mut neighbour: Option<(f64, &DemoHousehold)> = None;
+    for h in scenario
+        .households
+        .iter()
+        .filter(|h| h.programme == Programme::Provincial && h.requester_id != login.requester_id)
+    {
+        let Some(p) = household_point(store, h.household_id).await? else {
+            continue;
+        };
+        let km = p.haversine_km(&home);
+        if neighbour.is_none_or(|(best, _)| km < best) {
+            neighbour = Some((km, h));
+        }
+    }
+    let (_, neighbour) = neighbour.ok_or_else(|| data("no provincial household to pair"))?;
+    for h in [login, neighbour] {
+        store
+            .create_pairing(h.household_id, volunteer_id, "primary", None, at.epoch_ms())
+            .await?;
+    }
+    Ok(neighbour.clone())
 }

@@ -96,6 +96,7 @@ enum Ev {
     Wake,
     Fulfil,
     Scan,
+    Showcase,
 }
 
 /// The engine: actors' sessions, the event queue and the RNG.
@@ -112,6 +113,14 @@ pub struct Engine {
     seen_offers: BTreeSet<i64>,
     items: BTreeMap<String, (i64, i64, String)>,
     placed: u64,
+    /// Accounts a person signs in as (live only): the driver never acts
+    /// as them: it answers no offer made to them and places, confirms and
+    /// cancels no order for them.
+    humans: BTreeSet<i64>,
+    /// The login volunteer and the paired neighbour household whose
+    /// orders keep an offer in front of them (live only; see
+    /// [`scenario::stage_live`]).
+    showcase: Option<(i64, DemoHousehold)>,
     /// HTTP answers other than the expected ones (4xx), for the log.
     pub refused: u64,
 }
@@ -173,6 +182,8 @@ impl Engine {
             seen_offers: BTreeSet::new(),
             items,
             placed: 0,
+            humans: BTreeSet::new(),
+            showcase: None,
             refused: 0,
         })
     }
@@ -277,9 +288,10 @@ impl Engine {
         }
     }
 
-    /// Households that place orders of stream `s`.
+    /// Households that place orders of stream `s` (not those of a person
+    /// signed in as their requester).
     fn households_of(&self, s: &model::Stream) -> Vec<DemoHousehold> {
-        match s.households {
+        let mut pool: Vec<DemoHousehold> = match s.households {
             // Any household of a city with a 12355 team (not Lianyungang).
             Programme::Counselling => self
                 .scenario
@@ -295,7 +307,9 @@ impl Engine {
                 .filter(|h| h.programme == p)
                 .cloned()
                 .collect(),
-        }
+        };
+        pool.retain(|h| !self.humans.contains(&h.requester_id));
+        pool
     }
 
     async fn place(&mut self, stream: usize) -> Result<(), SimError> {
@@ -305,6 +319,12 @@ impl Engine {
             return Ok(());
         }
         let h = pool[self.rng.random_range(0..pool.len())].clone();
+        self.place_for(stream, &h).await
+    }
+
+    /// Places an order of stream `stream` as household `h`'s requester.
+    async fn place_for(&mut self, stream: usize, h: &DemoHousehold) -> Result<(), SimError> {
+        let s = STREAMS[stream];
         let Some(member) = s
             .members
             .iter()
@@ -410,6 +430,10 @@ impl Engine {
         let loads = self.state.store.active_loads().await?;
         for o in offers {
             if !self.seen_offers.insert(o.id) {
+                continue;
+            }
+            if self.humans.contains(&o.volunteer_user_id) {
+                // A person answers this one, or it expires.
                 continue;
             }
             let Some(order) = self.state.store.order(o.order_id).await? else {
@@ -543,13 +567,58 @@ impl Engine {
         Ok(())
     }
 
+    /// The requester of an order, unless a person plays them.
     async fn requester_of(&self, order_id: i64) -> Result<Option<i64>, SimError> {
         Ok(self
             .state
             .store
             .order(order_id)
             .await?
-            .map(|o| o.requester_user_id))
+            .map(|o| o.requester_user_id)
+            .filter(|r| !self.humans.contains(r)))
+    }
+
+    /// Keeps an offer in front of the login volunteer (live only): when
+    /// they are on duty with no open offer and no assignment in progress,
+    /// the paired neighbour household places an order of a common item
+    /// (groceries, errands or supplies), which the dispatcher offers to
+    /// them first (see [`scenario::stage_live`]).
+    async fn showcase(&mut self) -> Result<(), SimError> {
+        let Some((volunteer, household)) = self.showcase.clone() else {
+            return Ok(());
+        };
+        let store = &self.state.store;
+        let on_duty = store
+            .volunteer(volunteer)
+            .await?
+            .is_some_and(|v| v.on_duty == 1);
+        let offered = store
+            .open_offers()
+            .await?
+            .iter()
+            .any(|o| o.volunteer_user_id == volunteer);
+        let busy = store
+            .active_loads()
+            .await?
+            .get(&volunteer)
+            .is_some_and(|n| *n > 0);
+        if !on_duty || offered || busy {
+            return Ok(());
+        }
+        let common: Vec<usize> = STREAMS
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                s.households == Programme::Provincial
+                    && matches!(s.item, "groceries" | "errands" | "supplies_delivery")
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if common.is_empty() {
+            return Ok(());
+        }
+        let stream = common[self.rng.random_range(0..common.len())];
+        self.place_for(stream, &household).await
     }
 
     /// Handles one event; returns whether the dispatcher should run.
@@ -603,6 +672,10 @@ impl Engine {
                 Ok(open)
             }
             Ev::Wake | Ev::Scan => Ok(true),
+            Ev::Showcase => {
+                self.showcase().await?;
+                Ok(false)
+            }
             Ev::Fulfil => {
                 let r = workers::fulfilment_pass(&self.state).await?;
                 Ok(r.follow_ups > 0)
@@ -688,6 +761,7 @@ impl Engine {
                 self.push(next, Ev::Place { stream });
             }
             Ev::Scan => self.push(now + 3_000, Ev::Scan),
+            Ev::Showcase => self.push(now + SHOWCASE_EVERY_MS, Ev::Showcase),
             _ => {}
         }
     }
@@ -774,12 +848,24 @@ impl Drop for TempDir {
     }
 }
 
+/// How often the live driver checks whether the login volunteer has an
+/// offer in front of them, ms (see [`Engine::showcase`]).
+pub const SHOWCASE_EVERY_MS: i64 = 30_000;
+
 /// Starts the live demo driver for `serve --demo` over the app at `base`:
 /// every volunteer on duty, an order every 20–60 s, volunteers answering
 /// within seconds and serving in minutes (durations divided by 30).
 ///
+/// The login volunteer and requester are left to a person: the scenario
+/// is staged for them ([`scenario::stage_live`]), the driver never acts
+/// as them, and whenever the login volunteer is on duty with no open
+/// offer and nothing in progress, it has the paired neighbour household
+/// place an order (checked every [`SHOWCASE_EVERY_MS`]), so an offer with
+/// its countdown is there within about a minute of signing in.
+///
 /// # Errors
-/// Database errors while creating the driver's sessions.
+/// Database errors while staging the scenario or creating the driver's
+/// sessions.
 pub async fn spawn_live(
     state: AppState,
     base: String,
@@ -790,6 +876,15 @@ pub async fn spawn_live(
     for v in &scenario.volunteers {
         state.store.set_duty(v.user_id, true, None, now).await?;
     }
+    let neighbour = scenario::stage_live(&state.store, &scenario, now).await?;
+    tracing::info!(
+        volunteer = scenario.login_volunteer_id,
+        requester = scenario.login_requester_id,
+        neighbour = %neighbour.phone,
+        "demo: the login volunteer is paired with the login requester's household and a neighbour's"
+    );
+    let humans = BTreeSet::from([scenario.login_volunteer_id, scenario.login_requester_id]);
+    let showcase = Some((scenario.login_volunteer_id, neighbour));
     let mut engine = Engine::new(
         state,
         Pace::Live { compress: 30.0 },
@@ -799,17 +894,29 @@ pub async fn spawn_live(
         365,
     )
     .await?;
+    engine.humans = humans;
+    engine.showcase = showcase;
     let first = now.epoch_ms() + 5_000;
     engine.push(first, Ev::Place { stream: 0 });
     engine.push(first, Ev::Scan);
+    engine.push(first + 5_000, Ev::Showcase);
     Ok(tokio::spawn(async move {
         loop {
             if let Err(e) = engine.run_until(None, |_, _| {}).await {
                 tracing::warn!(error = %e, "demo driver: retrying in 10 s");
                 tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                // Restart the recurring events whose chain the failed one was.
                 let at = SystemClock.now().epoch_ms();
-                engine.push(at, Ev::Place { stream: 0 });
-                engine.push(at, Ev::Scan);
+                for ev in [Ev::Place { stream: 0 }, Ev::Scan, Ev::Showcase] {
+                    let kind = std::mem::discriminant(&ev);
+                    let queued = engine
+                        .queue
+                        .iter()
+                        .any(|Reverse((_, _, e))| std::mem::discriminant(e) == kind);
+                    if !queued {
+                        engine.push(at, ev);
+                    }
+                }
             }
         }
     }))

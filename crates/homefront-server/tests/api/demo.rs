@@ -1,9 +1,17 @@
 //! The demo simulator (product issue 10): a short run through the real
 //! application, its report recomputed independently from the tables, and
 //! determinism (same seed, same report; another seed, another report).
+//! And the live demo's staging: an order of the login requester reaches
+//! the login volunteer first, and goes on to others when that offer expires.
 
+use homefront_server::demo::scenario::{self, stage_live};
 use homefront_server::demo::{SimOptions, simulate};
+use homefront_server::dispatcher;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 use sqlx::{Connection, Row};
+
+use crate::helpers::{T0, TestApp, password_hash};
 
 fn percentile(sorted: &[i64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -108,4 +116,89 @@ async fn a_short_simulation_reports_what_the_tables_hold() {
     .await
     .unwrap();
     assert_ne!(other, report);
+}
+
+#[tokio::test]
+async fn the_live_demo_offers_the_login_requesters_order_to_the_login_volunteer_first() {
+    let app = TestApp::spawn().await;
+    let store = &app.store;
+    let built = scenario::build(store, T0, &password_hash().await, 7)
+        .await
+        .unwrap();
+    let neighbour = stage_live(store, &built, T0).await.unwrap();
+    for v in &built.volunteers {
+        store.set_duty(v.user_id, true, None, T0).await.unwrap();
+    }
+    let volunteer = built.login_volunteer_id;
+    for h in [built.login_requester_id, neighbour.requester_id] {
+        let household = store.household_of(h, T0.epoch_ms()).await.unwrap();
+        let paired: Vec<i64> = store
+            .live_pairings(household.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.volunteer_user_id)
+            .collect();
+        assert_eq!(paired, [volunteer]);
+    }
+
+    // The requester the README signs in as places groceries for a parent.
+    let requester = app.login("13800010001").await;
+    assert_eq!(requester.user_id, built.login_requester_id);
+    let (_, household) = app.get(&requester, "/api/v1/household").await;
+    let member = household["members"][0]["id"].as_i64().unwrap();
+    let groceries = store
+        .service_items(false)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.code == "groceries")
+        .unwrap();
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/orders", app.base))
+        .bearer_auth(&requester.token)
+        .header("Idempotency-Key", "demo-login-order")
+        .json(&json!({"item_id": groceries.id, "member_id": member,
+                      "window_start": "2020-02-12T18:30", "window_end": "2020-02-12T21:00"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let order = resp.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+
+    // The login volunteer alone, for the item's whole offer timeout, about
+    // 500 m away.
+    dispatcher::tick(&app.state()).await.unwrap();
+    let offers = store.offers_of_order(order).await.unwrap();
+    assert_eq!(offers.len(), 1, "{offers:?}");
+    let first = &offers[0];
+    assert_eq!(
+        (first.volunteer_user_id, first.via.as_str()),
+        (volunteer, "pairing")
+    );
+    assert_eq!(
+        first.expires_at - first.offered_at,
+        groceries.offer_timeout_seconds * 1000
+    );
+    assert!(first.distance_km.is_some_and(|km| km < 1.0), "{first:?}");
+    let login = app.login("13900000001").await;
+    let (status, listed) = app.get(&login, "/api/v1/offers").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed[0]["id"].as_i64(), Some(first.id), "{listed}");
+
+    // Nobody took it: the province's broadcast hands it to the 3 nearest others.
+    app.clock
+        .set(T0.plus_ms(groceries.offer_timeout_seconds * 1000 + 1_000));
+    dispatcher::tick(&app.state()).await.unwrap();
+    let offers = store.offers_of_order(order).await.unwrap();
+    assert_eq!(offers[0].state, "expired");
+    let next: Vec<_> = offers.iter().skip(1).collect();
+    assert_eq!(next.len(), 3, "{offers:?}");
+    assert!(
+        next.iter().all(|o| o.via == "broadcast"
+            && o.state == "offered"
+            && o.volunteer_user_id != volunteer),
+        "{offers:?}"
+    );
 }
