@@ -325,15 +325,22 @@ pub(crate) async fn add_grant(
     if !actor.is_admin() && !actor.has(Role::Coordinator) {
         return Err(ApiError::forbidden());
     }
-    // The target must exist; coordinators may add roles to accounts they
-    // cannot see yet (e.g. a requester becoming a volunteer), since the new
-    // grant is inside their area. They learn only that the id exists.
+    // The target must exist; coordinators may add the volunteer or
+    // requester role to accounts they cannot see yet (e.g. a requester
+    // becoming a volunteer), since the new grant is inside their area and
+    // shows no one else's data. They learn only that the id exists.
     state
         .store
         .user(id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     let (role, unit) = check_grant(&state, &actor, &req).await?;
+    // Roles that open other people's records (coordinator, liaison) only
+    // for accounts already in the caller's area: otherwise a county
+    // coordinator could hand their county's addresses to anyone.
+    if !actor.is_admin() && matches!(role, Role::Coordinator | Role::Liaison | Role::Admin) {
+        load_visible(&state, &actor, id).await?;
+    }
     let grant = state
         .store
         .grant_role(id, role, unit, state.clock.now().epoch_ms())

@@ -197,7 +197,8 @@ pub fn percentile_lines(
                     String::new()
                 }
             })
-            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_labels(ticks(max))
+            .y_label_formatter(&|y| tick_label(*y, max))
             .label_style((FONT, 15))
             .draw()
             .map_err(|e| e.to_string())?;

@@ -225,6 +225,8 @@ struct OrderPage {
     can_assign: bool,
     candidates: Vec<Candidate>,
     error: Option<String>,
+    /// Set after a manual offer went out.
+    notice: Option<String>,
 }
 
 async fn order_page(
@@ -248,7 +250,7 @@ async fn order_page(
     let mut candidates = Vec::new();
     if can_assign {
         // The dispatcher's ranking first, with each rank's explanation...
-        let ranked = crate::api::dispatch::ranked(state, order, 20)
+        let ranked = crate::api::dispatch::ranked(state, order, MAX_CANDIDATES)
             .await
             .page(t)?;
         for c in &ranked {
@@ -308,17 +310,26 @@ async fn order_page(
         can_assign,
         candidates,
         error,
+        notice: None,
     })
+}
+
+#[derive(Deserialize)]
+struct OrderQuery {
+    offered: Option<String>,
 }
 
 async fn order(
     State(state): State<AppState>,
     v: Viewer,
     Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<OrderQuery>,
 ) -> PageResult<OrderPage> {
     let t = v.t();
     let o = managed_order(&state, &v.actor, t, &id).await?;
-    order_page(&state, &v.actor, t, &o, None).await
+    let mut page = order_page(&state, &v.actor, t, &o, None).await?;
+    page.notice = q.offered.map(|_| t.t("board.offered").to_string());
+    Ok(page)
 }
 
 #[derive(Deserialize)]

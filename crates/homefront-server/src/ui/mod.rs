@@ -111,7 +111,7 @@ impl Layout {
             if a.has(Role::Coordinator) || a.is_admin() {
                 nav.push(("/board", "nav.board"));
             }
-            if a.is_admin() {
+            if a.is_admin() || a.has(Role::Coordinator) {
                 nav.push(("/admin", "nav.admin"));
             }
             nav.push(("/inbox", "nav.inbox"));
@@ -391,6 +391,10 @@ async fn home(viewer: Result<Viewer, PageError>) -> Response {
         see_other("/volunteer")
     } else if a.has(Role::Requester) {
         see_other("/orders")
+    } else if a.has(Role::Liaison) {
+        // Liaisons verify staff through the API; their pages are the inbox
+        // and the account.
+        see_other("/inbox")
     } else {
         PageError {
             t: v.t(),
@@ -501,9 +505,22 @@ struct NextQuery {
 }
 
 /// Sets the `lang` cookie and returns to the page (a local path only, so
-/// the switch cannot redirect elsewhere).
-async fn switch_lang(Path(code): Path<String>, Query(q): Query<NextQuery>) -> Response {
+/// the switch cannot redirect elsewhere). Signed in, it also becomes the
+/// account's language, in which notifications are written (a harmless
+/// preference, so a plain link may change it).
+async fn switch_lang(
+    State(state): State<AppState>,
+    actor: Result<Actor, ApiError>,
+    Path(code): Path<String>,
+    Query(q): Query<NextQuery>,
+) -> Response {
     let lang = Lang::parse(&code).unwrap_or(Lang::Zh);
+    if let Ok(actor) = actor
+        && actor.user.locale != lang.tag()
+        && let Err(e) = state.store.set_locale(actor.user.id, lang.tag()).await
+    {
+        tracing::warn!(error = %e, "could not store the account's language");
+    }
     let next = local_path(q.next.as_deref()).unwrap_or_else(|| "/".into());
     let mut resp = see_other(&next);
     if let Ok(v) = HeaderValue::from_str(&format!(

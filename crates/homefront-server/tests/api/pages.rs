@@ -795,3 +795,70 @@ async fn an_order_years_ahead_is_refused_naming_the_start() {
     );
     assert_eq!(w.app.store.count_orders().await.unwrap(), before);
 }
+
+#[tokio::test]
+async fn a_coordinator_cannot_make_an_account_outside_their_area_a_coordinator() {
+    let w = world().await;
+    // The Suzhou coordinator's account is outside Nanjing: no coordinator
+    // grant on Nanjing for it, through the API or the page.
+    let suzhou_user = w
+        .app
+        .store
+        .user_by_phone(&homefront_domain::PhoneNumber::parse("13800000005").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let nanjing = w.app.division("320100").await;
+    let (status, _) = w
+        .app
+        .post(
+            &w.nanjing,
+            &format!("/api/v1/users/{suzhou_user}/grants"),
+            json!({"role": "coordinator", "org_unit_id": nanjing}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let client = browser();
+    let csrf = sign_in(&w.app, &client, "13800000002", "/admin/users").await;
+    let (status, _) = post_form(
+        &client,
+        &w.app,
+        &format!("/admin/users/{suzhou_user}/grants"),
+        &[
+            ("_csrf", &csrf),
+            ("role", "coordinator"),
+            ("org_unit", &nanjing.to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let grants = w.app.store.grants(suzhou_user).await.unwrap();
+    assert_eq!(grants.len(), 1, "only the Suzhou grant: {grants:?}");
+    // The volunteer role stays grantable to anyone (it opens no one's data).
+    let (status, body) = w
+        .app
+        .post(
+            &w.nanjing,
+            &format!("/api/v1/users/{suzhou_user}/grants"),
+            json!({"role": "volunteer", "org_unit_id": w.team}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+#[tokio::test]
+async fn the_language_switch_becomes_the_accounts_language_for_notices() {
+    let w = world().await;
+    let client = browser();
+    sign_in(&w.app, &client, "13800000002", "/inbox").await;
+    let (_, _) = page(&client, &w.app, "/lang/en?next=/inbox").await;
+    let me = w
+        .app
+        .store
+        .user_by_phone(&homefront_domain::PhoneNumber::parse("13800000002").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(me.locale, "en");
+}
