@@ -35,6 +35,8 @@ pub(super) fn router() -> Router<AppState> {
                     crate::api::volunteers::roster::MAX_UPLOAD_BYTES + 64 * 1024,
                 )),
         )
+        .route("/board/volunteers/{id}", get(volunteer))
+        .route("/board/volunteers/{id}/credentials", post(add_credential))
         .route("/board/pairings", get(pairings))
         .route("/board/pairings/{id}/accept", post(accept_proposal))
         .route("/board/pairings/{id}/dismiss", post(dismiss_proposal))
@@ -568,4 +570,243 @@ async fn dismiss_proposal(
         .await
         .page(p.t)?;
     Ok(see_other("/board/pairings"))
+}
+
+// ---- one volunteer: eligibility, credentials, vetting log ----
+
+struct CredentialLine {
+    kind: String,
+    from: String,
+    to: String,
+    status: &'static str,
+}
+
+struct LogLine {
+    at: String,
+    to_state: String,
+    note: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "volunteer_detail.html")]
+struct VolunteerPage {
+    t: Tr,
+    l: Layout,
+    id: i64,
+    name: String,
+    phone: String,
+    team: String,
+    state: String,
+    on_duty: bool,
+    eligible: bool,
+    reasons: Vec<String>,
+    credentials: Vec<CredentialLine>,
+    log: Vec<LogLine>,
+    kinds: Vec<&'static str>,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+/// A reason the volunteer cannot be dispatched, in the viewer's language.
+fn reason_text(t: Tr, r: &homefront_domain::credentials::IneligibleReason) -> String {
+    use homefront_domain::credentials::IneligibleReason as R;
+    match r {
+        R::NotActive { state } => t.f1(
+            "vdetail.not_active",
+            "state",
+            t.k("vetting", state.as_str()),
+        ),
+        R::Missing { kind } => t.f1("vdetail.missing", "kind", t.k("credential", kind.as_str())),
+        R::Expired { kind, .. } => {
+            t.f1("vdetail.expired", "kind", t.k("credential", kind.as_str()))
+        }
+        R::NotYetValid { kind, .. } => t.f1(
+            "vdetail.not_yet_valid",
+            "kind",
+            t.k("credential", kind.as_str()),
+        ),
+    }
+}
+
+async fn volunteer_page(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    t: Tr,
+    error: Option<String>,
+    notice: Option<String>,
+) -> PageResult<VolunteerPage> {
+    coordinator_only(actor, t)?;
+    let axum::Json(v) =
+        crate::api::volunteers::show(State(state.clone()), actor.clone(), Path(id.to_string()))
+            .await
+            .page(t)?;
+    let axum::Json(elig) = crate::api::volunteers::credentials::eligibility(
+        State(state.clone()),
+        actor.clone(),
+        Path(id.to_string()),
+        crate::api::ApiQuery(crate::api::volunteers::credentials::EligibilityQuery {
+            qualifications: None,
+            at: None,
+        }),
+    )
+    .await
+    .page(t)?;
+    let axum::Json(creds) = crate::api::volunteers::credentials::list(
+        State(state.clone()),
+        actor.clone(),
+        Path(id.to_string()),
+    )
+    .await
+    .page(t)?;
+    let axum::Json(log) = crate::api::volunteers::vetting::log(
+        State(state.clone()),
+        actor.clone(),
+        Path(id.to_string()),
+    )
+    .await
+    .page(t)?;
+    let tz = v.team.time_zone.clone();
+    Ok(VolunteerPage {
+        t,
+        l: Layout::new(t, &format!("/board/volunteers/{}", v.id), Some(actor)),
+        id: v.id,
+        name: v.display_name.clone(),
+        phone: v.phone.clone(),
+        team: v.team.name.clone(),
+        state: v.vetting_state.clone(),
+        on_duty: v.on_duty,
+        eligible: elig.eligible,
+        reasons: elig
+            .reasons
+            .iter()
+            .map(|r| reason_text(t, &r.detail))
+            .collect(),
+        credentials: creds
+            .iter()
+            .map(|c| CredentialLine {
+                kind: c.record.kind.clone(),
+                from: local_time(c.record.valid_from, &tz),
+                to: c
+                    .record
+                    .valid_to
+                    .map(|ms| local_time(ms, &tz))
+                    .unwrap_or_default(),
+                status: c.status,
+            })
+            .collect(),
+        log: log
+            .iter()
+            .rev()
+            .map(|e| LogLine {
+                at: local_time(e.at, &tz),
+                to_state: e.to_state.clone(),
+                note: e.note.clone().unwrap_or_default(),
+            })
+            .collect(),
+        kinds: homefront_domain::credentials::CredentialKind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .collect(),
+        error,
+        notice,
+    })
+}
+
+#[derive(serde::Deserialize, Default)]
+struct SavedQuery {
+    saved: Option<String>,
+}
+
+async fn volunteer(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<SavedQuery>,
+) -> PageResult<VolunteerPage> {
+    let t = v.t();
+    let notice = q.saved.map(|_| t.t("admin.saved").to_string());
+    volunteer_page(&state, &v.actor, &id, t, None, notice).await
+}
+
+#[derive(serde::Deserialize)]
+struct CredentialForm {
+    kind: String,
+    valid_from: String,
+    #[serde(default)]
+    valid_to: String,
+    #[serde(default)]
+    insurer: String,
+    #[serde(default)]
+    policy_number: String,
+}
+
+/// Midnight at the start of `date` (`YYYY-MM-DD`) in `tz`, epoch ms; with
+/// `next_day`, the midnight after it (a "valid until" date is inclusive).
+fn day_start(field: &str, date: &str, tz: &str, next_day: bool) -> Result<i64, ApiError> {
+    use chrono::TimeZone;
+    let tz: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+    chrono::NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
+        .ok()
+        .map(|d| {
+            if next_day {
+                d.succ_opt().unwrap_or(d)
+            } else {
+                d
+            }
+        })
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .and_then(|d| tz.from_local_datetime(&d).earliest())
+        .map(|d| d.timestamp_millis())
+        .ok_or_else(|| ApiError::invalid(field, "invalid_time", "pick a date"))
+}
+
+async fn add_credential(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted<CredentialForm>,
+) -> PageResult<Response> {
+    let t = p.t;
+    coordinator_only(&p.actor, t)?;
+    let vid = crate::api::parse_id(&id).page(t)?;
+    let tz = state
+        .store
+        .volunteer(vid)
+        .await
+        .page(t)?
+        .map_or_else(|| "Asia/Shanghai".to_string(), |v| v.time_zone);
+    let f = p.form;
+    let opt = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let result = async {
+        let valid_from = day_start("valid_from", &f.valid_from, &tz, false)?;
+        let valid_to = match opt(f.valid_to) {
+            Some(d) => Some(day_start("valid_to", &d, &tz, true)?),
+            None => None,
+        };
+        crate::api::volunteers::credentials::add(
+            State(state.clone()),
+            p.actor.clone(),
+            Path(id.clone()),
+            ApiJson(crate::api::volunteers::credentials::AddCredential {
+                kind: f.kind,
+                valid_from,
+                valid_to,
+                insurer: opt(f.insurer),
+                policy_number: opt(f.policy_number),
+                document_ref: None,
+            }),
+        )
+        .await
+        .map(|_| ())
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(see_other(&format!("/board/volunteers/{vid}?saved=1"))),
+        Err(err) => {
+            super::refused(t, err, |m| {
+                volunteer_page(&state, &p.actor, &id, t, Some(m), None)
+            })
+            .await
+        }
+    }
 }

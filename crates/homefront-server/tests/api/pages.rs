@@ -862,3 +862,91 @@ async fn the_language_switch_becomes_the_accounts_language_for_notices() {
         .unwrap();
     assert_eq!(me.locale, "en");
 }
+
+#[tokio::test]
+async fn pages_a_volunteers_page_says_why_they_get_no_orders_and_records_credentials() {
+    let w = world().await;
+    let (status, body) = w
+        .app
+        .post(
+            &w.nanjing,
+            "/api/v1/volunteers",
+            json!({"phone": "13900000041", "display_name": "陶然", "password": PASSWORD, "team_id": w.team}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    for step in [
+        "reviewed",
+        "interviewed",
+        "trained",
+        "exam_passed",
+        "agreement_signed",
+        "insured",
+        "active",
+    ] {
+        let (status, _) = w
+            .app
+            .post(
+                &w.nanjing,
+                &format!("/api/v1/volunteers/{id}/vetting"),
+                json!({"target_state": step}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let client = browser();
+    let csrf = sign_in(&w.app, &client, "13800000002", "/board/volunteers").await;
+    let path = format!("/board/volunteers/{id}");
+    let (status, html) = page(&client, &w.app, &path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("data-eligible=\"false\"") && html.contains("未登记保险"),
+        "{html}"
+    );
+    // Insurance without its insurer: refused, naming the field, nothing kept.
+    let form = |kind: &'static str, extra: &[(&'static str, &'static str)]| {
+        let mut f = vec![
+            ("_csrf", csrf.clone()),
+            ("kind", kind.to_string()),
+            ("valid_from", "2020-02-01".to_string()),
+            ("valid_to", "2020-12-31".to_string()),
+        ];
+        f.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        f
+    };
+    let resp = client
+        .post(format!("{}{path}/credentials", w.app.base))
+        .form(&form("insurance", &[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp.text().await.unwrap().contains("保险公司"));
+    for (kind, extra) in [
+        ("training_certificate", &[][..]),
+        ("service_agreement", &[][..]),
+        (
+            "insurance",
+            &[("insurer", "中国人保"), ("policy_number", "PICC-1")][..],
+        ),
+    ] {
+        let resp = client
+            .post(format!("{}{path}/credentials", w.app.base))
+            .form(&form(kind, extra))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{kind}");
+    }
+    let (_, html) = page(&client, &w.app, &path).await;
+    assert!(html.contains("data-eligible=\"true\""), "{html}");
+    // The vetting board links to the page; another city's coordinator
+    // cannot open it.
+    let (_, board) = page(&client, &w.app, "/board/volunteers").await;
+    assert!(board.contains(&format!("href=\"/board/volunteers/{id}\"")));
+    let other = browser();
+    sign_in(&w.app, &other, "13800000005", "/board").await;
+    let (status, _) = page(&other, &w.app, &path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

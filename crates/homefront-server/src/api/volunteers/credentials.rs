@@ -92,7 +92,7 @@ fn non_empty<'a>(field: &str, v: Option<&'a str>) -> ApiResult<&'a str> {
         (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape),
         (status = 422, description = "`invalid_kind` (field `kind`), `invalid_validity` (`valid_to`), `required` or `insurance_only` (`insurer`, `policy_number`), `too_long` (`document_ref`)", body = ErrorShape),
         BodyRejection))]
-pub(super) async fn add(
+pub(crate) async fn add(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
@@ -162,7 +162,7 @@ pub(super) async fn add(
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: no role of the caller deals with volunteers", body = ErrorShape),
         (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape)))]
-pub(super) async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
@@ -333,7 +333,7 @@ pub struct EligibilityView {
         (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape),
         (status = 422, description = "`invalid_qualification` (field `qualifications`)", body = ErrorShape),
         QueryRejection))]
-pub(super) async fn eligibility(
+pub(crate) async fn eligibility(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,

@@ -636,7 +636,7 @@ pub(crate) async fn list(
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: no role of the caller deals with volunteers", body = ErrorShape),
         (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape)))]
-async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,

@@ -122,7 +122,7 @@ pub(super) async fn move_one(
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: no role of the caller deals with volunteers", body = ErrorShape),
         (status = 404, description = "No such volunteer, or neither the caller nor in the caller's area", body = ErrorShape)))]
-pub(super) async fn log(
+pub(crate) async fn log(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
