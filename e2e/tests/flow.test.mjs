@@ -5,36 +5,17 @@
 // second order; the language switch, and two privacy checks by URL editing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import {
+  BASE, SHOTS, PHONE, CJK, api, login as loginWith, signIn as signInWith, uiTexts, launch,
+} from '../support.mjs';
 
-const BASE = process.env.HF_BASE;
-const SHOTS = process.env.HF_SHOTS || '../target/e2e';
 const PASSWORD = 'e2e-password-1';
-const PHONE = { width: 390, height: 844 };
-const CJK = /[\u4e00-\u9fff]/;
 
 let browser;
 let ids = {};
 
-async function api(token, method, path, body, extra = {}) {
-  const res = await fetch(BASE + path, {
-    method,
-    headers: {
-      'content-type': 'application/json',
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...extra,
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  const json = text ? JSON.parse(text) : null;
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-  return json;
-}
 
-async function login(phone, password = PASSWORD) {
-  return (await api(null, 'POST', '/api/v1/auth/login', { phone, password })).token;
-}
+const login = (phone, password = PASSWORD) => loginWith(phone, password);
 
 async function seed() {
   const admin = await login(process.env.HF_ADMIN_PHONE, process.env.HF_ADMIN_PASSWORD);
@@ -85,13 +66,7 @@ async function phoneContext(lang = 'zh-CN') {
   return browser.newContext({ viewport: PHONE, locale: lang, extraHTTPHeaders: { 'accept-language': lang } });
 }
 
-async function signIn(page, phone) {
-  await page.goto(BASE + '/login');
-  await page.getByLabel(/手机号|Mobile number/).fill(phone);
-  await page.getByLabel(/密码|Password/).fill(PASSWORD);
-  await page.locator('form[action="/login"] button[type=submit]').click();
-  await page.waitForURL((u) => !u.pathname.startsWith('/login'));
-}
+const signIn = (page, phone) => signInWith(page, phone, PASSWORD);
 
 let shotNo = 0;
 async function shot(page, name) {
@@ -99,20 +74,6 @@ async function shot(page, name) {
   await page.screenshot({ path: `${SHOTS}/${String(shotNo).padStart(2, '0')}-${name}.png`, fullPage: true });
 }
 
-/** Visible text nodes outside `translate="no"` (data: names, places). */
-async function uiTexts(page) {
-  return page.evaluate(() => {
-    const out = [];
-    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-    while (walker.nextNode()) {
-      const n = walker.currentNode;
-      const el = n.parentElement;
-      if (!n.textContent.trim() || el.closest('[translate="no"], script, style, [hidden]')) continue;
-      out.push(n.textContent.trim());
-    }
-    return out;
-  });
-}
 
 async function assertEnglish(page, what) {
   // The link back to Chinese is written in Chinese on purpose.
@@ -140,12 +101,7 @@ async function switchLanguage(page, what) {
 
 before(async () => {
   await seed();
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  browser = await launch();
 });
 
 after(async () => {

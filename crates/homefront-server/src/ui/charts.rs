@@ -78,6 +78,50 @@ fn tick_label(v: f64, max: f64) -> String {
     }
 }
 
+/// The chart frame both daily charts share: one column per day (labelled
+/// `MM-DD`, about seven labels), a value axis from 0 to `max`.
+fn day_chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    days: &[String],
+    max: f64,
+) -> Result<
+    ChartContext<
+        'a,
+        SVGBackend<'b>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    String,
+> {
+    #[allow(clippy::cast_precision_loss)] // at most 367 days
+    let n = days.len().max(1) as f64;
+    let mut chart = ChartBuilder::on(root)
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(40)
+        .build_cartesian_2d(0f64..n, 0f64..max)
+        .map_err(|e| e.to_string())?;
+    let step = (days.len() / 7).max(1);
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(days.len().min(8) + 1)
+        .x_label_formatter(&|x| {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let i = x.floor() as usize;
+            if (x - x.floor()).abs() < f64::EPSILON && i < days.len() && i.is_multiple_of(step) {
+                days[i].get(5..).unwrap_or(&days[i]).to_string()
+            } else {
+                String::new()
+            }
+        })
+        .y_labels(ticks(max))
+        .y_label_formatter(&|y| tick_label(*y, max))
+        .label_style((FONT, 15))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
 /// Stacked daily bars: `series` is (state, count per day), every vector as
 /// long as `days`. Empty input draws empty axes.
 ///
@@ -88,7 +132,6 @@ pub fn stacked_days(
     days: &[String],
     series: &[(&str, Vec<i64>)],
 ) -> Result<String, String> {
-    let n = days.len().max(1);
     let totals: Vec<i64> = (0..days.len())
         .map(|d| {
             series
@@ -103,33 +146,7 @@ pub fn stacked_days(
     {
         let root = SVGBackend::with_string(&mut buf, (520, 300)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        #[allow(clippy::cast_precision_loss)]
-        let mut chart = ChartBuilder::on(&root)
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(40)
-            .build_cartesian_2d(0f64..n as f64, 0f64..max)
-            .map_err(|e| e.to_string())?;
-        let step = (days.len() / 7).max(1);
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(days.len().min(8) + 1)
-            .x_label_formatter(&|x| {
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                let i = x.floor() as usize;
-                if (x - x.floor()).abs() < f64::EPSILON && i < days.len() && i.is_multiple_of(step)
-                {
-                    days[i].get(5..).unwrap_or(&days[i]).to_string()
-                } else {
-                    String::new()
-                }
-            })
-            .y_labels(ticks(max))
-            .y_label_formatter(&|y| tick_label(*y, max))
-            .label_style((FONT, 15))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = day_chart(&root, days, max)?;
         for d in 0..days.len() {
             let mut base = 0f64;
             for (state, counts) in series {
@@ -169,39 +186,12 @@ pub fn percentile_lines(
     p50: &[Option<f64>],
     p90: &[Option<f64>],
 ) -> Result<String, String> {
-    let n = days.len().max(1);
     let max = nice_max(p90.iter().chain(p50).flatten().copied().fold(0.0, f64::max));
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (520, 260)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        #[allow(clippy::cast_precision_loss)]
-        let mut chart = ChartBuilder::on(&root)
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(40)
-            .build_cartesian_2d(0f64..n as f64, 0f64..max)
-            .map_err(|e| e.to_string())?;
-        let step = (days.len() / 7).max(1);
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(days.len().min(8) + 1)
-            .x_label_formatter(&|x| {
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                let i = x.floor() as usize;
-                if (x - x.floor()).abs() < f64::EPSILON && i < days.len() && i.is_multiple_of(step)
-                {
-                    days[i].get(5..).unwrap_or(&days[i]).to_string()
-                } else {
-                    String::new()
-                }
-            })
-            .y_labels(ticks(max))
-            .y_label_formatter(&|y| tick_label(*y, max))
-            .label_style((FONT, 15))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = day_chart(&root, days, max)?;
         for (values, colour) in [(p50, PRIMARY), (p90, ACCENT)] {
             // One line per run of days with a value.
             let mut run: Vec<(f64, f64)> = Vec::new();

@@ -337,24 +337,50 @@ struct AssignForm {
     volunteer: Option<i64>,
 }
 
-async fn assign(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
+/// Manual dispatch, either way: the picked volunteer, or a 422 naming the
+/// field when none was picked.
+#[derive(Clone, Copy)]
+enum Dispatch {
+    /// Straight to assigned (agreed by phone).
+    Assign,
+    /// An offer the volunteer answers on their phone.
+    Offer,
+}
+
+async fn dispatch_by_hand(
+    state: AppState,
+    id: String,
     p: Posted<AssignForm>,
+    how: Dispatch,
 ) -> PageResult {
     use axum::response::IntoResponse;
     let t = p.t;
     let o = managed_order(&state, &p.actor, t, &id).await?;
-    let result = match p.form.volunteer {
-        Some(vid) => assign_order(&state, &p.actor, o.id, vid).await.map(|_| ()),
-        None => Err(ApiError::invalid(
+    let result = match (p.form.volunteer, how) {
+        (None, _) => Err(ApiError::invalid(
             "volunteer_user_id",
             "pick_volunteer",
             "pick a volunteer",
         )),
+        (Some(vid), Dispatch::Assign) => {
+            assign_order(&state, &p.actor, o.id, vid).await.map(|_| ())
+        }
+        (Some(vid), Dispatch::Offer) => crate::api::dispatch::manual_offer(
+            State(state.clone()),
+            p.actor.clone(),
+            Path(o.id.to_string()),
+            crate::api::ApiJson(crate::api::dispatch::ManualOffer {
+                volunteer_user_id: vid,
+            }),
+        )
+        .await
+        .map(|_| ()),
     };
     match result {
-        Ok(()) => Ok(see_other(&format!("/board/orders/{}", o.id))),
+        Ok(()) => Ok(see_other(&match how {
+            Dispatch::Assign => format!("/board/orders/{}", o.id),
+            Dispatch::Offer => format!("/board/orders/{}?offered=1", o.id),
+        })),
         Err(err) if err.status.is_client_error() && err.status.as_u16() != 404 => {
             let o = managed_order(&state, &p.actor, t, &id).await?;
             let page =
@@ -365,6 +391,15 @@ async fn assign(
     }
 }
 
+/// Assigns the picked volunteer directly.
+async fn assign(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted<AssignForm>,
+) -> PageResult {
+    dispatch_by_hand(state, id, p, Dispatch::Assign).await
+}
+
 /// An offer to the picked volunteer, as the dispatcher would make it (they
 /// accept or decline on their phone); only ranked candidates qualify.
 async fn offer(
@@ -372,34 +407,5 @@ async fn offer(
     Path(id): Path<String>,
     p: Posted<AssignForm>,
 ) -> PageResult {
-    use axum::response::IntoResponse;
-    let t = p.t;
-    let o = managed_order(&state, &p.actor, t, &id).await?;
-    let result = match p.form.volunteer {
-        Some(vid) => crate::api::dispatch::manual_offer(
-            State(state.clone()),
-            p.actor.clone(),
-            Path(o.id.to_string()),
-            crate::api::ApiJson(crate::api::dispatch::ManualOffer {
-                volunteer_user_id: vid,
-            }),
-        )
-        .await
-        .map(|_| ()),
-        None => Err(ApiError::invalid(
-            "volunteer_user_id",
-            "pick_volunteer",
-            "pick a volunteer",
-        )),
-    };
-    match result {
-        Ok(()) => Ok(see_other(&format!("/board/orders/{}?offered=1", o.id))),
-        Err(err) if err.status.is_client_error() && err.status.as_u16() != 404 => {
-            let o = managed_order(&state, &p.actor, t, &id).await?;
-            let page =
-                order_page(&state, &p.actor, t, &o, Some(super::error_message(t, &err))).await?;
-            Ok((err.status, page).into_response())
-        }
-        Err(err) => Err(err).page(t),
-    }
+    dispatch_by_hand(state, id, p, Dispatch::Offer).await
 }
