@@ -276,6 +276,30 @@ impl Store {
         .await?)
     }
 
+    /// The grants of several users at once (a list page's roles column),
+    /// ordered by user and grant id.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn grants_of(&self, user_ids: &[i64]) -> Result<Vec<Grant>> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let slots: Vec<String> = (1..=user_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "select g.id, g.user_id, g.role, g.org_unit_id, o.path as org_path
+             from role_grant g left join org_unit o on o.id = g.org_unit_id
+             where g.user_id in ({}) order by g.user_id, g.id",
+            slots.join(", ")
+        );
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for id in user_ids {
+            q = q.bind(*id);
+        }
+        Ok(q.fetch_all(self.pool()).await?)
+    }
+
     /// Users holding at least one grant bound inside one of `scopes`
     /// (`None`: all users), optionally only those with `role`.
     ///

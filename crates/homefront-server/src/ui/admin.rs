@@ -10,7 +10,6 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
-use homefront_domain::Role;
 use serde::Deserialize;
 
 use super::i18n::Tr;
@@ -37,14 +36,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/admin/units", get(units).post(create_unit))
         .route("/admin/catalogue", get(catalogue).post(create_item))
         .route("/admin/catalogue/{id}/retire", post(retire_item))
-}
-
-fn manager_only(actor: &Actor, t: Tr) -> PageResult<()> {
-    if actor.has(Role::Coordinator) || actor.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden()).page(t)
-    }
 }
 
 /// Units the actor manages, parents first: (id, indented name, kind).
@@ -149,7 +140,7 @@ async fn users_page(
     notice: Option<String>,
 ) -> PageResult<UsersPage> {
     let t = l.t;
-    manager_only(actor, t)?;
+    super::coordinator_only(actor, t)?;
     let axum::Json(list) = crate::api::users::list(
         State(state.clone()),
         actor.clone(),
@@ -168,25 +159,26 @@ async fn users_page(
         })
         .collect();
     let more = matching.len() > USER_ROWS;
-    let mut users = Vec::new();
-    for u in matching.into_iter().take(USER_ROWS) {
-        let roles = state
-            .store
-            .grants(u.id)
-            .await
-            .page(t)?
-            .iter()
-            .map(|g| t.k("role", &g.role).to_string())
-            .collect::<Vec<_>>()
-            .join("、");
-        users.push(UserLine {
+    let shown: Vec<_> = matching.into_iter().take(USER_ROWS).collect();
+    // One query for every row's roles.
+    let ids: Vec<i64> = shown.iter().map(|u| u.id).collect();
+    let mut roles: std::collections::HashMap<i64, Vec<&'static str>> = Default::default();
+    for g in state.store.grants_of(&ids).await.page(t)? {
+        roles
+            .entry(g.user_id)
+            .or_default()
+            .push(t.k("role", &g.role));
+    }
+    let users = shown
+        .into_iter()
+        .map(|u| UserLine {
+            roles: roles.get(&u.id).map(|r| r.join("、")).unwrap_or_default(),
             id: u.id,
             name: u.display_name,
             phone: u.phone,
             disabled: u.disabled != 0,
-            roles,
-        });
-    }
+        })
+        .collect();
     Ok(UsersPage {
         t,
         l,
@@ -240,7 +232,7 @@ async fn one_user_page(
     notice: Option<String>,
     t: Tr,
 ) -> PageResult<UserPage> {
-    manager_only(actor, t)?;
+    super::coordinator_only(actor, t)?;
     let axum::Json(detail) =
         crate::api::users::show(State(state.clone()), actor.clone(), Path(id.to_string()))
             .await
@@ -343,7 +335,7 @@ fn unit_field(raw: &str) -> Option<i64> {
 
 async fn create_user(State(state): State<AppState>, p: Posted<UserForm>) -> PageResult<Response> {
     let t = p.t;
-    manager_only(&p.actor, t)?;
+    super::coordinator_only(&p.actor, t)?;
     let f = p.form;
     let unit = unit_field(&f.org_unit);
     let volunteer = f.role == "volunteer";
@@ -393,7 +385,7 @@ async fn add_grant(
     p: Posted<GrantForm>,
 ) -> PageResult<Response> {
     let t = p.t;
-    manager_only(&p.actor, t)?;
+    super::coordinator_only(&p.actor, t)?;
     let unit = unit_field(&p.form.org_unit);
     let volunteer = p.form.role == "volunteer";
     let result = crate::api::users::add_grant(
@@ -439,16 +431,13 @@ async fn back_to_user(
     }
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn remove_grant(
     State(state): State<AppState>,
     Path((id, grant)): Path<(String, String)>,
-    p: Posted<Empty>,
+    p: Posted<super::Empty>,
 ) -> PageResult<Response> {
     let t = p.t;
-    manager_only(&p.actor, t)?;
+    super::coordinator_only(&p.actor, t)?;
     let result = crate::api::users::remove_grant(
         State(state.clone()),
         p.actor.clone(),
@@ -472,7 +461,7 @@ async fn set_password(
     p: Posted<PasswordForm>,
 ) -> PageResult<Response> {
     let t = p.t;
-    manager_only(&p.actor, t)?;
+    super::coordinator_only(&p.actor, t)?;
     let result = crate::api::users::set_password(
         State(state.clone()),
         p.actor.clone(),
@@ -506,7 +495,7 @@ async fn units_page(
     notice: Option<String>,
 ) -> PageResult<UnitsPage> {
     let t = l.t;
-    manager_only(actor, t)?;
+    super::coordinator_only(actor, t)?;
     Ok(UnitsPage {
         t,
         units: managed_units(state, actor).await.page(t)?,
@@ -534,7 +523,7 @@ struct UnitForm {
 
 async fn create_unit(State(state): State<AppState>, p: Posted<UnitForm>) -> PageResult<Response> {
     let t = p.t;
-    manager_only(&p.actor, t)?;
+    super::coordinator_only(&p.actor, t)?;
     let parent_id = crate::api::parse_id(&p.form.parent).page(t)?;
     let result = crate::api::org_units::create(
         State(state.clone()),
@@ -593,7 +582,7 @@ async fn catalogue_page(
     notice: Option<String>,
 ) -> PageResult<CataloguePage> {
     let t = l.t;
-    manager_only(actor, t)?;
+    super::coordinator_only(actor, t)?;
     let axum::Json(items) = crate::api::catalogue::list(
         State(state.clone()),
         actor.clone(),
@@ -674,7 +663,7 @@ fn number(field: &str, raw: &str) -> Result<i64, ApiError> {
 
 async fn create_item(State(state): State<AppState>, p: Posted<ItemForm>) -> PageResult<Response> {
     let t = p.t;
-    manager_only(&p.actor, t)?;
+    super::coordinator_only(&p.actor, t)?;
     let f = p.form;
     let l = Layout::new(t, "/admin/catalogue", Some(&p.actor));
     let parsed = number("default_duration_minutes", &f.default_duration_minutes)
@@ -735,7 +724,7 @@ async fn retire_item(
     p: Posted<RetireForm>,
 ) -> PageResult<Response> {
     let t = p.t;
-    manager_only(&p.actor, t)?;
+    super::coordinator_only(&p.actor, t)?;
     let item_id = crate::api::parse_id(&id).page(t)?;
     let item = state
         .store

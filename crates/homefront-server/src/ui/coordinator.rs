@@ -36,14 +36,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/board/orders/{id}/offer", post(offer))
 }
 
-fn coordinator_only(actor: &Actor, t: Tr) -> PageResult<()> {
-    if actor.has(Role::Coordinator) || actor.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden()).page(t)
-    }
-}
-
 const OPEN: [&str; 4] = ["submitted", "dispatching", "assigned", "in_service"];
 
 struct BoardCard {
@@ -139,7 +131,7 @@ struct BoardPage {
 
 async fn board(State(state): State<AppState>, v: Viewer) -> PageResult<BoardPage> {
     let t = v.t();
-    coordinator_only(&v.actor, t)?;
+    super::coordinator_only(&v.actor, t)?;
     let columns = render_board(&state, &v.actor, t).await.page(t)?;
     Ok(BoardPage { t, l: v.l, columns })
 }
@@ -153,7 +145,7 @@ async fn live_board(
     Sse<impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>>,
 > {
     let t = v.t();
-    coordinator_only(&v.actor, t)?;
+    super::coordinator_only(&v.actor, t)?;
     let rx = state.live.subscribe();
     let actor = v.actor;
     let stream = super::live_stream(
@@ -171,7 +163,7 @@ async fn live_board(
 
 /// An order in the actor's subtree, else 404.
 async fn managed_order(state: &AppState, actor: &Actor, t: Tr, id: &str) -> PageResult<OrderRow> {
-    coordinator_only(actor, t)?;
+    super::coordinator_only(actor, t)?;
     let id = crate::api::parse_id(id).page(t)?;
     let (order, access) = visible_order(state, actor, id).await.page(t)?;
     if access != OrderAccess::Full

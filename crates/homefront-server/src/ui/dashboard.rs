@@ -107,10 +107,6 @@ fn minutes_to_hours(m: i64) -> f64 {
     h
 }
 
-fn hours(m: i64) -> String {
-    format!("{:.1}", minutes_to_hours(m))
-}
-
 fn tiles(s: &Summary) -> Vec<Tile> {
     let f = &s.figures;
     let tile = |label, value: String| Tile { label, value };
@@ -142,8 +138,14 @@ fn tiles(s: &Summary) -> Vec<Tile> {
         tile("dash.active", f.volunteers.active.to_string()),
         tile("dash.on_duty", f.volunteers.on_duty.to_string()),
         tile("dash.newly_vetted", f.volunteers.newly_vetted.to_string()),
-        tile("dash.hours_recorded", hours(f.hours.recorded_minutes)),
-        tile("dash.hours_backfilled", hours(f.hours.backfilled_minutes)),
+        tile(
+            "dash.hours_recorded",
+            super::hours_text(f.hours.recorded_minutes),
+        ),
+        tile(
+            "dash.hours_backfilled",
+            super::hours_text(f.hours.backfilled_minutes),
+        ),
         tile("dash.pairings", f.pairings.live_at_end.to_string()),
     ]
 }
@@ -336,13 +338,16 @@ async fn dashboard(
             .collect(),
         title: orders_title,
     };
-    let pct = |mut v: Vec<i64>, p: usize| {
-        v.sort_unstable();
+    // Minutes at a percentile of one day's times (the report's rule).
+    for day in &mut accept {
+        day.sort_unstable();
+    }
+    let pct = |v: &[i64], p: usize| {
         #[allow(clippy::cast_precision_loss)]
-        homefront_store::figures::percentile(&v, p).map(|ms| ms as f64 / 60_000.0)
+        homefront_store::figures::percentile(v, p).map(|ms| ms as f64 / 60_000.0)
     };
-    let p50: Vec<Option<f64>> = accept.iter().map(|v| pct(v.clone(), 50)).collect();
-    let p90: Vec<Option<f64>> = accept.iter().map(|v| pct(v.clone(), 90)).collect();
+    let p50: Vec<Option<f64>> = accept.iter().map(|v| pct(v, 50)).collect();
+    let p90: Vec<Option<f64>> = accept.iter().map(|v| pct(v, 90)).collect();
     let accept_title = t.t("dash.chart_accept").to_string();
     let fmt = |v: Option<f64>| v.map_or_else(|| "–".to_string(), |m| format!("{m:.0}"));
     let accept_chart = Chart {

@@ -116,10 +116,7 @@ fn body_lines(body: &str, facts: bool) -> Vec<String> {
         .collect()
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
-async fn read_all(State(state): State<AppState>, p: Posted<Empty>) -> PageResult {
+async fn read_all(State(state): State<AppState>, p: Posted<super::Empty>) -> PageResult {
     let _answer = crate::api::notifications::read_all(State(state), p.actor)
         .await
         .page(p.t)?;
@@ -178,14 +175,6 @@ struct BotsQuery {
     added: Option<String>,
 }
 
-fn coordinator_only(actor: &Actor, t: Tr) -> PageResult<()> {
-    if actor.has(Role::Coordinator) || actor.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden()).page(t)
-    }
-}
-
 async fn bots_page(
     state: &AppState,
     actor: &Actor,
@@ -195,7 +184,7 @@ async fn bots_page(
     error: Option<String>,
 ) -> PageResult<BotsPage> {
     let t = l.t;
-    coordinator_only(actor, t)?;
+    super::coordinator_only(actor, t)?;
     let scopes = actor.managed_scopes();
     let mut units = state
         .store
@@ -271,7 +260,7 @@ struct BotForm {
 
 async fn create_bot(State(state): State<AppState>, p: Posted<BotForm>) -> PageResult<Response> {
     let t = p.t;
-    coordinator_only(&p.actor, t)?;
+    super::coordinator_only(&p.actor, t)?;
     let f = p.form;
     let secret = Some(f.secret.trim().to_string()).filter(|s| !s.is_empty());
     let result = crate::api::notifications::create_bot(
@@ -321,7 +310,7 @@ async fn create_bot(State(state): State<AppState>, p: Posted<BotForm>) -> PageRe
 async fn test_bot(
     State(state): State<AppState>,
     Path((unit, bot)): Path<(String, String)>,
-    p: Posted<Empty>,
+    p: Posted<super::Empty>,
 ) -> PageResult {
     let _answer =
         crate::api::notifications::test_bot(State(state), p.actor, Path((unit.clone(), bot)))
@@ -336,7 +325,7 @@ async fn test_bot(
 async fn delete_bot(
     State(state): State<AppState>,
     Path((unit, bot)): Path<(String, String)>,
-    p: Posted<Empty>,
+    p: Posted<super::Empty>,
 ) -> PageResult {
     crate::api::notifications::delete_bot(State(state), p.actor, Path((unit.clone(), bot)))
         .await

@@ -532,6 +532,27 @@ async fn switch_lang(
     resp
 }
 
+/// Coordinators' and admins' pages; others get the forbidden page.
+pub(crate) fn coordinator_only(actor: &Actor, t: Tr) -> PageResult<()> {
+    if actor.has(Role::Coordinator) || actor.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden()).page(t)
+    }
+}
+
+/// A form with no fields but the CSRF token (buttons that post).
+#[derive(Deserialize)]
+pub(crate) struct Empty {}
+
+/// Minutes as hours with one decimal, for display (`90` → `1.5`); sum
+/// minutes first and convert last, so totals do not drift.
+pub(crate) fn hours_text(minutes: i64) -> String {
+    #[allow(clippy::cast_precision_loss)] // minutes are far below 2^52
+    let h = minutes as f64 / 60.0;
+    format!("{h:.1}")
+}
+
 /// Sorts org units into tree order (each parent before its children,
 /// siblings by id), for pickers: the stored paths sort as text, which
 /// puts `/1/10/` before `/1/2/`.

@@ -11,7 +11,6 @@ use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use homefront_domain::Role;
 use homefront_domain::vetting::VettingState;
 use homefront_store::roster::RowOutcome;
 
@@ -40,14 +39,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/board/pairings", get(pairings))
         .route("/board/pairings/{id}/accept", post(accept_proposal))
         .route("/board/pairings/{id}/dismiss", post(dismiss_proposal))
-}
-
-fn coordinator_only(actor: &Actor, t: Tr) -> PageResult<()> {
-    if actor.has(Role::Coordinator) || actor.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden()).page(t)
-    }
 }
 
 /// The pipeline's columns, in order; terminal and barred states follow.
@@ -114,7 +105,7 @@ async fn vetting_page(
     error: Option<String>,
 ) -> PageResult<VettingPage> {
     let t = l.t;
-    coordinator_only(actor, t)?;
+    super::coordinator_only(actor, t)?;
     let axum::Json(list) = crate::api::volunteers::list(
         State(state.clone()),
         actor.clone(),
@@ -181,7 +172,7 @@ async fn board(State(state): State<AppState>, v: Viewer) -> PageResult<VettingPa
 /// The bulk-move form: repeated `volunteer` fields, `target_state`, `note`.
 async fn bulk_move(State(state): State<AppState>, p: Posted<Vec<(String, String)>>) -> PageResult {
     let t = p.t;
-    coordinator_only(&p.actor, t)?;
+    super::coordinator_only(&p.actor, t)?;
     let mut ids = Vec::new();
     let (mut target, mut note) = (String::new(), None);
     for (k, v) in &p.form {
@@ -232,26 +223,30 @@ async fn bulk_move(State(state): State<AppState>, p: Posted<Vec<(String, String)
         }
         Err(err) => return Err(err).page(t),
     };
-    let mut results = Vec::new();
-    for r in &answer.results {
-        let name = state
-            .store
-            .user(r.volunteer_id)
-            .await
-            .page(t)?
-            .map_or_else(|| format!("#{}", r.volunteer_id), |u| u.display_name);
-        let message = match r.code {
-            None => t.k("vetting", answer.target_state.as_str()).to_string(),
-            Some(code) => t
-                .get(&format!("err.{code}"))
-                .map_or_else(|| r.message.clone().unwrap_or_default(), str::to_string),
-        };
-        results.push(MoveResult {
-            name,
+    // Names from the board itself (every volunteer in the viewer's area is
+    // in one of its columns); ids outside the area show as numbers.
+    let mut page = vetting_page(&state, &p.actor, layout, Vec::new(), None, None).await?;
+    let names: std::collections::HashMap<i64, &str> = page
+        .columns
+        .iter()
+        .flat_map(|c| c.people.iter().map(|p| (p.id, p.name.as_str())))
+        .collect();
+    let results = answer
+        .results
+        .iter()
+        .map(|r| MoveResult {
+            name: names
+                .get(&r.volunteer_id)
+                .map_or_else(|| format!("#{}", r.volunteer_id), |n| (*n).to_string()),
             moved: r.outcome == "moved",
-            message,
-        });
-    }
+            message: match r.code {
+                None => t.k("vetting", answer.target_state.as_str()).to_string(),
+                Some(code) => t
+                    .get(&format!("err.{code}"))
+                    .map_or_else(|| r.message.clone().unwrap_or_default(), str::to_string),
+            },
+        })
+        .collect();
     let summary = t.f(
         "vet.summary",
         &[
@@ -260,11 +255,9 @@ async fn bulk_move(State(state): State<AppState>, p: Posted<Vec<(String, String)
             ("state", t.k("vetting", answer.target_state.as_str())),
         ],
     );
-    Ok(
-        vetting_page(&state, &p.actor, layout, results, Some(summary), None)
-            .await?
-            .into_response(),
-    )
+    page.results = results;
+    page.summary = Some(summary);
+    Ok(page.into_response())
 }
 
 /// A row of the import report as the page shows it.
@@ -313,7 +306,7 @@ async fn teams(state: &AppState, actor: &Actor) -> Result<Vec<(i64, String)>, Ap
 
 async fn import_page(State(state): State<AppState>, v: Viewer) -> PageResult<ImportPage> {
     let t = v.t();
-    coordinator_only(&v.actor, t)?;
+    super::coordinator_only(&v.actor, t)?;
     Ok(ImportPage {
         t,
         teams: teams(&state, &v.actor).await.page(t)?,
@@ -375,7 +368,7 @@ async fn import_inner(state: &AppState, req: Request, t: Tr) -> PageResult {
     let actor = auth::actor_with_form_token(&parts, state, csrf.as_deref())
         .await
         .map_err(|err| PageError { t, err, next: None })?;
-    coordinator_only(&actor, t)?;
+    super::coordinator_only(&actor, t)?;
     let layout = Layout::new(t, "/board/import", Some(&actor));
     let teams = teams(state, &actor).await.page(t)?;
     let page = |error: Option<String>, report: Option<ImportView>| ImportPage {
@@ -503,7 +496,7 @@ struct PairingsPage {
 
 async fn pairings(State(state): State<AppState>, v: Viewer) -> PageResult<PairingsPage> {
     let t = v.t();
-    coordinator_only(&v.actor, t)?;
+    super::coordinator_only(&v.actor, t)?;
     let axum::Json(list) = crate::api::pairings::proposals(State(state.clone()), v.actor.clone())
         .await
         .page(t)?;
@@ -540,15 +533,12 @@ async fn pairings(State(state): State<AppState>, v: Viewer) -> PageResult<Pairin
     })
 }
 
-#[derive(serde::Deserialize)]
-struct Empty {}
-
 async fn accept_proposal(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    p: Posted<Empty>,
+    p: Posted<super::Empty>,
 ) -> PageResult {
-    coordinator_only(&p.actor, p.t)?;
+    super::coordinator_only(&p.actor, p.t)?;
     let _answer = crate::api::pairings::accept(
         State(state),
         p.actor,
@@ -563,9 +553,9 @@ async fn accept_proposal(
 async fn dismiss_proposal(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    p: Posted<Empty>,
+    p: Posted<super::Empty>,
 ) -> PageResult {
-    coordinator_only(&p.actor, p.t)?;
+    super::coordinator_only(&p.actor, p.t)?;
     crate::api::pairings::dismiss(State(state), p.actor, Path(id))
         .await
         .page(p.t)?;
@@ -636,7 +626,7 @@ async fn volunteer_page(
     error: Option<String>,
     notice: Option<String>,
 ) -> PageResult<VolunteerPage> {
-    coordinator_only(actor, t)?;
+    super::coordinator_only(actor, t)?;
     let axum::Json(v) =
         crate::api::volunteers::show(State(state.clone()), actor.clone(), Path(id.to_string()))
             .await
@@ -767,7 +757,7 @@ async fn add_credential(
     p: Posted<CredentialForm>,
 ) -> PageResult<Response> {
     let t = p.t;
-    coordinator_only(&p.actor, t)?;
+    super::coordinator_only(&p.actor, t)?;
     let vid = crate::api::parse_id(&id).page(t)?;
     let tz = state
         .store

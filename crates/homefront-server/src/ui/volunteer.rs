@@ -185,13 +185,10 @@ async fn live_offers(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn accept(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    p: Posted<Empty>,
+    p: Posted<super::Empty>,
 ) -> PageResult {
     volunteer_only(&p.actor, p.t)?;
     let id = crate::api::parse_id(&id).page(p.t)?;
@@ -202,7 +199,7 @@ async fn accept(
 async fn decline(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    p: Posted<Empty>,
+    p: Posted<super::Empty>,
 ) -> PageResult {
     volunteer_only(&p.actor, p.t)?;
     let id = crate::api::parse_id(&id).page(p.t)?;
@@ -305,7 +302,7 @@ async fn assignment(
 async fn check_in(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    p: Posted<Empty>,
+    p: Posted<super::Empty>,
 ) -> PageResult {
     let order = assigned(&state, &p.actor, p.t, &id).await?;
     // A repeated tap after the check-in went through: show the page.
@@ -321,7 +318,7 @@ async fn check_in(
 async fn check_out(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    p: Posted<Empty>,
+    p: Posted<super::Empty>,
 ) -> PageResult {
     let order = assigned(&state, &p.actor, p.t, &id).await?;
     // A repeated tap after the check-out went through: show the page.
@@ -367,12 +364,6 @@ struct HoursLine {
     backfilled: String,
 }
 
-fn hours_text(minutes: i64) -> String {
-    #[allow(clippy::cast_precision_loss)] // minutes are far below 2^52
-    let h = minutes as f64 / 60.0;
-    format!("{h:.1}")
-}
-
 #[derive(Template, WebTemplate)]
 #[template(path = "my_hours.html")]
 struct HoursPage {
@@ -405,13 +396,13 @@ async fn my_hours(State(state): State<AppState>, v: Viewer) -> PageResult<HoursP
         .collect();
     let line = |label: String, s: &crate::api::hours::Split| HoursLine {
         label,
-        recorded: hours_text(s.recorded_minutes),
-        backfilled: hours_text(s.backfilled_minutes),
+        recorded: super::hours_text(s.recorded_minutes),
+        backfilled: super::hours_text(s.backfilled_minutes),
     };
     Ok(HoursPage {
         t,
-        total_recorded: hours_text(view.total.recorded_minutes),
-        total_backfilled: hours_text(view.total.backfilled_minutes),
+        total_recorded: super::hours_text(view.total.recorded_minutes),
+        total_backfilled: super::hours_text(view.total.backfilled_minutes),
         orders_served: view.orders_served,
         by_month: view
             .by_month
