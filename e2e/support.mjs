@@ -1,5 +1,6 @@
 // Shared by the browser tests: the JSON API for seeding, signing in, the
 // interface texts a language check reads, and how Chromium is launched.
+import { after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const BASE = process.env.HF_BASE;
@@ -53,12 +54,35 @@ export async function uiTexts(page) {
   });
 }
 
-/** Debian's Chromium, headless, with nothing fetched from the internet. */
-export function launch() {
-  return chromium.launch({
+/** What the Content-Security-Policy blocked on any page, as Chromium reports it. */
+export const cspViolations = [];
+
+function watchCsp(page) {
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) cspViolations.push(`${page.url()}: ${m.text()}`);
+  });
+}
+
+// Every test file fails when the policy blocked anything: a page that
+// needs what the CSP refuses is broken for its users.
+after(() => {
+  if (cspViolations.length) throw new Error(`CSP violations:\n${cspViolations.join('\n')}`);
+});
+
+/** Debian's Chromium, headless, with nothing fetched from the internet;
+ * every page it opens is watched for CSP violations. */
+export async function launch() {
+  const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
+  const newContext = browser.newContext.bind(browser);
+  browser.newContext = async (...args) => {
+    const context = await newContext(...args);
+    context.on('page', watchCsp);
+    return context;
+  };
+  return browser;
 }

@@ -90,12 +90,14 @@ async function assertChinese(page, what) {
 
 async function switchLanguage(page, what) {
   await assertChinese(page, what);
-  await page.getByRole('link', { name: 'English' }).click();
-  await page.waitForLoadState();
+  // Signed in, the switch is a form button (a POST: it also becomes the
+  // account's language); wait for the English page it returns to.
+  await page.getByRole('button', { name: 'English' }).click();
+  await page.locator('html[lang="en"]').waitFor();
   await assertEnglish(page, what);
   await shot(page, `${what}-en`);
-  await page.getByRole('link', { name: '中文' }).click();
-  await page.waitForLoadState();
+  await page.getByRole('button', { name: '中文' }).click();
+  await page.locator('html[lang="zh-CN"]').waitFor();
   await assertChinese(page, what);
 }
 
@@ -123,6 +125,11 @@ test('order, live offer, check-in/out, live status, confirm, board, manual dispa
   await assert.doesNotReject(req.getByText('中山东路321号3栋502').waitFor());
   await shot(req, 'requester-step2-who');
   await req.getByRole('button', { name: '下一步' }).click();
+  // A window that starts in a few minutes, so check-in (open from 30 min
+  // before the window) is possible during the test. Shanghai is UTC+8.
+  const local = (ms) => new Date(ms + 8 * 3600e3).toISOString().slice(0, 16);
+  await req.locator('#window_start').fill(local(Date.now() + 5 * 60e3));
+  await req.locator('#window_end').fill(local(Date.now() + 2 * 3600e3));
   await req.getByLabel(/公开说明/).fill('需要买两袋米');
   await shot(req, 'requester-step3-when');
   await req.locator('#place-order').click();
@@ -134,6 +141,8 @@ test('order, live offer, check-in/out, live status, confirm, board, manual dispa
   // Volunteer in another browser context: the dispatcher's offer appears live.
   const volCtx = await phoneContext();
   const vol = await volCtx.newPage();
+  // Check-out asks for confirmation: the volunteer says yes.
+  vol.on('dialog', (d) => d.accept());
   await signIn(vol, '13800000004');
   await vol.goto(BASE + '/volunteer');
   await shot(vol, 'volunteer-home');

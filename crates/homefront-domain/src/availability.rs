@@ -115,6 +115,41 @@ impl TimeWindow {
     }
 }
 
+/// What one assignment holds of a volunteer's time: its order's window,
+/// and whether it leaves room for other work then. Two live assignments of
+/// one volunteer may not [`Booking::clashes`]: a volunteer is in one place
+/// at a time, and on one call at a time, unless the catalogue marks a
+/// remote item as able to run alongside other work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Booking {
+    window: TimeWindow,
+    alongside: bool,
+}
+
+impl Booking {
+    /// The booking of an order with service window `window`: on site
+    /// (`onsite`), or remote; `runs_alongside` is the item's catalogue flag,
+    /// which only a remote item can use.
+    pub fn new(window: TimeWindow, onsite: bool, runs_alongside: bool) -> Self {
+        Self {
+            window,
+            alongside: runs_alongside && !onsite,
+        }
+    }
+
+    /// The order's service window.
+    pub fn window(&self) -> TimeWindow {
+        self.window
+    }
+
+    /// Whether one volunteer may not hold both: their windows overlap
+    /// (half-open: one ending as the other starts does not) and neither
+    /// runs alongside other work.
+    pub fn clashes(&self, other: &Booking) -> bool {
+        !self.alongside && !other.alongside && self.window.overlaps(&other.window)
+    }
+}
+
 /// A leave period: the volunteer is unavailable on `[from, to)` (epoch ms),
 /// whatever the duty toggle and weekly windows say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -556,6 +591,23 @@ mod tests {
         } else {
             day == w.weekday && w.start <= time && time < w.end
         }
+    }
+
+    #[test]
+    fn overlapping_bookings_clash_unless_one_runs_alongside() {
+        let w = |a: i64, b: i64| TimeWindow::new(Timestamp(a), Timestamp(b)).unwrap();
+        let onsite = |a, b| Booking::new(w(a, b), true, false);
+        assert!(onsite(0, 10).clashes(&onsite(5, 15)));
+        assert!(!onsite(0, 10).clashes(&onsite(10, 20)), "touching windows");
+        let call = Booking::new(w(5, 15), false, false);
+        assert!(
+            onsite(0, 10).clashes(&call),
+            "a video lesson during an errand"
+        );
+        let data = Booking::new(w(5, 15), false, true);
+        assert!(!onsite(0, 10).clashes(&data) && !data.clashes(&call));
+        // The flag means nothing on an on-site item.
+        assert!(Booking::new(w(5, 15), true, true).clashes(&onsite(0, 10)));
     }
 
     fn arb_window() -> impl Strategy<Value = WeeklyWindow> {

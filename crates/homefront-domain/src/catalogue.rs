@@ -1,59 +1,8 @@
 //! The service catalogue's vocabulary: how an item is delivered, its
 //! priority lane, and an order's urgency; plus household relations.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-use thiserror::Error;
-
-/// Text that names no value of a catalogue enum; carries the allowed values.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-#[error("\"{given}\" is not valid here; use one of {allowed}")]
-pub struct UnknownValue {
-    /// What was given.
-    pub given: String,
-    /// The allowed values, comma-separated.
-    pub allowed: &'static str,
-}
-
-macro_rules! text_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($(#[$vm])* $variant),+ }
-
-        impl $name {
-            /// Every value, in a stable order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The snake_case text stored in the database.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = UnknownValue;
-            fn from_str(s: &str) -> Result<Self, UnknownValue> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(UnknownValue {
-                        given: s.to_string(),
-                        allowed: concat!($($text, " "),+),
-                    }),
-                }
-            }
-        }
-    };
-}
+pub use crate::enums::UnknownValue;
+use crate::text_enum;
 
 text_enum! {
     /// How an item is delivered.

@@ -8,6 +8,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// The zone times are shown in when no org unit gives one (an admin of
+/// the whole deployment, an account that is not a volunteer): China
+/// Standard Time, where Homefront's programmes run. Every org unit stores
+/// its own (`org_unit.time_zone`), and that one wins wherever there is a
+/// unit to take it from.
+pub const DEFAULT_TIME_ZONE: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
+
 /// A UTC instant in milliseconds since the Unix epoch (1970-01-01T00:00:00Z).
 ///
 /// Stored as `BIGINT` in every database so one schema works on SQLite and

@@ -288,6 +288,49 @@ impl OrderAction {
     }
 }
 
+crate::text_enum! {
+    /// What an event-log row records: an [`OrderAction`]'s name, the order's
+    /// creation, or an escalation (which changes no state).
+    EventAction {
+        /// The order was placed (`from_state` null, `to_state` submitted).
+        Submit => "submit",
+        /// [`OrderAction::StartDispatch`].
+        StartDispatch => "start_dispatch",
+        /// [`OrderAction::Assign`].
+        Assign => "assign",
+        /// [`OrderAction::Release`].
+        Release => "release",
+        /// [`OrderAction::CheckIn`].
+        CheckIn => "check_in",
+        /// [`OrderAction::CheckOut`].
+        CheckOut => "check_out",
+        /// [`OrderAction::Confirm`].
+        Confirm => "confirm",
+        /// [`OrderAction::Cancel`].
+        Cancel => "cancel",
+        /// [`OrderAction::MarkUnfulfilled`].
+        MarkUnfulfilled => "mark_unfulfilled",
+        /// The order moved up to the next coordinator queue (same state).
+        Escalate => "escalate",
+    }
+}
+
+impl OrderAction {
+    /// The event-log action this action is recorded as.
+    pub fn event_action(&self) -> EventAction {
+        match self {
+            OrderAction::StartDispatch => EventAction::StartDispatch,
+            OrderAction::Assign => EventAction::Assign,
+            OrderAction::Release => EventAction::Release,
+            OrderAction::CheckIn => EventAction::CheckIn,
+            OrderAction::CheckOut => EventAction::CheckOut,
+            OrderAction::Confirm { .. } => EventAction::Confirm,
+            OrderAction::Cancel { .. } => EventAction::Cancel,
+            OrderAction::MarkUnfulfilled { .. } => EventAction::MarkUnfulfilled,
+        }
+    }
+}
+
 impl fmt::Display for OrderAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

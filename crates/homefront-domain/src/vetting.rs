@@ -219,6 +219,37 @@ impl fmt::Display for VettingAction {
     }
 }
 
+crate::text_enum! {
+    /// What a vetting-log row records: the volunteer's application, or a
+    /// [`VettingAction`].
+    VettingEventAction {
+        /// The volunteer applied (`from_state` null, `to_state` applied).
+        Apply => "apply",
+        /// [`VettingAction::Advance`].
+        Advance => "advance",
+        /// [`VettingAction::Reject`].
+        Reject => "reject",
+        /// [`VettingAction::Suspend`].
+        Suspend => "suspend",
+        /// [`VettingAction::Reinstate`].
+        Reinstate => "reinstate",
+        /// [`VettingAction::Withdraw`].
+        Withdraw => "withdraw",
+    }
+}
+
+impl From<VettingAction> for VettingEventAction {
+    fn from(a: VettingAction) -> Self {
+        match a {
+            VettingAction::Advance => VettingEventAction::Advance,
+            VettingAction::Reject => VettingEventAction::Reject,
+            VettingAction::Suspend => VettingEventAction::Suspend,
+            VettingAction::Reinstate => VettingEventAction::Reinstate,
+            VettingAction::Withdraw => VettingEventAction::Withdraw,
+        }
+    }
+}
+
 /// A refused vetting move. HTTP 409 in the API; see [`VettingError::code`].
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum VettingError {

@@ -95,7 +95,8 @@ impl Gender {
                 "gender",
                 "invalid_gender",
                 format!(
-                    "\"{other}\" is not a gender; use female (女), male (男) or unspecified (未说明), or leave it empty"
+                    "\"{}\" is not a gender; use female (女), male (男) or unspecified (未说明), or leave it empty",
+                    crate::text::quote(other)
                 ),
             )),
         }
@@ -217,7 +218,10 @@ where
             return Err(ProfileError::new(
                 "languages",
                 "invalid_languages",
-                format!("language \"{l}\" is longer than 50 characters; give one name per entry"),
+                format!(
+                    "language \"{}\" is longer than 50 characters; give one name per entry",
+                    crate::text::quote(l)
+                ),
             ));
         }
         out.push(l.to_string());

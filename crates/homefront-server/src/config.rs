@@ -26,6 +26,10 @@ pub struct Config {
     /// Mark session cookies `Secure` (serve behind HTTPS). Default false so
     /// that a local install works over plain HTTP.
     pub secure_cookies: bool,
+    /// Days a "remember this phone" sign-in lasts, for requesters and
+    /// volunteers (coordinators, liaisons and admins keep `session_hours`).
+    /// Signing out everywhere ends it. Default 30.
+    pub remember_days: i64,
     /// Failed logins per phone number within the window before further
     /// attempts are refused. Default 5.
     pub login_max_failures_per_account: i64,
@@ -75,6 +79,26 @@ pub struct Config {
     /// cannot make the server call internal services; turn it on only for
     /// an integration inside the operator's own network, or for tests.
     pub notify_allow_private_urls: bool,
+    /// Contact of the operator sent to push services with every Web Push
+    /// message (the VAPID `sub` claim, RFC 8292 §2.1): a `mailto:` or
+    /// `https:` URI. Some push services (Apple's) refuse `localhost` here:
+    /// set a real address in production. Default `mailto:admin@localhost`.
+    pub push_subject: String,
+    /// The VAPID private key (RFC 8292): base64url of a 32-byte P-256
+    /// scalar. Default: none, and a key pair is made on first start and
+    /// kept in the database (shared by every instance). Browsers subscribe
+    /// to the public key, so changing it silences every subscribed phone
+    /// until its holder opens the volunteer page again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vapid_private_key: Option<String>,
+    /// How old a check-in or check-out recorded on a phone without network
+    /// may be when it reaches the server, in hours; older ones are refused
+    /// (422 `recorded_at_too_old`) for a coordinator to backfill. Default 24.
+    pub offline_max_hours: i64,
+    /// How long before an order's window the assigned volunteer may check
+    /// in, in minutes; earlier is refused (409 `check_in_too_early`), so
+    /// hours start when the service can. Default 30.
+    pub check_in_lead_minutes: i64,
     /// Address of the separate Prometheus metrics listener (`GET
     /// /metrics`), e.g. `127.0.0.1:9090`. Default: none (no metrics served).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,6 +126,7 @@ impl Default for Config {
             database_url: homefront_store::DEFAULT_DATABASE_URL.to_string(),
             session_hours: 12,
             secure_cookies: false,
+            remember_days: 30,
             login_max_failures_per_account: 5,
             login_max_failures_per_ip: 20,
             login_window_minutes: 15,
@@ -118,6 +143,10 @@ impl Default for Config {
             notify_bot_rate_per_minute: 20,
             notify_allow_private_urls: false,
             credential_notice_days: 14,
+            push_subject: "mailto:admin@localhost".to_string(),
+            vapid_private_key: None,
+            offline_max_hours: 24,
+            check_in_lead_minutes: 30,
             metrics_bind: None,
             log_format: LogFormat::Text,
         }
@@ -134,6 +163,7 @@ impl fmt::Debug for Config {
             )
             .field("session_hours", &self.session_hours)
             .field("secure_cookies", &self.secure_cookies)
+            .field("remember_days", &self.remember_days)
             .field(
                 "login_max_failures_per_account",
                 &self.login_max_failures_per_account,
@@ -156,6 +186,13 @@ impl fmt::Debug for Config {
             )
             .field("credential_notice_days", &self.credential_notice_days)
             .field("notify_allow_private_urls", &self.notify_allow_private_urls)
+            .field("push_subject", &self.push_subject)
+            .field(
+                "vapid_private_key",
+                &self.vapid_private_key.as_ref().map(|_| "***"),
+            )
+            .field("offline_max_hours", &self.offline_max_hours)
+            .field("check_in_lead_minutes", &self.check_in_lead_minutes)
             .field("metrics_bind", &self.metrics_bind)
             .field("log_format", &self.log_format)
             .finish()

@@ -33,7 +33,7 @@ use homefront_domain::availability::TimeWindow;
 use homefront_domain::catalogue::Lane;
 use homefront_domain::credentials::{ItemRequirements, Qualification, is_eligible};
 use homefront_domain::order_state::Reason;
-use homefront_domain::org::OrgPath;
+use homefront_domain::org::{OrgPath, team_serves};
 use homefront_domain::{GeoPoint, Timestamp};
 use homefront_store::Store;
 use homefront_store::StoreError;
@@ -162,15 +162,6 @@ fn requirements(item: &ServiceItem) -> (ItemRequirements, u64) {
     )
 }
 
-/// The division path of a team: the team's own path without its last id.
-fn team_division_path(team_path: &str) -> String {
-    let trimmed = team_path.trim_end_matches('/');
-    match trimmed.rfind('/') {
-        Some(i) => trimmed[..=i].to_string(),
-        None => team_path.to_string(),
-    }
-}
-
 /// The candidate pool for one order and the context to judge it.
 pub struct Pool {
     index: VolunteerIndex,
@@ -178,7 +169,9 @@ pub struct Pool {
 }
 
 /// Loads the volunteers who could serve `order` (active, available for
-/// its window, on a team whose division encloses the order's), with loads
+/// its window, on a team that serves the order's division by
+/// [`team_serves`]: one whose division encloses it, or, once the order
+/// escalated to the city or province queue, any team there), with loads
 /// and recent hours, indexed for the k-nearest search.
 ///
 /// # Errors
@@ -200,17 +193,31 @@ pub async fn pool_for(
         })
         .await?;
     let loads = store.active_loads().await?;
+    // Volunteers whose live assignment overlaps this order are not offered
+    // it (the check an accept runs again under its lock).
+    let booking = homefront_store::bookings::order_booking(order);
+    let bookings = store.live_bookings().await?;
     let minutes = store
         .recent_service_minutes(now.plus_days(-7).epoch_ms())
         .await?;
     let mut by_id = HashMap::new();
     let mut entries = Vec::new();
     for v in volunteers {
-        // Scope: a team serves its own division's subtree.
-        if !order
-            .division_path
-            .starts_with(&team_division_path(&v.team_path))
-        {
+        // Scope: a team serves its own division's subtree, widened once the
+        // order escalates (the rule hand assignment and pairing use too).
+        if !team_serves(
+            &OrgPath::from_stored(v.team_path.clone()),
+            &order_path,
+            order.escalation_level,
+        ) {
+            continue;
+        }
+        if booking.is_some_and(|b| {
+            bookings.get(&v.user_id).is_some_and(|held| {
+                held.iter()
+                    .any(|h| h.order_id != order.id && h.booking.clashes(&b))
+            })
+        }) {
             continue;
         }
         entries.push(Volunteer {
@@ -238,7 +245,7 @@ pub async fn pool_for(
 /// The order's location for the engine: on-site at its coordinates (or its
 /// division's point), or remote.
 async fn location(store: &Store, order: &OrderRow) -> Result<OrderLocation, StoreError> {
-    if order.item_mode == "remote" {
+    if order.item_mode == homefront_domain::catalogue::ServiceMode::Remote {
         return Ok(OrderLocation::Remote);
     }
     let point = match order.longitude.zip(order.latitude) {
@@ -524,7 +531,7 @@ pub async fn tick(state: &AppState) -> Result<TickReport, DispatchError> {
 
 /// Marks an unassigned order whose window ended as unfulfilled.
 async fn give_up(state: &AppState, order: &OrderRow) -> Result<bool, DispatchError> {
-    let Ok(reason) = Reason::parse("no volunteer accepted before the service window ended") else {
+    let Ok(reason) = Reason::parse(homefront_store::orders::WINDOW_ENDED) else {
         return Ok(false);
     };
     let done = state
@@ -637,10 +644,10 @@ async fn batch_round(
         .await?;
     }
     // Orders without a match still move to dispatching (visible as waiting).
-    for order in group
-        .iter()
-        .filter(|o| o.state == "submitted" && !plan.assignments.iter().any(|a| a.order_id == o.id))
-    {
+    for order in group.iter().filter(|o| {
+        o.state == homefront_domain::order_state::OrderState::Submitted
+            && !plan.assignments.iter().any(|a| a.order_id == o.id)
+    }) {
         make_offers(state, order, &[]).await?;
     }
     Ok(made)

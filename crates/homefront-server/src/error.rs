@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use homefront_store::StoreError;
+use homefront_store::{ConstraintName, StoreError};
 use serde::Serialize;
 
 /// An error answer: `{"code": "...", "message": "...", "field": "..."}`.
@@ -96,19 +96,70 @@ impl ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// The answer for a store error no call site mapped itself: 409 for a
+    /// duplicate or a concurrent change, 422 for a missing reference or a
+    /// refused value, 500 for the rest. Constraint names stay in the log.
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(what) => ApiError::conflict(
-                "duplicate",
-                format!("a record with the same unique value exists ({what})"),
-            ),
-            StoreError::MissingReference(what) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "missing_reference",
-                format!("a referenced record does not exist ({what})"),
+            StoreError::Conflict(what) => {
+                tracing::info!(constraint = %what, "unique constraint violated");
+                ApiError::conflict("duplicate", "a record with the same unique value exists")
+            }
+            StoreError::MissingReference(what) => {
+                tracing::info!(constraint = %what, "foreign key violated");
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "missing_reference",
+                    "a referenced record does not exist; check the ids in the request",
+                )
+            }
+            StoreError::CheckViolation(what) => {
+                tracing::info!(constraint = %what, "check constraint violated");
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_value",
+                    "a value is outside what this record allows",
+                )
+            }
+            StoreError::Transition(t) => ApiError::conflict(t.code(), t.to_string()),
+            StoreError::Stale => ApiError::conflict(
+                "stale",
+                "the record changed while this request was handled; reload it and try again",
             ),
             other => ApiError::internal(other),
         }
+    }
+}
+
+/// Maps one named constraint's violation to one answer (the
+/// realworld-axum-sqlx pattern): `store_call.await.on_constraint(
+/// constraint::USER_PHONE, || ApiError::conflict("phone_taken", ...))`.
+/// Any other error converts as usual.
+pub trait OnConstraint<T> {
+    /// `answer()` when the error is a violation of `constraint`.
+    ///
+    /// # Errors
+    /// `answer()`'s error, or the store error converted.
+    fn on_constraint(
+        self,
+        constraint: ConstraintName,
+        answer: impl FnOnce() -> ApiError,
+    ) -> Result<T, ApiError>;
+}
+
+impl<T> OnConstraint<T> for Result<T, StoreError> {
+    fn on_constraint(
+        self,
+        constraint: ConstraintName,
+        answer: impl FnOnce() -> ApiError,
+    ) -> Result<T, ApiError> {
+        self.map_err(|e| {
+            if e.violates(&constraint) {
+                answer()
+            } else {
+                e.into()
+            }
+        })
     }
 }
 

@@ -48,10 +48,7 @@ pub fn order_access(actor: &Actor, order: &OrderRow, has_offer: bool) -> Option<
         return Some(OrderAccess::Full);
     }
     if order.assignee_user_id == Some(uid) {
-        let live = matches!(
-            order.order_state(),
-            Ok(OrderState::Assigned | OrderState::InService)
-        );
+        let live = matches!(order.state, OrderState::Assigned | OrderState::InService);
         return Some(if live {
             OrderAccess::AssignedLive
         } else {

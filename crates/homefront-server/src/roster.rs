@@ -34,6 +34,21 @@ use thiserror::Error;
 /// Most data rows one file may hold.
 pub const MAX_ROWS: usize = 20_000;
 
+/// Most bytes the parts of an xlsx workbook may unpack to, together,
+/// checked before the workbook is parsed. A full 20,000-row roster of
+/// every column unpacks to about 12 MiB; a "zip bomb" (a small file that
+/// unpacks to gigabytes) is refused before it costs memory.
+pub const MAX_UNPACKED_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Most parts (files inside the zip) an xlsx workbook may have.
+pub const MAX_WORKBOOK_PARTS: usize = 1_000;
+
+/// Longest cell, in characters. The longest a roster needs is a list of
+/// languages or qualifications, well under this.
+pub const MAX_CELL_CHARS: usize = 1_000;
+
+pub use homefront_domain::text::quote;
+
 /// One template column: the key (English name, also the report's `field`),
 /// the Chinese header written in templates and exports, other accepted
 /// header spellings, and help text.
@@ -288,6 +303,25 @@ pub enum RosterError {
     /// Too many rows.
     #[error("the file has more than {MAX_ROWS} rows; split it into smaller files")]
     TooManyRows,
+    /// The workbook unpacks to more than [`MAX_UNPACKED_BYTES`], or has
+    /// more than [`MAX_WORKBOOK_PARTS`] parts. API: 413.
+    #[error(
+        "the workbook unpacks to more than {} MiB (or has more than {MAX_WORKBOOK_PARTS} parts); a roster is far smaller: save it again from Excel or WPS, or split it",
+        MAX_UNPACKED_BYTES / (1024 * 1024)
+    )]
+    WorkbookTooLarge,
+    /// A cell longer than [`MAX_CELL_CHARS`].
+    #[error(
+        "row {row}, column \"{column}\" has more than {MAX_CELL_CHARS} characters (it starts \"{start}\"); shorten it"
+    )]
+    CellTooLong {
+        /// Spreadsheet row number.
+        row: usize,
+        /// The column's header, quoted short.
+        column: String,
+        /// The cell's first characters.
+        start: String,
+    },
     /// Writing an export failed (a server fault, not the user's).
     #[error("could not write the file: {0}")]
     Write(String),
@@ -308,6 +342,8 @@ impl RosterError {
             RosterError::DuplicateColumn(_) => "duplicate_column",
             RosterError::MissingColumn(_) => "missing_column",
             RosterError::TooManyRows => "too_many_rows",
+            RosterError::WorkbookTooLarge => "workbook_too_large",
+            RosterError::CellTooLong { .. } => "cell_too_long",
             RosterError::Store(_) | RosterError::Write(_) => "internal",
         }
     }
@@ -329,7 +365,10 @@ pub struct Table {
 /// [`RosterError`] for unreadable files.
 pub fn read_table(bytes: &[u8], format: Format) -> Result<Table, RosterError> {
     let mut grid = match format {
-        Format::Xlsx => read_xlsx(bytes)?,
+        Format::Xlsx => {
+            check_unpacked_size(bytes)?;
+            read_xlsx(bytes)?
+        }
         Format::Csv => read_csv(bytes)?,
     };
     let header_at = grid
@@ -345,6 +384,17 @@ pub fn read_table(bytes: &[u8], format: Format) -> Result<Table, RosterError> {
     if rows.len() > MAX_ROWS {
         return Err(RosterError::TooManyRows);
     }
+    for (row, cells) in std::iter::once(&(header_at + 1, header.clone())).chain(&rows) {
+        for (i, cell) in cells.iter().enumerate() {
+            if cell.chars().nth(MAX_CELL_CHARS).is_some() {
+                return Err(RosterError::CellTooLong {
+                    row: *row,
+                    column: quote(header.get(i).map_or("", |h| h.trim())),
+                    start: quote(cell),
+                });
+            }
+        }
+    }
     Ok(Table {
         header: header.into_iter().map(|h| h.trim().to_string()).collect(),
         rows,
@@ -353,6 +403,36 @@ pub fn read_table(bytes: &[u8], format: Format) -> Result<Table, RosterError> {
 
 /// Rows with their spreadsheet row numbers.
 type Grid = Vec<(usize, Vec<String>)>;
+
+/// Unpacks every part of the workbook into nothing, counting the bytes the
+/// zip reader yields (not the sizes the archive claims, which a crafted
+/// file can understate), and stops as soon as the total passes
+/// [`MAX_UNPACKED_BYTES`]: the cost of a hostile file is bounded by that
+/// figure before the XML parser sees any of it.
+fn check_unpacked_size(bytes: &[u8]) -> Result<(), RosterError> {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| RosterError::Workbook(e.to_string()))?;
+    if archive.len() > MAX_WORKBOOK_PARTS {
+        return Err(RosterError::WorkbookTooLarge);
+    }
+    let mut left = MAX_UNPACKED_BYTES;
+    for i in 0..archive.len() {
+        let mut part = archive
+            .by_index(i)
+            .map_err(|e| RosterError::Workbook(e.to_string()))?;
+        if part.size() > left {
+            return Err(RosterError::WorkbookTooLarge);
+        }
+        let read = std::io::copy(&mut (&mut part).take(left + 1), &mut std::io::sink())
+            .map_err(|e| RosterError::Workbook(e.to_string()))?;
+        if read > left {
+            return Err(RosterError::WorkbookTooLarge);
+        }
+        left -= read;
+    }
+    Ok(())
+}
 
 fn read_xlsx(bytes: &[u8]) -> Result<Grid, RosterError> {
     use calamine::{Data, Reader, Xlsx};
@@ -443,16 +523,58 @@ fn read_csv(bytes: &[u8]) -> Result<Grid, RosterError> {
 /// Undoes [`neutralise`]: `'=1` back to `=1`, so exported CSV re-imports.
 fn unneutralise(cell: &str) -> String {
     match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest.to_string(),
+        Some(rest) if spreadsheet_would_evaluate(rest) => rest.to_string(),
         _ => cell.to_string(),
     }
 }
 
-/// Makes a CSV cell safe to open in a spreadsheet: a cell starting with
-/// `=`, `+`, `-`, `@`, tab or carriage return gets a leading apostrophe, so
-/// it is shown as text instead of run as a formula (OWASP, "CSV Injection").
+/// Whether a spreadsheet (Excel, LibreOffice Calc, Google Sheets) opening
+/// a CSV would evaluate `cell` instead of showing it as text: the cells
+/// OWASP's "CSV Injection" guidance lists, those starting with `=`, `@`,
+/// tab or carriage return, and those starting with `+` or `-` (read as a
+/// formula or a signed number), except text that cannot be a formula:
+/// after the sign, two operators in a row where the second needs a left
+/// operand (`*`, `/`, `^`), as in a masked phone `+86*******0001`. No
+/// spreadsheet's formula grammar has such a sequence, so it is shown as
+/// typed; text with quotes or brackets (which could hide one inside a
+/// string or a structured reference) is guarded anyway.
+pub fn spreadsheet_would_evaluate(cell: &str) -> bool {
+    let Some(first) = cell.chars().next() else {
+        return false;
+    };
+    match first {
+        '=' | '@' | '\t' | '\r' => true,
+        '+' | '-' => !cannot_be_formula(&cell[1..]),
+        _ => false,
+    }
+}
+
+/// Whether `rest` (a cell after its leading sign) is certainly no formula
+/// expression: see [`spreadsheet_would_evaluate`].
+fn cannot_be_formula(rest: &str) -> bool {
+    if rest.contains(['"', '\'', '[', ']']) {
+        return false;
+    }
+    const OPERATORS: [char; 9] = ['+', '-', '*', '/', '^', '&', '=', '<', '>'];
+    const NEEDS_LEFT: [char; 3] = ['*', '/', '^'];
+    // The sign itself is an operator: "+*2" is as malformed as "1+*2".
+    let mut previous = '+';
+    for c in rest.chars() {
+        if OPERATORS.contains(&previous) && NEEDS_LEFT.contains(&c) {
+            return true;
+        }
+        previous = c;
+    }
+    false
+}
+
+/// Makes a CSV cell safe to open in a spreadsheet: a cell a spreadsheet
+/// would evaluate ([`spreadsheet_would_evaluate`]) gets a leading
+/// apostrophe, so it is shown as text instead of run as a formula (OWASP,
+/// "CSV Injection"); any other cell is written as it is, so a masked phone
+/// `+86*******0001` reads as itself.
 pub fn neutralise(cell: &str) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    if spreadsheet_would_evaluate(cell) {
         format!("'{cell}")
     } else {
         cell.to_string()
@@ -511,7 +633,7 @@ pub fn map_header(
                     .map(|c| format!("{}/{}", c.zh, c.key))
                     .collect::<Vec<_>>()
                     .join(", ");
-                return Err(RosterError::UnknownColumn(h.clone(), known));
+                return Err(RosterError::UnknownColumn(quote(h), known));
             }
         }
     }
@@ -572,6 +694,22 @@ pub fn parse_row(
             values.insert(k, cells.get(i).map_or("", |c| c.trim()));
         }
     }
+    // The text rule first: a cell with a control character, a
+    // bidirectional override or nothing visible is reported as that, not
+    // as whatever its column's parser would make of it.
+    let bad_text: Vec<RowError> = columns
+        .iter()
+        .zip(cells)
+        .filter_map(|(key, cell)| {
+            let key = (*key)?;
+            homefront_domain::text::check(cell)
+                .err()
+                .map(|e| err(key, "invalid_text", format!("{key} {e}")))
+        })
+        .collect();
+    if !bad_text.is_empty() {
+        return Err(bad_text);
+    }
     let has = |k: &str| values.contains_key(k);
     let get = |k: &str| values.get(k).copied().unwrap_or("");
     let mut errors = Vec::new();
@@ -580,13 +718,13 @@ pub fn parse_row(
         .map_err(|e| errors.push(from_profile(e, "name")))
         .ok();
     let phone = PhoneNumber::parse(get("phone"))
-        .map_err(|e| errors.push(err("phone", "invalid_phone", e.to_string())))
+        .map_err(|e| errors.push(err("phone", e.code(), e.to_string())))
         .ok();
     let team = if !get("team_id").is_empty() {
         match get("team_id").parse::<i64>() {
             Ok(id) => Some(TeamRef::Id(id)),
             Err(_) => {
-                errors.push(err("team_id", "invalid_team", format!("team_id \"{}\" is not a number; give the team's id, or use the team column for its name", get("team_id"))));
+                errors.push(err("team_id", "invalid_team", format!("team_id \"{}\" is not a number; give the team's id, or use the team column for its name", quote(get("team_id")))));
                 None
             }
         }
@@ -665,7 +803,7 @@ pub fn parse_row(
                     .map_err(|e| errors.push(from_profile(e, "radius_km")))
                     .ok(),
                 Err(_) => {
-                    errors.push(err("radius_km", "invalid_radius", format!("service radius \"{text}\" is not a number; give km as a number above 0 and at most 200, e.g. 10")));
+                    errors.push(err("radius_km", "invalid_radius", format!("service radius \"{}\" is not a number; give km as a number above 0 and at most 200, e.g. 10", quote(text))));
                     None
                 }
             },
@@ -679,7 +817,7 @@ pub fn parse_row(
             match parse_qualification(&label) {
                 Some(q) if !out.contains(&q) => out.push(q),
                 Some(_) => {}
-                None => errors.push(err("qualifications", "invalid_qualification", format!("unknown qualification \"{label}\"; use 驾照, 教师, 心理咨询, 医师, 急救, 外语 (or driving_licence, teacher, counsellor, medical_licence, first_aid, language)"))),
+                None => errors.push(err("qualifications", "invalid_qualification", format!("unknown qualification \"{}\"; use 驾照, 教师, 心理咨询, 医师, 急救, 外语 (or driving_licence, teacher, counsellor, medical_licence, first_aid, language)", quote(&label)))),
             }
         }
         Some(out)
@@ -732,11 +870,7 @@ pub fn parse_row(
                     .ok();
                 let phone = PhoneNumber::parse(phone)
                     .map_err(|e| {
-                        errors.push(err(
-                            "emergency_contact_phone",
-                            "invalid_phone",
-                            e.to_string(),
-                        ))
+                        errors.push(err("emergency_contact_phone", e.code(), e.to_string()))
                     })
                     .ok();
                 name.zip(phone)
@@ -758,7 +892,7 @@ pub fn parse_row(
                     .map_err(|e| errors.push(from_profile(e, "vehicle_seats")))
                     .ok(),
                 Err(_) => {
-                    errors.push(err("vehicle_seats", "invalid_vehicle_seats", format!("vehicle seats \"{text}\" is not a whole number; give 1 to 60, or leave it empty")));
+                    errors.push(err("vehicle_seats", "invalid_vehicle_seats", format!("vehicle seats \"{}\" is not a whole number; give 1 to 60, or leave it empty", quote(text))));
                     None
                 }
             },
@@ -778,7 +912,8 @@ pub fn parse_row(
                         "max_concurrent",
                         "invalid_max_concurrent",
                         format!(
-                            "\"{text}\" is not a whole number; give 1 to 10, or leave it empty"
+                            "\"{}\" is not a whole number; give 1 to 10, or leave it empty",
+                            quote(text)
                         ),
                     ));
                     None
@@ -863,6 +998,43 @@ impl ImportReport {
     }
 }
 
+/// A row as read: parsed, or the errors that reject it.
+type Checked = Vec<Result<RosterRow, Vec<RowError>>>;
+
+/// Files read and checked at once, at most one per core: reading is CPU
+/// work (unzipping, XML, every cell's checks) and runs on the blocking
+/// pool, so a burst of uploads neither stalls the async runtime nor holds
+/// more than this many workbooks in memory.
+static READERS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, usize::from))
+});
+
+/// Reads the file and checks its header and every row, off the async
+/// runtime ([`READERS`]).
+async fn read_and_check(
+    bytes: &[u8],
+    format: Format,
+    default_team: Option<TeamRef>,
+) -> Result<(Table, Checked), RosterError> {
+    let _permit = READERS
+        .acquire()
+        .await
+        .map_err(|e| RosterError::Write(e.to_string()))?;
+    let bytes = bytes.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let table = read_table(&bytes, format)?;
+        let columns = map_header(&table.header, default_team.is_some())?;
+        let parsed = table
+            .rows
+            .iter()
+            .map(|(row, cells)| parse_row(*row, &columns, cells, default_team.as_ref()))
+            .collect();
+        Ok((table, parsed))
+    })
+    .await
+    .map_err(|e| RosterError::Write(e.to_string()))?
+}
+
 /// Reads, checks and imports a roster file: every row is checked first
 /// (cells, then duplicates of a phone within the file), then the database
 /// stage runs in one transaction ([`Store::import_roster`]).
@@ -877,13 +1049,7 @@ pub async fn import(
     now: Timestamp,
     progress: impl FnMut(usize, usize),
 ) -> Result<ImportReport, RosterError> {
-    let table = read_table(bytes, format)?;
-    let columns = map_header(&table.header, options.default_team.is_some())?;
-    let mut parsed: Vec<Result<RosterRow, Vec<RowError>>> = table
-        .rows
-        .iter()
-        .map(|(row, cells)| parse_row(*row, &columns, cells, options.default_team.as_ref()))
-        .collect();
+    let (table, mut parsed) = read_and_check(bytes, format, options.default_team.clone()).await?;
     let mut first_row_of: HashMap<String, usize> = HashMap::new();
     for result in &mut parsed {
         if let Ok(r) = result {
@@ -994,7 +1160,7 @@ fn export_cells(r: &ExportRow<'_>) -> Vec<Cell> {
                 .collect(),
         )),
         Cell::Text(join(v.language_list())),
-        text(v.gender().map_or("", Gender::label_zh)),
+        text(v.gender.map_or("", Gender::label_zh)),
         text(v.emergency_contact_name.as_deref().unwrap_or("")),
         Cell::Text(
             v.emergency_contact_phone
@@ -1005,8 +1171,8 @@ fn export_cells(r: &ExportRow<'_>) -> Vec<Cell> {
         opt_num(v.vehicle_seats.map(|s| s as f64)),
         Cell::Number(v.max_concurrent as f64),
         Cell::Number(v.user_id as f64),
-        text(&v.vetting_state),
-        text(if v.on_duty != 0 { "是" } else { "否" }),
+        text(v.vetting_state.as_str()),
+        text(if v.on_duty { "是" } else { "否" }),
         Cell::Text(join(
             r.valid_qualifications
                 .iter()
@@ -1249,6 +1415,90 @@ mod tests {
         assert_eq!(r.gender, None);
     }
 
+    /// Every problem a row can have is said in both page languages: the
+    /// import report never falls back to the English message on a
+    /// Chinese page. Each bad value below trips one check per column.
+    #[test]
+    fn every_row_error_has_a_message_in_both_catalogues() {
+        use crate::ui::i18n::{Lang, Tr};
+        let bad: &[(&str, &[&str])] = &[
+            (
+                "name",
+                &["", "张三1234567890123456789012345678901234567890"],
+            ),
+            ("phone", &["123", "025-84681234 转 8", ""]),
+            ("team_id", &["abc"]),
+            ("adcode", &["12"]),
+            ("longitude", &["200", "x", ""]),
+            ("latitude", &["", "95"]),
+            ("radius_km", &["-5", "x", "500"]),
+            ("qualifications", &["飞行员"]),
+            ("languages", &["中文!!"]),
+            ("gender", &["未知"]),
+            ("emergency_contact_name", &["", "王"]),
+            ("emergency_contact_phone", &["1", ""]),
+            ("vehicle_seats", &["x", "99", "4"]),
+            ("max_concurrent", &["x", "0", "99"]),
+        ];
+        let mut codes = std::collections::BTreeSet::new();
+        for (key, values) in bad {
+            for v in *values {
+                let zh = |k: &str| COLUMNS.iter().find(|c| c.key == k).unwrap().zh;
+                let mut header = vec![zh("name"), zh("phone")];
+                let mut cells = vec!["张三".to_string(), "13800138000".to_string()];
+                match *key {
+                    "name" => cells[0] = (*v).to_string(),
+                    "phone" => cells[1] = (*v).to_string(),
+                    k => {
+                        header.push(zh(k));
+                        cells.push((*v).to_string());
+                    }
+                }
+                // The pairs a check compares: the other half filled in.
+                for (k, partner) in [
+                    ("longitude", ("latitude", "32.0")),
+                    (
+                        "emergency_contact_name",
+                        ("emergency_contact_phone", "13800138000"),
+                    ),
+                    ("emergency_contact_phone", ("emergency_contact_name", "")),
+                ] {
+                    if *key == k {
+                        header.push(zh(partner.0));
+                        cells.push(partner.1.to_string());
+                    }
+                }
+                let columns = map_header(
+                    &header.iter().map(|h| (*h).to_string()).collect::<Vec<_>>(),
+                    true,
+                )
+                .unwrap();
+                if let Err(errors) = parse_row(2, &columns, &cells, None) {
+                    codes.extend(errors.into_iter().map(|e| e.code));
+                }
+            }
+        }
+        codes.extend(
+            [
+                "unknown_adcode",
+                "adcode_required",
+                "unknown_team",
+                "ambiguous_team",
+                "volunteer_elsewhere",
+            ]
+            .map(String::from),
+        );
+        assert!(codes.len() > 15, "{codes:?}");
+        for lang in [Lang::Zh, Lang::En] {
+            for code in &codes {
+                assert!(
+                    Tr(lang).get(&format!("err.{code}")).is_some(),
+                    "err.{code} missing in {lang:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn decodes_utf8_bom_and_gb18030() {
         assert_eq!(decode_text(b"\xEF\xBB\xBFa").unwrap(), "a");
@@ -1258,12 +1508,29 @@ mod tests {
 
     #[test]
     fn neutralises_formulas_both_ways() {
-        for bad in ["=1+1", "+86", "-3", "@SUM(A1)"] {
-            assert_eq!(neutralise(bad), format!("'{bad}"));
+        for bad in [
+            "=1+1",
+            "+86",
+            "-3",
+            "@SUM(A1)",
+            "+8613800138000",
+            "-2+3+cmd|' /C calc'!A0",
+            "+cmd|' /C calc'!A0",
+            "--备注",
+            "+1*2",
+            "-\"a**b\"&HYPERLINK(\"http://x\")",
+            "+T[a**b]",
+            "\t=1",
+        ] {
+            assert_eq!(neutralise(bad), format!("'{bad}"), "{bad}");
             assert_eq!(unneutralise(&neutralise(bad)), bad);
         }
-        assert_eq!(neutralise("张三"), "张三");
+        // Text no formula grammar can read: shown as typed.
+        for plain in ["张三", "+86*******0001", "-**-", "+*", "1+1"] {
+            assert_eq!(neutralise(plain), plain, "{plain}");
+        }
         assert_eq!(unneutralise("'hello"), "'hello");
+        assert_eq!(unneutralise("'+86*******0001"), "'+86*******0001");
     }
 
     #[test]

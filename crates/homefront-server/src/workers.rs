@@ -151,7 +151,7 @@ async fn suggest_replacements(state: &AppState) -> Result<usize, homefront_store
                 scopes: None,
                 state: Some(VettingState::Active),
                 team_id: Some(former.team_id),
-                user_id: None,
+                ..homefront_store::volunteers::VolunteerFilter::default()
             })
             .await?;
         let best = team

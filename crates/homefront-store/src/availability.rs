@@ -13,9 +13,12 @@ use homefront_domain::vetting::VettingState;
 use homefront_domain::{GeoPoint, Timestamp};
 use serde::Serialize;
 
+use chrono_tz::Tz;
+
 use crate::credentials::CredentialRecord;
+use crate::decode::Text;
 use crate::volunteers::{VOLUNTEER_SELECT, Volunteer, push_scope_clause};
-use crate::{Result, Store, classify};
+use crate::{Result, Store};
 
 /// A stored weekly window: ISO weekday (1 = Monday … 7 = Sunday) and
 /// minutes after local midnight in the team's time zone; `end_minute <=
@@ -190,11 +193,13 @@ impl Store {
     /// Database errors.
     #[tracing::instrument(skip_all)]
     pub async fn delete_availability_window(&self, volunteer_id: i64, id: i64) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query("delete from availability_window where volunteer_id = $1 and id = $2")
             .bind(volunteer_id)
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -225,6 +230,7 @@ impl Store {
         reason: Option<&str>,
         now: Timestamp,
     ) -> Result<LeaveRecord> {
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "insert into volunteer_leave (volunteer_id, starts_at, ends_at, reason, created_at)
              values ($1, $2, $3, $4, $5) returning id",
@@ -234,9 +240,9 @@ impl Store {
         .bind(leave.to().epoch_ms())
         .bind(reason)
         .bind(now.epoch_ms())
-        .fetch_one(self.pool())
-        .await
-        .map_err(classify)?;
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(LeaveRecord {
             id,
             volunteer_id,
@@ -252,11 +258,13 @@ impl Store {
     /// Database errors.
     #[tracing::instrument(skip_all)]
     pub async fn delete_leave(&self, volunteer_id: i64, id: i64) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query("delete from volunteer_leave where volunteer_id = $1 and id = $2")
             .bind(volunteer_id)
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -270,7 +278,7 @@ impl Store {
         &self,
         volunteer_id: i64,
     ) -> Result<Option<VolunteerAvailability>> {
-        let row: Option<(Option<i64>, String)> = sqlx::query_as(
+        let row: Option<(Option<i64>, Text)> = sqlx::query_as(
             "select v.on_duty_since, t.time_zone from volunteer v
              join org_unit t on t.id = v.team_id where v.user_id = $1",
         )
@@ -298,7 +306,7 @@ impl Store {
                 leaves,
                 on_duty_since: since.map(Timestamp),
             },
-            time_zone: crate::volunteers::parse_tz(&tz),
+            time_zone: Tz::try_from(tz)?,
         }))
     }
 
@@ -393,7 +401,7 @@ impl Store {
                 leaves: leaves_of.remove(&v.user_id).unwrap_or_default(),
                 on_duty_since: v.on_duty_since.map(Timestamp),
             };
-            let tz = v.tz();
+            let tz = v.time_zone;
             let available = match &query.window {
                 Some(w) => availability.available_for_order(tz, query.now, w),
                 None => is_available_at(&availability, tz, query.now),
@@ -467,5 +475,5 @@ async fn insert_window(
     .bind(now.epoch_ms())
     .fetch_one(&mut **tx)
     .await
-    .map_err(classify)
+    .map_err(crate::StoreError::from)
 }

@@ -52,8 +52,14 @@ impl Store {
         if self.backend() != Backend::Sqlite {
             return Err(unsupported());
         }
-        let mut conn = self.pool().acquire().await?;
-        vacuum_into(&mut conn, out).await
+        // A connection of its own: the pool's are read-only.
+        let mut conn = self
+            .own_sqlite_connection()
+            .await?
+            .ok_or_else(unsupported)?;
+        let done = vacuum_into(&mut conn, out).await;
+        conn.close().await.ok();
+        done
     }
 
     /// Replaces the SQLite database of `database_url` with the backup

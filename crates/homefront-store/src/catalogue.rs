@@ -2,7 +2,10 @@
 
 use serde::Serialize;
 
-use crate::{Result, Store, StoreError, classify};
+use homefront_domain::catalogue::{Lane, ServiceMode};
+
+use crate::decode::{Flag, Text, as_flag};
+use crate::{Result, Store, StoreError, flag};
 
 /// One catalogue item as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
@@ -18,7 +21,9 @@ pub struct ServiceItem {
     /// English name.
     pub name_en: String,
     /// `onsite` or `remote`.
-    pub mode: String,
+    #[sqlx(try_from = "Text")]
+    #[schema(value_type = String)]
+    pub mode: ServiceMode,
     /// Comma-separated qualification codes a volunteer needs.
     pub qualifications: String,
     /// Default duration in minutes.
@@ -26,11 +31,23 @@ pub struct ServiceItem {
     /// How long one offer stays open, in seconds.
     pub offer_timeout_seconds: i64,
     /// `priority`, `urgent` or `standard`.
-    pub lane: String,
+    #[sqlx(try_from = "Text")]
+    #[schema(value_type = String)]
+    pub lane: Lane,
     /// 1: requesters deployed to the epidemic's centre get the priority lane.
-    pub priority_channel: i64,
+    #[sqlx(try_from = "Flag")]
+    #[serde(serialize_with = "as_flag")]
+    #[schema(value_type = i64)]
+    pub priority_channel: bool,
     /// Days after completion to schedule a follow-up order; `None`: none.
     pub follow_up_days: Option<i64>,
+    /// 1: a remote item that may run alongside a volunteer's other
+    /// assignments in the same hours (e.g. activating free call time and
+    /// data); 0: an assignment of it excludes others whose window overlaps.
+    #[sqlx(try_from = "Flag")]
+    #[serde(serialize_with = "as_flag")]
+    #[schema(value_type = i64)]
+    pub runs_alongside: bool,
     /// When it was retired (epoch ms); retired items take no new orders.
     pub retired_at: Option<i64>,
     /// Creation instant, epoch ms.
@@ -59,25 +76,27 @@ pub struct ItemFields {
     pub name_zh: String,
     /// English name.
     pub name_en: String,
-    /// `onsite` or `remote`.
-    pub mode: String,
+    /// How it is delivered.
+    pub mode: ServiceMode,
     /// Comma-separated qualification codes.
     pub qualifications: String,
     /// Minutes.
     pub default_duration_minutes: i64,
     /// Seconds.
     pub offer_timeout_seconds: i64,
-    /// Lane text.
-    pub lane: String,
-    /// 0/1.
-    pub priority_channel: i64,
+    /// Priority lane.
+    pub lane: Lane,
+    /// Requesters deployed to the epidemic's centre get the priority lane.
+    pub priority_channel: bool,
     /// Days, or none.
     pub follow_up_days: Option<i64>,
+    /// May run alongside other assignments; only for remote items.
+    pub runs_alongside: bool,
 }
 
 const COLUMNS: &str = "id, code, org_unit_id, name_zh, name_en, mode, qualifications, \
     default_duration_minutes, offer_timeout_seconds, lane, priority_channel, follow_up_days, \
-    retired_at, created_at";
+    runs_alongside, retired_at, created_at";
 
 impl Store {
     /// Catalogue items, retired ones included when asked, ordered by code.
@@ -114,26 +133,29 @@ impl Store {
     /// [`StoreError::Conflict`] when the code exists in the same catalogue.
     #[tracing::instrument(skip_all)]
     pub async fn create_service_item(&self, f: &ItemFields, now_ms: i64) -> Result<ServiceItem> {
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "insert into service_item (code, org_unit_id, name_zh, name_en, mode, qualifications,
-                default_duration_minutes, offer_timeout_seconds, lane, priority_channel, follow_up_days, created_at)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) returning id",
+                default_duration_minutes, offer_timeout_seconds, lane, priority_channel, follow_up_days,
+                runs_alongside, created_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) returning id",
         )
         .bind(&f.code)
         .bind(f.org_unit_id)
         .bind(&f.name_zh)
         .bind(&f.name_en)
-        .bind(&f.mode)
+        .bind(f.mode.as_str())
         .bind(&f.qualifications)
         .bind(f.default_duration_minutes)
         .bind(f.offer_timeout_seconds)
-        .bind(&f.lane)
-        .bind(f.priority_channel)
+        .bind(f.lane.as_str())
+        .bind(flag(f.priority_channel))
         .bind(f.follow_up_days)
+        .bind(flag(f.runs_alongside))
         .bind(now_ms)
-        .fetch_one(self.pool())
-        .await
-        .map_err(classify)?;
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
         self.service_item(id)
             .await?
             .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
@@ -146,24 +168,27 @@ impl Store {
     /// Database errors.
     #[tracing::instrument(skip_all)]
     pub async fn update_service_item(&self, id: i64, f: &ItemFields) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "update service_item set name_zh = $1, name_en = $2, mode = $3, qualifications = $4,
                 default_duration_minutes = $5, offer_timeout_seconds = $6, lane = $7,
-                priority_channel = $8, follow_up_days = $9
-             where id = $10",
+                priority_channel = $8, follow_up_days = $9, runs_alongside = $10
+             where id = $11",
         )
         .bind(&f.name_zh)
         .bind(&f.name_en)
-        .bind(&f.mode)
+        .bind(f.mode.as_str())
         .bind(&f.qualifications)
         .bind(f.default_duration_minutes)
         .bind(f.offer_timeout_seconds)
-        .bind(&f.lane)
-        .bind(f.priority_channel)
+        .bind(f.lane.as_str())
+        .bind(flag(f.priority_channel))
         .bind(f.follow_up_days)
+        .bind(flag(f.runs_alongside))
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -173,11 +198,13 @@ impl Store {
     /// Database errors.
     #[tracing::instrument(skip_all)]
     pub async fn set_item_retired(&self, id: i64, retired_at: Option<i64>) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query("update service_item set retired_at = $1 where id = $2")
             .bind(retired_at)
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -9,8 +9,9 @@ use homefront_domain::org::OrgPath;
 use homefront_domain::vetting::VettingState;
 use serde::Serialize;
 
+use crate::decode::Text;
 use crate::volunteers::push_scope_clause;
-use crate::{Result, Store, classify};
+use crate::{Result, Store};
 
 /// A credential row. Validity is `[valid_from, valid_to)` in epoch ms,
 /// cut short at `revoked_at` when revoked.
@@ -21,7 +22,9 @@ pub struct CredentialRecord {
     /// The volunteer (account id).
     pub volunteer_id: i64,
     /// Credential kind text (see `CredentialKind`).
-    pub kind: String,
+    #[sqlx(try_from = "Text")]
+    #[schema(value_type = String)]
+    pub kind: CredentialKind,
     /// First valid instant, epoch ms.
     pub valid_from: i64,
     /// First instant no longer valid, epoch ms; `None` = no expiry.
@@ -45,11 +48,6 @@ pub struct CredentialRecord {
 }
 
 impl CredentialRecord {
-    /// The kind as a domain value.
-    pub fn kind(&self) -> Option<CredentialKind> {
-        CredentialKind::parse(&self.kind).ok()
-    }
-
     /// The end of validity after revocation: the earlier of `valid_to` and
     /// `revoked_at`, epoch ms.
     pub fn effective_valid_to(&self) -> Option<i64> {
@@ -63,7 +61,7 @@ impl CredentialRecord {
     /// before it became valid (it never counts).
     pub fn effective(&self) -> Option<Credential> {
         Credential::new(
-            self.kind()?,
+            self.kind,
             Timestamp(self.valid_from),
             self.effective_valid_to().map(Timestamp),
         )
@@ -117,6 +115,7 @@ impl Store {
         new: &NewCredential<'_>,
         now: Timestamp,
     ) -> Result<CredentialRecord> {
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "insert into credential (volunteer_id, kind, valid_from, valid_to, insurer,
                 policy_number, document_ref, created_by, created_at)
@@ -131,9 +130,9 @@ impl Store {
         .bind(new.document_ref)
         .bind(new.actor)
         .bind(now.epoch_ms())
-        .fetch_one(self.pool())
-        .await
-        .map_err(classify)?;
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
         self.credential(new.volunteer_id, id)
             .await?
             .ok_or(crate::StoreError::Database(sqlx::Error::RowNotFound))
@@ -186,6 +185,7 @@ impl Store {
         reason: Option<&str>,
         now: Timestamp,
     ) -> Result<Option<CredentialRecord>> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "update credential set revoked_at = $1, revoked_by = $2, revoke_reason = $3
              where volunteer_id = $4 and id = $5 and revoked_at is null",
@@ -195,8 +195,9 @@ impl Store {
         .bind(reason)
         .bind(volunteer_id)
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         self.credential(volunteer_id, id).await
     }
 

@@ -128,6 +128,7 @@ impl Store {
         weights: &str,
         now_ms: i64,
     ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "insert into dispatch_setting (org_unit_id, mode, broadcast_k, weights, updated_at)
              values ($1, $2, $3, $4, $5)
@@ -140,8 +141,9 @@ impl Store {
         .bind(broadcast_k)
         .bind(weights)
         .bind(now_ms)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

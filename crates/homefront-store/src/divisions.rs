@@ -6,10 +6,34 @@ use homefront_domain::Adcode;
 use homefront_domain::adcode::DivisionLevel;
 use homefront_domain::org::{OrgKind, OrgPath};
 
-use crate::{Result, Store, classify};
+use crate::{Result, Store};
 
-/// The CSV shipped in the binary: header `adcode,name,longitude,latitude`.
+/// The CSV shipped in the binary: header
+/// `adcode,name,longitude,latitude,name_en`.
 pub const ADCODES_CSV: &str = include_str!("../../../data/cn-adcodes.csv");
+
+/// Chinese name → English name (Hanyu Pinyin, the `name_en` column that
+/// `scripts/division-names.py` writes from pypinyin's dictionary).
+static ENGLISH: std::sync::LazyLock<std::collections::HashMap<&'static str, &'static str>> =
+    std::sync::LazyLock::new(|| {
+        ADCODES_CSV
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let mut cells = line.split(',');
+                let name = cells.nth(1)?;
+                let en = cells.nth(2)?;
+                (!en.is_empty()).then_some((name, en))
+            })
+            .collect()
+    });
+
+/// The English name of a division given its Chinese name as the shipped
+/// list writes it, e.g. `玄武区` → `Xuanwu District`, `南京市` → `Nanjing`;
+/// `None` for a name the list does not hold (a team, an employer).
+pub fn english_name(zh: &str) -> Option<&'static str> {
+    ENGLISH.get(zh).copied()
+}
 
 /// One division row with coordinates.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,6 +46,8 @@ pub struct Division {
     pub longitude: f64,
     /// Representative point: latitude in decimal degrees.
     pub latitude: f64,
+    /// Its English name, e.g. `Xuanwu District` (see [`english_name`]).
+    pub name_en: String,
 }
 
 /// The divisions of province `province` (two digits, e.g. 32 for Jiangsu)
@@ -41,6 +67,7 @@ pub fn province_divisions(province: u8) -> Vec<Division> {
                 name: r.get(1)?.to_string(),
                 longitude,
                 latitude,
+                name_en: r.get(4).unwrap_or_default().to_string(),
             })
         })
         .filter(|d| d.adcode.province() == province)
@@ -118,6 +145,8 @@ impl Store {
                 "insert into org_unit (kind, adcode, name, parent_id, path, longitude, latitude, created_at)
                  values ($1, $2, $3, $4, $5, $6, $7, $8) returning id",
             )
+            // A nullable double: see the crate docs.
+            .persistent(false)
             .bind(kind.as_str())
             .bind(&code)
             .bind(&d.name)
@@ -127,8 +156,7 @@ impl Store {
             .bind(d.latitude)
             .bind(now_ms)
             .fetch_one(&mut *tx)
-            .await
-            .map_err(classify)?;
+            .await?;
             let path = match &parent {
                 Some((_, p)) => OrgPath::from_stored(p.clone()).child(id),
                 None => OrgPath::root(id),
@@ -158,5 +186,27 @@ mod tests {
         assert_eq!(count(DivisionLevel::City), 13);
         assert_eq!(count(DivisionLevel::County), 95);
         assert_eq!(js[0].name, "江苏省");
+        assert!(
+            js.iter().all(|d| !d.name_en.is_empty()),
+            "every division has an English name"
+        );
+    }
+
+    #[test]
+    fn english_names_use_place_name_readings() {
+        for (zh, en) in [
+            ("玄武区", "Xuanwu District"),
+            ("南京市", "Nanjing"),
+            ("江苏省", "Jiangsu"),
+            ("沛县", "Pei County"),
+            ("六合区", "Luhe District"),
+            ("盐都区", "Yandu District"),
+            ("淮安市", "Huai'an"),
+            ("盱眙县", "Xuyi County"),
+            ("昆山市", "Kunshan"),
+        ] {
+            assert_eq!(english_name(zh), Some(en), "{zh}");
+        }
+        assert_eq!(english_name("玄武区志愿服务队"), None);
     }
 }

@@ -8,6 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use homefront_domain::order_state::OrderState;
+use homefront_domain::org::OrgKind;
+
+use crate::decode::Text;
 use crate::{Result, Store};
 
 /// An org subtree and a period `[from_ms, to_ms)`.
@@ -650,6 +654,7 @@ impl Store {
         c: &NewCertificate<'_>,
         now_ms: i64,
     ) -> Result<Certificate> {
+        let mut tx = self.begin_write().await?;
         let sql = format!(
             "insert into certificate (code, volunteer_user_id, period_from, period_to,
                 volunteer_name, masked_phone, organisation, recorded_minutes, backfilled_minutes,
@@ -657,7 +662,7 @@ impl Store {
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              returning {CERTIFICATE_COLUMNS}"
         );
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let certificate = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(c.code)
             .bind(c.volunteer_user_id)
             .bind(c.period_from)
@@ -670,9 +675,10 @@ impl Store {
             .bind(c.services)
             .bind(c.issued_by)
             .bind(now_ms)
-            .fetch_one(self.pool())
-            .await
-            .map_err(crate::classify)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(certificate)
     }
 
     /// The latest certificate of `volunteer` for exactly this period with
@@ -766,22 +772,20 @@ mod tests {
 
 /// One order of the dashboard's daily series: when it was placed, its
 /// current state and when it was first assigned.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct OrderTimeline {
     /// Placed at, epoch ms.
     pub created_at: i64,
-    /// Current state (`submitted` … `unfulfilled`).
-    pub state: String,
+    /// Current state.
+    #[sqlx(try_from = "Text")]
+    pub state: OrderState,
     /// First `assigned` event (an accepted offer or a manual assignment),
     /// epoch ms; `None` while never assigned.
     pub first_assigned_at: Option<i64>,
 }
 
-/// (id, path, name, kind, longitude, latitude, open orders, on duty).
-type MapRow = (i64, String, String, String, f64, f64, i64, i64);
-
 /// A division on the dashboard's map: where it is and what is open there.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct MapPoint {
     /// Org unit id of the division.
     pub id: i64,
@@ -790,7 +794,8 @@ pub struct MapPoint {
     /// Division name.
     pub name: String,
     /// `city` or `county`.
-    pub kind: String,
+    #[sqlx(try_from = "Text")]
+    pub kind: OrgKind,
     /// Representative point, decimal degrees.
     pub longitude: f64,
     /// Representative point, decimal degrees.
@@ -811,10 +816,10 @@ impl Store {
     /// Database errors.
     #[tracing::instrument(skip_all)]
     pub async fn order_timelines(&self, scope: &ReportScope) -> Result<Vec<OrderTimeline>> {
-        let rows: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
+        Ok(sqlx::query_as(
             "select o.created_at, o.state,
                 (select cast(min(e.at) as bigint) from order_event e
-                 where e.order_id = o.id and e.to_state = 'assigned')
+                 where e.order_id = o.id and e.to_state = 'assigned') as first_assigned_at
              from service_order o join org_unit d on d.id = o.division_id
              where d.path like $1 and o.created_at >= $2 and o.created_at < $3
              order by o.created_at, o.id",
@@ -823,15 +828,7 @@ impl Store {
         .bind(scope.from_ms)
         .bind(scope.to_ms)
         .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(created_at, state, first_assigned_at)| OrderTimeline {
-                created_at,
-                state,
-                first_assigned_at,
-            })
-            .collect())
+        .await?)
     }
 
     /// The divisions (cities and counties with coordinates) in the subtree
@@ -843,14 +840,15 @@ impl Store {
     /// Database errors.
     #[tracing::instrument(skip_all)]
     pub async fn map_points(&self, path: &str) -> Result<Vec<MapPoint>> {
-        let rows: Vec<MapRow> = sqlx::query_as(
+        Ok(sqlx::query_as(
             "select d.id, d.path, d.name, d.kind, d.longitude, d.latitude,
                 (select cast(count(*) as bigint) from service_order o
                  where o.division_id = d.id
-                   and o.state in ('submitted', 'dispatching', 'assigned', 'in_service')),
+                   and o.state in ('submitted', 'dispatching', 'assigned', 'in_service'))
+                    as open_orders,
                 (select cast(count(*) as bigint) from volunteer v
                  where v.home_division_id = d.id and v.on_duty = 1
-                   and v.vetting_state = 'active')
+                   and v.vetting_state = 'active') as on_duty
              from org_unit d
              where d.path like $1 and d.kind in ('city', 'county')
                and d.longitude is not null and d.latitude is not null
@@ -858,21 +856,6 @@ impl Store {
         )
         .bind(format!("{path}%"))
         .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, path, name, kind, longitude, latitude, open_orders, on_duty)| MapPoint {
-                    id,
-                    path,
-                    name,
-                    kind,
-                    longitude,
-                    latitude,
-                    open_orders,
-                    on_duty,
-                },
-            )
-            .collect())
+        .await?)
     }
 }

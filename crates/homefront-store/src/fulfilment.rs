@@ -4,10 +4,13 @@
 
 use homefront_domain::Timestamp;
 use homefront_domain::hours::{self, HoursKind};
-use homefront_domain::order_state::{OrderAction, OrderState, Reason};
+use homefront_domain::order_state::{EventAction, OrderAction, OrderState, Reason};
 use serde::Serialize;
 
-use crate::orders::{Transitioned, transition_in};
+use homefront_domain::follow_up::{FollowUpKind, FollowUpStatus};
+
+use crate::decode::{Flag, Text, as_flag};
+use crate::orders::{Transitioned, events, transition_in, transition_recorded_in};
 use crate::{Result, Store, StoreError, Tx};
 
 /// One ledger entry. Entries are never edited or deleted; an adjustment is
@@ -25,7 +28,9 @@ pub struct HoursEntry {
     /// The volunteer's team at the time.
     pub team_id: Option<i64>,
     /// `recorded` (from check-in/out) or `backfilled` (entered by a coordinator).
-    pub kind: String,
+    #[sqlx(try_from = "Text")]
+    #[schema(value_type = String)]
+    pub kind: HoursKind,
     /// Whole minutes; negative only for adjustments.
     pub minutes: i64,
     /// Session start, epoch ms.
@@ -35,7 +40,10 @@ pub struct HoursEntry {
     /// The entry this one adjusts.
     pub adjusts_entry_id: Option<i64>,
     /// 1 when the minutes were capped (check-out missing past the deadline).
-    pub capped: i64,
+    #[sqlx(try_from = "Flag")]
+    #[serde(serialize_with = "as_flag")]
+    #[schema(value_type = i64)]
+    pub capped: bool,
     /// Why (backfills and adjustments).
     pub reason: Option<String>,
     /// Who entered it; `None` for check-out entries.
@@ -81,9 +89,13 @@ pub struct FollowUpItem {
     /// The order concerned.
     pub order_id: i64,
     /// `low_rating`, `complaint` or `open_session`.
-    pub kind: String,
+    #[sqlx(try_from = "Text")]
+    #[schema(value_type = String)]
+    pub kind: FollowUpKind,
     /// `open` or `closed`.
-    pub status: String,
+    #[sqlx(try_from = "Text")]
+    #[schema(value_type = String)]
+    pub status: FollowUpStatus,
     /// Opened, epoch ms.
     pub created_at: i64,
     /// Division path of the order (scope).
@@ -114,7 +126,7 @@ async fn insert_hours(tx: &mut Tx, h: &NewHours, now_ms: i64) -> Result<i64> {
     .bind(now_ms)
     .fetch_one(&mut **tx)
     .await
-    .map_err(crate::classify)
+    .map_err(crate::StoreError::from)
 }
 
 async fn team_of(tx: &mut Tx, volunteer: i64) -> Result<Option<i64>> {
@@ -127,13 +139,13 @@ async fn team_of(tx: &mut Tx, volunteer: i64) -> Result<Option<i64>> {
     .flatten())
 }
 
-async fn open_follow_up(tx: &mut Tx, order_id: i64, kind: &str, now_ms: i64) -> Result<()> {
+async fn open_follow_up(tx: &mut Tx, order_id: i64, kind: FollowUpKind, now_ms: i64) -> Result<()> {
     sqlx::query(
         "insert into follow_up_item (order_id, kind, created_at) values ($1, $2, $3)
          on conflict (order_id, kind) do nothing",
     )
     .bind(order_id)
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(now_ms)
     .execute(&mut **tx)
     .await?;
@@ -141,6 +153,21 @@ async fn open_follow_up(tx: &mut Tx, order_id: i64, kind: &str, now_ms: i64) -> 
 }
 
 impl Store {
+    /// When order `order_id` was last assigned (its latest move to
+    /// `assigned`), epoch ms; `None` when it never was.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn assigned_at(&self, order_id: i64) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "select cast(max(at) as bigint) from order_event where order_id = $1 and to_state = 'assigned'",
+        )
+        .bind(order_id)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// The assigned volunteer checks in (`assigned → in_service`), with an
     /// optional location kept only for the live assignment.
     ///
@@ -154,21 +181,44 @@ impl Store {
         location: Option<(f64, f64)>,
         now_ms: i64,
     ) -> Result<Transitioned> {
+        self.check_in_recorded(order_id, volunteer, location, now_ms, None)
+            .await
+    }
+
+    /// [`Store::check_in`] at `recorded_ms` when the phone recorded it
+    /// earlier without network (the caller has checked its bounds): the
+    /// check-in instant and the log's `at` are `recorded_ms`, the log's
+    /// `received_at` is `now_ms`.
+    ///
+    /// # Errors
+    /// As [`transition_in`].
+    #[tracing::instrument(skip_all)]
+    pub async fn check_in_recorded(
+        &self,
+        order_id: i64,
+        volunteer: i64,
+        location: Option<(f64, f64)>,
+        now_ms: i64,
+        recorded_ms: Option<i64>,
+    ) -> Result<Transitioned> {
         let mut tx = self.begin_write().await?;
-        let t = transition_in(
+        let t = transition_recorded_in(
             &mut tx,
             order_id,
             &OrderAction::CheckIn,
             Some(volunteer),
             None,
             now_ms,
+            recorded_ms,
         )
         .await?;
         sqlx::query(
             "update service_order set checked_in_at = $1, checkin_longitude = $2, checkin_latitude = $3
              where id = $4",
         )
-        .bind(now_ms)
+        // A nullable double: see the crate docs.
+        .persistent(false)
+        .bind(recorded_ms.unwrap_or(now_ms))
         .bind(location.map(|l| l.0))
         .bind(location.map(|l| l.1))
         .bind(order_id)
@@ -194,16 +244,40 @@ impl Store {
         grace_minutes: u32,
         now_ms: i64,
     ) -> Result<Transitioned> {
+        self.check_out_recorded(order_id, volunteer, grace_minutes, now_ms, None)
+            .await
+    }
+
+    /// [`Store::check_out`] at `recorded_ms` when the phone recorded it
+    /// earlier without network (the caller has checked it is not before the
+    /// check-in): the session ends at `recorded_ms`, and the log notes
+    /// `received_at` = `now_ms`.
+    ///
+    /// # Errors
+    /// As [`transition_in`].
+    #[tracing::instrument(skip_all)]
+    pub async fn check_out_recorded(
+        &self,
+        order_id: i64,
+        volunteer: i64,
+        grace_minutes: u32,
+        now_ms: i64,
+        recorded_ms: Option<i64>,
+    ) -> Result<Transitioned> {
+        let received_ms = now_ms;
         let mut tx = self.begin_write().await?;
-        let t = transition_in(
+        let t = transition_recorded_in(
             &mut tx,
             order_id,
             &OrderAction::CheckOut,
             Some(volunteer),
             None,
-            now_ms,
+            received_ms,
+            recorded_ms,
         )
         .await?;
+        // The session's end: when the phone recorded it.
+        let now_ms = recorded_ms.unwrap_or(received_ms);
         sqlx::query("update service_order set checked_out_at = $1 where id = $2")
             .bind(now_ms)
             .bind(order_id)
@@ -247,7 +321,7 @@ impl Store {
                     reason: None,
                     actor_user_id: None,
                 },
-                now_ms,
+                received_ms,
             )
             .await?;
         }
@@ -315,7 +389,7 @@ impl Store {
                     now_ms,
                 )
                 .await?;
-                open_follow_up(&mut tx, order_id, "open_session", now_ms).await?;
+                open_follow_up(&mut tx, order_id, FollowUpKind::OpenSession, now_ms).await?;
                 capped.push(order_id);
             }
             tx.commit().await?;
@@ -369,10 +443,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if rating.is_some_and(|r| r <= 2) {
-                open_follow_up(&mut tx, order_id, "low_rating", now_ms).await?;
+                open_follow_up(&mut tx, order_id, FollowUpKind::LowRating, now_ms).await?;
             }
             if complaint {
-                open_follow_up(&mut tx, order_id, "complaint", now_ms).await?;
+                open_follow_up(&mut tx, order_id, FollowUpKind::Complaint, now_ms).await?;
             }
         }
         tx.commit().await?;
@@ -504,15 +578,20 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(id) = id {
-            sqlx::query(
-                "insert into order_event (order_id, at, action, from_state, to_state, actor_user_id, reason)
-                 values ($1, $2, 'submit', null, $3, null, $4)",
+            let reason = format!("scheduled follow-up of order {original}");
+            events::append(
+                &mut tx,
+                events::NewEvent {
+                    order_id: id,
+                    action: EventAction::Submit,
+                    from: None,
+                    to: OrderState::Submitted,
+                    actor: None,
+                    reason: Some(&reason),
+                    at: now_ms,
+                    received_at: None,
+                },
             )
-            .bind(id)
-            .bind(now_ms)
-            .bind(OrderState::Submitted.as_str())
-            .bind(format!("scheduled follow-up of order {original}"))
-            .execute(&mut *tx)
             .await?;
             crate::outbox::enqueue_order_in(
                 &mut tx,

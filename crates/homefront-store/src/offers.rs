@@ -7,7 +7,7 @@
 //! runs the mirror condition (`expires_at <= $now`), so an accept racing an
 //! expiry at the boundary instant ends one way only.
 
-use homefront_domain::order_state::OrderAction;
+use homefront_domain::order_state::{OrderAction, Reason};
 use serde::Serialize;
 
 use crate::orders::transition_in;
@@ -85,6 +85,12 @@ pub enum Refusal {
     AlreadyAccepted,
     /// This volunteer already declined it (`already_declined`).
     AlreadyDeclined,
+    /// The order's service window has ended (`window_passed`); the order
+    /// is given up as unfulfilled in the same transaction.
+    WindowPassed,
+    /// The volunteer holds a live assignment whose window overlaps this
+    /// order's (`overlapping_assignment`; see [`crate::bookings`]).
+    Overlapping,
 }
 
 impl Refusal {
@@ -96,6 +102,8 @@ impl Refusal {
             Refusal::Withdrawn => "offer_withdrawn",
             Refusal::AlreadyAccepted => "already_accepted",
             Refusal::AlreadyDeclined => "already_declined",
+            Refusal::WindowPassed => "window_passed",
+            Refusal::Overlapping => "overlapping_assignment",
         }
     }
 
@@ -107,6 +115,13 @@ impl Refusal {
             Refusal::Withdrawn => "this order no longer needs a volunteer",
             Refusal::AlreadyAccepted => "you already accepted this order",
             Refusal::AlreadyDeclined => "you already declined this offer",
+            Refusal::WindowPassed => {
+                "this order's service window has ended; it can no longer be accepted"
+            }
+            Refusal::Overlapping => {
+                "you already have a service whose time overlaps this order's; \
+                 finish it (check out) before accepting another for the same hours"
+            }
         }
     }
 }
@@ -130,7 +145,10 @@ pub(crate) const COLUMNS: &str = "id, order_id, volunteer_user_id, state, via, r
 /// order's offers serialises: on PostgreSQL two accepts would otherwise
 /// lock each other's offer rows in opposite orders; SQLite's `BEGIN
 /// IMMEDIATE` already serialises all writers.
-async fn lock_order(tx: &mut crate::Tx, order_id: i64) -> Result<()> {
+///
+/// # Errors
+/// Database errors.
+pub async fn lock_order(tx: &mut crate::Tx, order_id: i64) -> Result<()> {
     sqlx::query("update service_order set updated_at = updated_at where id = $1")
         .bind(order_id)
         .execute(&mut **tx)
@@ -173,10 +191,21 @@ async fn refusal(
     .bind(offer.order_id)
     .fetch_optional(&mut **tx)
     .await?;
+    // An order nobody took whose window ended: too late, whatever the
+    // offer's own state (the dispatcher may have withdrawn it already).
+    let too_late: Option<i64> = sqlx::query_scalar(
+        "select id from service_order where id = $1 and window_end <= $2
+            and state in ('submitted', 'dispatching', 'unfulfilled')",
+    )
+    .bind(offer.order_id)
+    .bind(now_ms)
+    .fetch_optional(&mut **tx)
+    .await?;
     Ok(match (offer.state.as_str(), someone_accepted) {
         ("accepted", _) => Refusal::AlreadyAccepted,
         ("declined", _) => Refusal::AlreadyDeclined,
         (_, Some(v)) if v != volunteer => Refusal::Taken,
+        _ if too_late.is_some() => Refusal::WindowPassed,
         ("expired", _) => Refusal::Expired,
         ("offered", _) if offer.expires_at <= now_ms => Refusal::Expired,
         _ => Refusal::Withdrawn,
@@ -201,6 +230,8 @@ impl Store {
                     distance_km, cost, explanation, offered_at, expires_at, offered_by)
                  values ($1, $2, 'offered', $3, $4, $5, $6, $7, $8, $9, $10, $11) returning id",
             )
+            // A nullable double: see the crate docs.
+            .persistent(false)
             .bind(o.order_id)
             .bind(o.volunteer_user_id)
             .bind(o.via)
@@ -213,8 +244,7 @@ impl Store {
             .bind(o.expires_at)
             .bind(o.offered_by)
             .fetch_one(&mut **tx)
-            .await
-            .map_err(crate::classify)?;
+            .await?;
             outbox::enqueue_order_in(
                 tx,
                 outbox::kind::OFFER_MADE,
@@ -292,18 +322,29 @@ impl Store {
             .await?)
     }
 
-    /// Offers of a volunteer in the given states, newest first.
+    /// Offers of a volunteer in the given states, newest first: at most
+    /// `limit` older than `before_id` (all when `None`).
     ///
     /// # Errors
     /// Database errors.
     #[tracing::instrument(skip_all)]
-    pub async fn offers_of_volunteer(&self, volunteer: i64, states: &[&str]) -> Result<Vec<Offer>> {
-        let slots: Vec<String> = (0..states.len()).map(|i| format!("${}", i + 2)).collect();
+    pub async fn offers_of_volunteer(
+        &self,
+        volunteer: i64,
+        states: &[&str],
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Offer>> {
+        let slots: Vec<String> = (0..states.len()).map(|i| format!("${}", i + 4)).collect();
         let sql = format!(
-            "select {COLUMNS} from offer where volunteer_user_id = $1 and state in ({}) order by id desc limit 200",
+            "select {COLUMNS} from offer where volunteer_user_id = $1 and id < $2 and state in ({})
+             order by id desc limit $3",
             slots.join(", ")
         );
-        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(volunteer);
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(volunteer)
+            .bind(before_id.unwrap_or(i64::MAX))
+            .bind(limit);
         for s in states {
             q = q.bind(*s);
         }
@@ -341,9 +382,14 @@ impl Store {
     }
 
     /// Accepts offer `offer_id` for `volunteer` at `now_ms`: claims the offer
-    /// (compare-and-set on state and expiry), withdraws the order's other
-    /// open offers, and moves the order `dispatching → assigned`, all in
-    /// one transaction. A refused accept is recorded against the offer.
+    /// (compare-and-set on its state and expiry and on the order's window
+    /// not having ended), checks that the volunteer holds no live
+    /// assignment that overlaps it ([`crate::bookings::clashing_assignment`],
+    /// under [`Store::lock_volunteer`]), withdraws the order's other open
+    /// offers, and moves the order `dispatching → assigned`, all in one
+    /// transaction. A refused accept is recorded against the offer; one
+    /// refused because the window ended also gives the order up as
+    /// `unfulfilled` in that transaction.
     ///
     /// Returns `None` when the offer does not exist or is not this volunteer's.
     ///
@@ -366,21 +412,31 @@ impl Store {
             return Ok(None);
         };
         lock_order(&mut tx, offer.order_id).await?;
+        self.lock_volunteer(&mut tx, volunteer).await?;
         let claimed = sqlx::query(
             "update offer set state = 'accepted', responded_at = $1
-             where id = $2 and state = 'offered' and expires_at > $1",
+             where id = $2 and state = 'offered' and expires_at > $1
+               and exists (select 1 from service_order o
+                           where o.id = $3 and o.window_end > $1)",
         )
         .bind(now_ms)
         .bind(offer_id)
+        .bind(offer.order_id)
         .execute(&mut *tx)
         .await;
         let claimed = match claimed {
             Ok(r) => r.rows_affected() == 1,
             // offer_one_accepted: another accept committed first (PostgreSQL).
-            Err(e) if matches!(crate::classify_ref(&e), Some(StoreError::Conflict(_))) => false,
-            Err(e) => return Err(e.into()),
+            Err(e) => match StoreError::from(e) {
+                e if e.violates(&crate::constraint::OFFER_ONE_ACCEPTED) => false,
+                e => return Err(e),
+            },
         };
-        let assigned = if claimed {
+        let overlapping = claimed
+            && crate::bookings::clashing_assignment(&mut tx, offer.order_id, volunteer)
+                .await?
+                .is_some();
+        let assigned = if claimed && !overlapping {
             match transition_in(
                 &mut tx,
                 offer.order_id,
@@ -407,8 +463,19 @@ impl Store {
                 .bind(offer_id)
                 .fetch_one(&mut *tx)
                 .await?;
-            let why = refusal(&mut tx, &current, volunteer, now_ms).await?;
+            let why = if overlapping {
+                Refusal::Overlapping
+            } else {
+                refusal(&mut tx, &current, volunteer, now_ms).await?
+            };
             record_response(&mut tx, offer_id, volunteer, "accept", why.code(), now_ms).await?;
+            if why == Refusal::WindowPassed {
+                // Nobody can take it any more: unfulfilled now, not at the
+                // dispatcher's next pass.
+                let reason = Reason::parse(crate::orders::WINDOW_ENDED)
+                    .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?;
+                crate::orders::give_up_in(&mut tx, offer.order_id, &reason, now_ms).await?;
+            }
             tx.commit().await?;
             return Ok(Some(Response::Refused(why)));
         }

@@ -4,7 +4,10 @@
 use homefront_domain::org::{OrgKind, OrgPath};
 use serde::Serialize;
 
-use crate::{Result, Store, StoreError, classify};
+use chrono_tz::Tz;
+
+use crate::decode::Text;
+use crate::{Result, Store, StoreError};
 
 /// One organisation unit as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
@@ -12,7 +15,9 @@ pub struct OrgUnit {
     /// Row id.
     pub id: i64,
     /// `province`, `city`, `county`, `team`, `employer` or `partner`.
-    pub kind: String,
+    #[sqlx(try_from = "Text")]
+    #[schema(value_type = String)]
+    pub kind: OrgKind,
     /// 12-digit GB/T 2260 code, for divisions only.
     pub adcode: Option<String>,
     /// Display name (any script, stored as given).
@@ -26,7 +31,9 @@ pub struct OrgUnit {
     /// Representative point, decimal degrees.
     pub latitude: Option<f64>,
     /// IANA time zone in which times are shown, e.g. `Asia/Shanghai`.
-    pub time_zone: String,
+    #[sqlx(try_from = "Text")]
+    #[schema(value_type = String)]
+    pub time_zone: Tz,
     /// Creation instant, epoch ms.
     pub created_at: i64,
 }
@@ -162,17 +169,18 @@ impl Store {
             "insert into org_unit (kind, name, parent_id, path, longitude, latitude, time_zone, created_at)
              values ($1, $2, $3, $4, $5, $6, $7, $8) returning id",
         )
+        // A nullable double: see the crate docs.
+        .persistent(false)
         .bind(new.kind.as_str())
         .bind(new.name)
         .bind(new.parent.id)
         .bind(&temp_path)
         .bind(new.location.map(|l| l.0))
         .bind(new.location.map(|l| l.1))
-        .bind(&new.parent.time_zone)
+        .bind(new.parent.time_zone.name())
         .bind(now_ms)
         .fetch_one(&mut *tx)
-        .await
-        .map_err(classify)?;
+        .await?;
         let path = new.parent.org_path().child(id);
         sqlx::query("update org_unit set path = $1 where id = $2")
             .bind(path.as_str())
@@ -194,16 +202,18 @@ impl Store {
         &self,
         id: i64,
         name: Option<&str>,
-        time_zone: Option<&str>,
+        time_zone: Option<Tz>,
     ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "update org_unit set name = coalesce($1, name), time_zone = coalesce($2, time_zone) where id = $3",
         )
         .bind(name)
-        .bind(time_zone)
+        .bind(time_zone.map(|tz| tz.name()))
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

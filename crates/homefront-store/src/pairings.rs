@@ -4,7 +4,10 @@
 
 use serde::Serialize;
 
-use crate::{Result, Store, StoreError, classify};
+use homefront_domain::pairing::{PairingRole, ProposalStatus};
+
+use crate::decode::Text;
+use crate::{Result, Store, StoreError};
 
 /// A pairing as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
@@ -16,7 +19,9 @@ pub struct Pairing {
     /// The volunteer's account.
     pub volunteer_user_id: i64,
     /// `primary` or `backup`.
-    pub role: String,
+    #[sqlx(try_from = "Text")]
+    #[schema(value_type = String)]
+    pub role: PairingRole,
     /// Started, epoch ms.
     pub started_at: i64,
     /// Ended, epoch ms; `None` while live.
@@ -84,22 +89,23 @@ impl Store {
         &self,
         household_id: i64,
         volunteer: i64,
-        role: &str,
+        role: PairingRole,
         created_by: Option<i64>,
         now_ms: i64,
     ) -> Result<Pairing> {
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "insert into pairing (household_id, volunteer_user_id, role, started_at, created_by)
              values ($1, $2, $3, $4, $5) returning id",
         )
         .bind(household_id)
         .bind(volunteer)
-        .bind(role)
+        .bind(role.as_str())
         .bind(now_ms)
         .bind(created_by)
-        .fetch_one(self.pool())
-        .await
-        .map_err(classify)?;
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
         self.pairing(id)
             .await?
             .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
@@ -111,14 +117,16 @@ impl Store {
     /// Database errors.
     #[tracing::instrument(skip_all)]
     pub async fn end_pairing(&self, id: i64, reason: &str, now_ms: i64) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query(
             "update pairing set ended_at = $1, end_reason = $2 where id = $3 and ended_at is null",
         )
         .bind(now_ms)
         .bind(reason)
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 }
@@ -134,11 +142,15 @@ pub struct PairingProposal {
     /// The household left without that volunteer.
     pub household_id: i64,
     /// The ended pairing's role, which the replacement takes.
-    pub role: String,
+    #[sqlx(try_from = "Text")]
+    #[schema(value_type = String)]
+    pub role: PairingRole,
     /// The suggested replacement; `None` until the dispatcher finds one.
     pub proposed_volunteer_user_id: Option<i64>,
     /// `proposed`, `accepted` or `dismissed`.
-    pub status: String,
+    #[sqlx(try_from = "Text")]
+    #[schema(value_type = String)]
+    pub status: ProposalStatus,
     /// Created, epoch ms.
     pub created_at: i64,
     /// The ended pairing's volunteer.
@@ -185,14 +197,16 @@ impl Store {
     /// Database errors.
     #[tracing::instrument(skip_all)]
     pub async fn suggest_replacement(&self, id: i64, volunteer: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "update pairing_proposal set proposed_volunteer_user_id = $1
              where id = $2 and proposed_volunteer_user_id is null and status = 'proposed'",
         )
         .bind(volunteer)
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -214,16 +228,16 @@ impl Store {
     ) -> Result<Option<Option<Pairing>>> {
         let mut tx = self.begin_write().await?;
         let status = if accept.is_some() {
-            "accepted"
+            ProposalStatus::Accepted
         } else {
-            "dismissed"
+            ProposalStatus::Dismissed
         };
         let n = sqlx::query(
             "update pairing_proposal set status = $1, decided_at = $2, decided_by = $3,
                 proposed_volunteer_user_id = coalesce($4, proposed_volunteer_user_id)
              where id = $5 and status = 'proposed'",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(now_ms)
         .bind(actor)
         .bind(accept)
@@ -236,23 +250,18 @@ impl Store {
         }
         let mut created = None;
         if let Some(volunteer) = accept {
-            let (household, role): (i64, String) =
-                sqlx::query_as("select household_id, role from pairing_proposal where id = $1")
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            // The replacement takes the ended pairing's role.
             let pid: i64 = sqlx::query_scalar(
                 "insert into pairing (household_id, volunteer_user_id, role, started_at, created_by)
-                 values ($1, $2, $3, $4, $5) returning id",
+                 select household_id, $1, role, $2, $3 from pairing_proposal where id = $4
+                 returning id",
             )
-            .bind(household)
             .bind(volunteer)
-            .bind(&role)
             .bind(now_ms)
             .bind(actor)
+            .bind(id)
             .fetch_one(&mut *tx)
-            .await
-            .map_err(classify)?;
+            .await?;
             created = Some(pid);
         }
         tx.commit().await?;

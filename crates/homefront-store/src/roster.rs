@@ -328,6 +328,18 @@ impl Store {
                 })
             }
             existing => {
+                // Attaching an existing account to a team makes it visible
+                // to the team's coordinators: only for accounts the importer
+                // already administers (or an admin's import, `scopes` None).
+                if let (Some((user_id, _, _)), Some(scopes)) = (&existing, scopes)
+                    && !administers_in_tx(tx, scopes, *user_id).await?
+                {
+                    return Ok(RowOutcome::rejected(
+                        "phone",
+                        "account_outside_area",
+                        "this phone belongs to an account with a role outside your area or at your level; an admin can add it to the team, or remove the row",
+                    ));
+                }
                 let home_division_id = match division {
                     Some(d) => d,
                     None => {
@@ -401,6 +413,25 @@ impl Store {
             .fetch_optional(&mut **tx)
             .await?)
     }
+}
+
+/// Whether a coordinator of `scopes` administers the account `user_id`
+/// ([`homefront_domain::role::coordinator_administers`]), read inside `tx`.
+async fn administers_in_tx(tx: &mut Tx, scopes: &[OrgPath], user_id: i64) -> Result<bool> {
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        "select g.role, o.path from role_grant g left join org_unit o on o.id = g.org_unit_id
+         where g.user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let grants: Vec<_> = rows
+        .into_iter()
+        .map(|(role, path)| (role.parse().ok(), path.map(OrgPath::from_stored)))
+        .collect();
+    Ok(homefront_domain::role::coordinator_administers(
+        scopes, &grants,
+    ))
 }
 
 /// `320102000000` → `320102` for messages.

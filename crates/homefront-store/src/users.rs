@@ -3,7 +3,10 @@
 use homefront_domain::{PhoneNumber, Role};
 use serde::Serialize;
 
-use crate::{Result, Store, StoreError, classify, flag};
+use homefront_domain::locale::Locale;
+
+use crate::decode::{Flag, Text};
+use crate::{Result, Store, StoreError, flag};
 
 /// An account as stored, without secrets.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
@@ -15,21 +18,17 @@ pub struct User {
     /// Name shown to others (any script, stored as given).
     pub display_name: String,
     /// `zh-CN` or `en`.
-    pub locale: String,
+    #[sqlx(try_from = "Text")]
+    #[schema(value_type = String)]
+    pub locale: Locale,
     /// Whether TOTP is required at login (stored 0/1; a boolean in JSON).
-    #[serde(serialize_with = "as_bool")]
-    #[schema(value_type = bool)]
-    pub totp_enabled: i64,
+    #[sqlx(try_from = "Flag")]
+    pub totp_enabled: bool,
     /// Whether the account is disabled (stored 0/1; a boolean in JSON).
-    #[serde(serialize_with = "as_bool")]
-    #[schema(value_type = bool)]
-    pub disabled: i64,
+    #[sqlx(try_from = "Flag")]
+    pub disabled: bool,
     /// Creation instant, epoch ms.
     pub created_at: i64,
-}
-
-fn as_bool<S: serde::Serializer>(v: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_bool(*v != 0)
 }
 
 /// The secrets needed at login.
@@ -41,10 +40,12 @@ pub struct Credentials {
     pub password_hash: String,
     /// Base32 TOTP secret, when set up.
     pub totp_secret: Option<String>,
-    /// 0/1.
-    pub totp_enabled: i64,
-    /// 0/1.
-    pub disabled: i64,
+    /// Whether TOTP is required at login.
+    #[sqlx(try_from = "Flag")]
+    pub totp_enabled: bool,
+    /// Whether the account is disabled.
+    #[sqlx(try_from = "Flag")]
+    pub disabled: bool,
 }
 
 /// A role bound (where the role needs it) to an organisation unit, with
@@ -56,18 +57,13 @@ pub struct Grant {
     /// The user holding it.
     pub user_id: i64,
     /// Role name (see [`Role`]).
-    pub role: String,
+    #[sqlx(try_from = "Text")]
+    #[schema(value_type = String)]
+    pub role: Role,
     /// The bound unit, if any.
     pub org_unit_id: Option<i64>,
     /// The bound unit's path, if any.
     pub org_path: Option<String>,
-}
-
-impl Grant {
-    /// The role as a domain value (`None` only if the row predates a role rename).
-    pub fn role(&self) -> Option<Role> {
-        self.role.parse().ok()
-    }
 }
 
 const USER_COLUMNS: &str = "id, phone, display_name, locale, totp_enabled, disabled, created_at";
@@ -83,9 +79,10 @@ impl Store {
         phone: &PhoneNumber,
         display_name: &str,
         password_hash: &str,
-        locale: &str,
+        locale: Locale,
         now_ms: i64,
     ) -> Result<User> {
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "insert into app_user (phone, display_name, password_hash, locale, created_at)
              values ($1, $2, $3, $4, $5) returning id",
@@ -93,11 +90,11 @@ impl Store {
         .bind(phone.as_str())
         .bind(display_name)
         .bind(password_hash)
-        .bind(locale)
+        .bind(locale.as_str())
         .bind(now_ms)
-        .fetch_one(self.pool())
-        .await
-        .map_err(classify)?;
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
         self.user(id)
             .await?
             .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
@@ -163,11 +160,13 @@ impl Store {
     /// Database errors.
     #[tracing::instrument(skip_all)]
     pub async fn set_password_hash(&self, user_id: i64, hash: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query("update app_user set password_hash = $1 where id = $2")
             .bind(hash)
             .bind(user_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -177,26 +176,30 @@ impl Store {
     /// Database errors.
     #[tracing::instrument(skip_all)]
     pub async fn set_totp(&self, user_id: i64, secret: Option<&str>, enabled: bool) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query("update app_user set totp_secret = $1, totp_enabled = $2 where id = $3")
             .bind(secret)
             .bind(flag(enabled))
             .bind(user_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    /// Sets the preferred language (`zh-CN` or `en`).
+    /// Sets the preferred language.
     ///
     /// # Errors
-    /// Database errors (including the CHECK for other values).
+    /// Database errors.
     #[tracing::instrument(skip_all)]
-    pub async fn set_locale(&self, user_id: i64, locale: &str) -> Result<()> {
+    pub async fn set_locale(&self, user_id: i64, locale: Locale) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query("update app_user set locale = $1 where id = $2")
-            .bind(locale)
+            .bind(locale.as_str())
             .bind(user_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -226,17 +229,18 @@ impl Store {
         .await?;
         let id = match existing {
             Some(id) => id,
-            None => sqlx::query_scalar(
-                "insert into role_grant (user_id, role, org_unit_id, created_at)
+            None => {
+                sqlx::query_scalar(
+                    "insert into role_grant (user_id, role, org_unit_id, created_at)
                  values ($1, $2, $3, $4) returning id",
-            )
-            .bind(user_id)
-            .bind(role.as_str())
-            .bind(org_unit_id)
-            .bind(now_ms)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(classify)?,
+                )
+                .bind(user_id)
+                .bind(role.as_str())
+                .bind(org_unit_id)
+                .bind(now_ms)
+                .fetch_one(&mut *tx)
+                .await?
+            }
         };
         tx.commit().await?;
         let grants = self.grants(user_id).await?;
@@ -252,11 +256,13 @@ impl Store {
     /// Database errors.
     #[tracing::instrument(skip_all)]
     pub async fn revoke_grant(&self, user_id: i64, grant_id: i64) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query("delete from role_grant where id = $1 and user_id = $2")
             .bind(grant_id)
             .bind(user_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 

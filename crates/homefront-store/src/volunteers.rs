@@ -6,14 +6,18 @@
 //! profile's team, and the two move together. Rules (vetting order, limits)
 //! live in `homefront_domain`; this module only applies them in transactions.
 
+use chrono_tz::Tz;
 use homefront_domain::credentials::Qualification;
 use homefront_domain::org::OrgPath;
-use homefront_domain::vetting::{self, VettingAction, VettingError, VettingState};
+use homefront_domain::vetting::{
+    self, VettingAction, VettingError, VettingEventAction, VettingState,
+};
 use homefront_domain::volunteer::Gender;
 use homefront_domain::{GeoPoint, PhoneNumber, Timestamp};
 use serde::Serialize;
 
-use crate::{Result, Store, StoreError, Tx, classify, flag};
+use crate::decode::{Flag, OptText, Text};
+use crate::{Result, Store, StoreError, Tx, flag};
 
 /// Password hash given to accounts created without a password (roster
 /// import, registration without one). It is not a PHC string, so no
@@ -22,7 +26,6 @@ use crate::{Result, Store, StoreError, Tx, classify, flag};
 pub const UNUSABLE_PASSWORD_HASH: &str = "!unusable:set-by-admin-password-reset";
 
 /// A volunteer as stored, joined with its account, team and home division.
-/// Text columns hold domain values; use the typed accessors.
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct Volunteer {
     /// The account id, also the volunteer's id.
@@ -37,8 +40,9 @@ pub struct Volunteer {
     pub team_name: String,
     /// Team path, for scope checks.
     pub team_path: String,
-    /// The team's IANA time zone; weekly windows are in this zone.
-    pub time_zone: String,
+    /// The team's time zone; weekly windows are in this zone.
+    #[sqlx(try_from = "Text")]
+    pub time_zone: Tz,
     /// Home division (org unit) id.
     pub home_division_id: i64,
     /// Home division's 12-digit adcode.
@@ -63,16 +67,19 @@ pub struct Volunteer {
     pub languages: String,
     /// Cap on concurrent assignments.
     pub max_concurrent: i64,
-    /// `female`, `male`, `unspecified` or none.
-    pub gender: Option<String>,
+    /// Gender, when declared.
+    #[sqlx(try_from = "OptText")]
+    pub gender: Option<Gender>,
     /// Emergency contact's name (sensitive).
     pub emergency_contact_name: Option<String>,
     /// Emergency contact's E.164 phone (sensitive).
     pub emergency_contact_phone: Option<String>,
-    /// Vetting state text.
-    pub vetting_state: String,
-    /// 0/1.
-    pub on_duty: i64,
+    /// Where the volunteer is in the vetting pipeline.
+    #[sqlx(try_from = "Text")]
+    pub vetting_state: VettingState,
+    /// On duty now.
+    #[sqlx(try_from = "Flag")]
+    pub on_duty: bool,
     /// On duty since, epoch ms.
     pub on_duty_since: Option<i64>,
     /// Creation instant, epoch ms.
@@ -85,12 +92,6 @@ impl Volunteer {
     /// The team's path.
     pub fn org_path(&self) -> OrgPath {
         OrgPath::from_stored(self.team_path.clone())
-    }
-
-    /// The vetting state (`applied` if the stored text were ever unknown,
-    /// which the CHECK constraint prevents).
-    pub fn vetting(&self) -> VettingState {
-        VettingState::parse(&self.vetting_state).unwrap_or(VettingState::Applied)
     }
 
     /// Where service distance is measured from: own coordinates, else the
@@ -120,16 +121,6 @@ impl Volunteer {
         parse_json_list(&self.languages)
     }
 
-    /// Gender, when declared.
-    pub fn gender(&self) -> Option<Gender> {
-        self.gender.as_deref().and_then(|g| Gender::parse(g).ok())
-    }
-
-    /// Time zone of the team, falling back to `Asia/Shanghai`.
-    pub fn tz(&self) -> chrono_tz::Tz {
-        parse_tz(&self.time_zone)
-    }
-
     /// The profile as an update input (for partial changes).
     pub fn profile(&self) -> VolunteerProfile {
         VolunteerProfile {
@@ -144,7 +135,7 @@ impl Volunteer {
             vehicle_seats: self.vehicle_seats.and_then(|s| u32::try_from(s).ok()),
             languages: self.language_list(),
             max_concurrent: u32::try_from(self.max_concurrent).unwrap_or(1),
-            gender: self.gender(),
+            gender: self.gender,
             emergency_contact: match (&self.emergency_contact_name, &self.emergency_contact_phone) {
                 (Some(name), Some(phone)) => {
                     PhoneNumber::parse(phone)
@@ -158,11 +149,6 @@ impl Volunteer {
             },
         }
     }
-}
-
-/// A team's time zone text to a zone; `Asia/Shanghai` when unknown.
-pub fn parse_tz(text: &str) -> chrono_tz::Tz {
-    text.parse().unwrap_or(chrono_tz::Asia::Shanghai)
 }
 
 fn parse_json_list(text: &str) -> Vec<String> {
@@ -243,11 +229,17 @@ pub struct VettingEvent {
     /// The volunteer (account id).
     pub volunteer_id: i64,
     /// State before; `None` for the application.
-    pub from_state: Option<String>,
+    #[sqlx(try_from = "OptText")]
+    #[schema(value_type = Option<String>)]
+    pub from_state: Option<VettingState>,
     /// State after.
-    pub to_state: String,
+    #[sqlx(try_from = "Text")]
+    #[schema(value_type = String)]
+    pub to_state: VettingState,
     /// `apply`, `advance`, `reject`, `suspend`, `reinstate` or `withdraw`.
-    pub action: String,
+    #[sqlx(try_from = "Text")]
+    #[schema(value_type = String)]
+    pub action: VettingEventAction,
     /// Who acted; `None` for the system (command-line import).
     pub actor_id: Option<i64>,
     /// When, epoch ms.
@@ -269,6 +261,27 @@ pub struct VolunteerFilter<'a> {
     pub team_id: Option<i64>,
     /// Only this account.
     pub user_id: Option<i64>,
+    /// Only names containing this text, or phones containing its digits
+    /// (case-insensitive; `%` and `_` match themselves).
+    pub search: Option<&'a str>,
+    /// At most this many rows (a page); `None` = all.
+    pub limit: Option<i64>,
+    /// Rows skipped before the page.
+    pub offset: i64,
+}
+
+/// `text` as a `like` pattern that matches it anywhere, with `\` escaping
+/// `%`, `_` and `\` (use with `escape '\'`).
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.extend(c.to_lowercase());
+    }
+    p.push('%');
+    p
 }
 
 /// The result of a duty switch.
@@ -293,6 +306,53 @@ pub(crate) const VOLUNTEER_SELECT: &str = "select v.user_id, u.phone, u.display_
     join app_user u on u.id = v.user_id
     join org_unit t on t.id = v.team_id
     join org_unit d on d.id = v.home_division_id";
+
+/// `base` (a query over `volunteer v`, `app_user u`, `org_unit t`) with
+/// `filter`'s conditions: the text and the integer parameters to bind, in
+/// that order. `None` when nothing can match (an empty scope set).
+/// `with_state` applies the state filter (counts by state leave it out).
+fn volunteer_where(
+    base: &str,
+    filter: &VolunteerFilter<'_>,
+    with_state: bool,
+) -> Option<(String, Vec<String>, Vec<i64>)> {
+    let mut sql = base.to_string();
+    let mut binds: Vec<String> = Vec::new();
+    if !push_scope_clause(&mut sql, &mut binds, filter.scopes, "t.path") {
+        return None;
+    }
+    if let (Some(state), true) = (filter.state, with_state) {
+        binds.push(state.as_str().to_string());
+        sql.push_str(&format!(" and v.vetting_state = ${}", binds.len()));
+    }
+    if let Some(text) = filter.search.map(str::trim).filter(|s| !s.is_empty()) {
+        binds.push(contains_pattern(text));
+        let name = binds.len();
+        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+        if digits.len() >= 3 {
+            binds.push(format!("%{digits}%"));
+            sql.push_str(&format!(
+                " and (lower(u.display_name) like ${name} escape '\\' or u.phone like ${})",
+                binds.len()
+            ));
+        } else {
+            sql.push_str(&format!(
+                " and lower(u.display_name) like ${name} escape '\\'"
+            ));
+        }
+    }
+    // Ids are bound as integers after the text binds.
+    let mut ints = Vec::new();
+    if let Some(team) = filter.team_id {
+        ints.push(team);
+        sql.push_str(&format!(" and v.team_id = ${}", binds.len() + ints.len()));
+    }
+    if let Some(user) = filter.user_id {
+        ints.push(user);
+        sql.push_str(&format!(" and v.user_id = ${}", binds.len() + ints.len()));
+    }
+    Some((sql, binds, ints))
+}
 
 /// Appends `and (t.path like $n or ...)` for `scopes` to `sql`, pushing the
 /// patterns to `binds`; returns false when `scopes` is an empty set (nothing
@@ -396,7 +456,7 @@ impl Store {
         .bind(now.epoch_ms())
         .fetch_one(&mut **tx)
         .await
-        .map_err(classify)
+        .map_err(crate::StoreError::from)
     }
 
     pub(crate) async fn is_volunteer_tx(tx: &mut Tx, user_id: i64) -> Result<bool> {
@@ -428,6 +488,8 @@ impl Store {
                 emergency_contact_phone, vetting_state, on_duty, on_duty_since, created_at, updated_at)
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'applied', 0, null, $14, $14)",
         )
+        // A nullable double: see the crate docs.
+        .persistent(false)
         .bind(user_id)
         .bind(p.team_id)
         .bind(p.home_division_id)
@@ -443,8 +505,7 @@ impl Store {
         .bind(p.emergency_contact.as_ref().map(|c| c.phone.as_str().to_string()))
         .bind(now_ms)
         .execute(&mut **tx)
-        .await
-        .map_err(classify)?;
+        .await?;
         Self::ensure_volunteer_grant_tx(tx, user_id, p.team_id, now).await?;
         sqlx::query(
             "insert into vetting_event (volunteer_id, from_state, to_state, action, actor_id, at)
@@ -480,8 +541,7 @@ impl Store {
             .bind(team_id)
             .bind(now.epoch_ms())
             .execute(&mut **tx)
-            .await
-            .map_err(classify)?;
+            .await?;
         }
         Ok(())
     }
@@ -513,6 +573,8 @@ impl Store {
                 emergency_contact_name = $11, emergency_contact_phone = $12, updated_at = $13
              where user_id = $14",
         )
+        // A nullable double: see the crate docs.
+        .persistent(false)
         .bind(p.team_id)
         .bind(p.home_division_id)
         .bind(p.home_location.map(|l| l.longitude))
@@ -532,8 +594,7 @@ impl Store {
         .bind(now.epoch_ms())
         .bind(user_id)
         .execute(&mut **tx)
-        .await
-        .map_err(classify)?;
+        .await?;
         if old_team != p.team_id {
             sqlx::query(
                 "delete from role_grant where user_id = $1 and role = 'volunteer' and org_unit_id = $2",
@@ -591,33 +652,99 @@ impl Store {
         Ok(list.pop())
     }
 
+    /// A volunteer's vetting state alone (`None`: not a volunteer).
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn vetting_state(&self, user_id: i64) -> Result<Option<VettingState>> {
+        let state: Option<String> =
+            sqlx::query_scalar("select vetting_state from volunteer where user_id = $1")
+                .bind(user_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(state.and_then(|s| VettingState::parse(&s).ok()))
+    }
+
     /// Volunteers matching `filter`, ordered by team path then id.
     ///
     /// # Errors
     /// Database errors.
     #[tracing::instrument(skip_all)]
     pub async fn volunteers(&self, filter: &VolunteerFilter<'_>) -> Result<Vec<Volunteer>> {
-        let mut sql = format!("{VOLUNTEER_SELECT} where 1 = 1");
-        let mut binds: Vec<String> = Vec::new();
-        if !push_scope_clause(&mut sql, &mut binds, filter.scopes, "t.path") {
+        let Some((mut sql, binds, mut ints)) =
+            volunteer_where(&format!("{VOLUNTEER_SELECT} where 1 = 1"), filter, true)
+        else {
             return Ok(Vec::new());
-        }
-        if let Some(state) = filter.state {
-            binds.push(state.as_str().to_string());
-            sql.push_str(&format!(" and v.vetting_state = ${}", binds.len()));
-        }
-        // Ids are bound as text-free integers below, after the text binds.
-        let mut ints = Vec::new();
-        if let Some(team) = filter.team_id {
-            ints.push(team);
-            sql.push_str(&format!(" and v.team_id = ${}", binds.len() + ints.len()));
-        }
-        if let Some(user) = filter.user_id {
-            ints.push(user);
-            sql.push_str(&format!(" and v.user_id = ${}", binds.len() + ints.len()));
-        }
+        };
         sql.push_str(" order by t.path, v.user_id");
+        if let Some(limit) = filter.limit {
+            sql.push_str(&format!(
+                " limit ${} offset ${}",
+                binds.len() + ints.len() + 1,
+                binds.len() + ints.len() + 2
+            ));
+            ints.push(limit);
+            ints.push(filter.offset.max(0));
+        }
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            q = q.bind(b);
+        }
+        for i in ints {
+            q = q.bind(i);
+        }
+        Ok(q.fetch_all(self.pool()).await?)
+    }
+
+    /// How many volunteers match `filter` (its `limit` and `offset` aside),
+    /// by vetting state: (state code, count), states with none left out.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn volunteer_counts_by_state(
+        &self,
+        filter: &VolunteerFilter<'_>,
+    ) -> Result<Vec<(String, i64)>> {
+        let Some((mut sql, binds, ints)) = volunteer_where(
+            "select v.vetting_state, cast(count(*) as bigint) from volunteer v
+             join app_user u on u.id = v.user_id join org_unit t on t.id = v.team_id
+             where 1 = 1",
+            filter,
+            true,
+        ) else {
+            return Ok(Vec::new());
+        };
+        sql.push_str(" group by v.vetting_state");
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            q = q.bind(b);
+        }
+        for i in ints {
+            q = q.bind(i);
+        }
+        Ok(q.fetch_all(self.pool()).await?)
+    }
+
+    /// The account ids of every volunteer matching `filter` (its `limit`
+    /// and `offset` aside), for a move of "all that match".
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn volunteer_ids(&self, filter: &VolunteerFilter<'_>) -> Result<Vec<i64>> {
+        let Some((mut sql, binds, ints)) = volunteer_where(
+            "select v.user_id from volunteer v
+             join app_user u on u.id = v.user_id join org_unit t on t.id = v.team_id
+             where 1 = 1",
+            filter,
+            true,
+        ) else {
+            return Ok(Vec::new());
+        };
+        sql.push_str(" order by t.path, v.user_id");
+        let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
         for b in binds {
             q = q.bind(b);
         }
@@ -717,18 +844,17 @@ impl Store {
             return Ok(Ok(VettingEvent {
                 id,
                 volunteer_id,
-                from_state: Some(from.as_str().to_string()),
-                to_state: to.as_str().to_string(),
-                action: action.as_str().to_string(),
+                from_state: Some(from),
+                to_state: to,
+                action: action.into(),
                 actor_id: actor,
                 at: now.epoch_ms(),
                 note: note.map(str::to_string),
                 document_ref: document_ref.map(str::to_string),
             }));
         }
-        Err(StoreError::Conflict(
-            "vetting state kept changing concurrently".into(),
-        ))
+        // The vetting state kept changing concurrently.
+        Err(StoreError::Stale)
     }
 
     /// The deactivation hook: called inside the transaction that suspends,

@@ -36,7 +36,14 @@ pub struct Cli {
     )]
     config: PathBuf,
     /// Database URL, e.g. sqlite://homefront.db or postgres://user@host/db.
-    #[arg(long, global = true)]
+    /// Every command reads it from HOMEFRONT_DATABASE_URL when the flag is
+    /// not given (its value is not shown in --help: it may hold a password).
+    #[arg(
+        long,
+        global = true,
+        env = "HOMEFRONT_DATABASE_URL",
+        hide_env_values = true
+    )]
     database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -89,13 +96,78 @@ enum Command {
     /// The Jiangsu 2020 programme as a demo.
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// Load and HTTP benchmarks against a running server.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Drive a running Homefront that holds the demo scenario (start it
+    /// with `homefront serve --demo`) over HTTP as its requesters and
+    /// volunteers, open loop, then read every acknowledged write back.
+    /// Prints achieved rate, latency percentiles (from each operation's
+    /// due time), errors, and whether every acknowledged write exists
+    /// exactly once. Exit code 1 when that check fails.
+    Load(LoadArgs),
+    /// Serve an axum hello-world (`GET /`) for the HTTP floor.
+    Hello {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        bind: SocketAddr,
+    },
+    /// Drive `GET /` of `homefront bench hello` open loop, as `bench load`
+    /// drives orders: the HTTP floor, printed with the same JSON keys.
+    Floor(FloorArgs),
+}
+
+#[derive(Debug, Args)]
+struct LoadArgs {
+    /// Base URL of the server, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    target: String,
+    /// `submit` (place orders), `accept` (take offers while orders keep
+    /// coming) or `mixed` (both, alternately).
+    #[arg(long)]
+    scenario: homefront_server::loadgen::Scenario,
+    /// Operations per second, or `max` (back to back on every connection).
+    #[arg(long)]
+    rate: homefront_server::loadgen::Rate,
+    /// Seconds during which operations start.
+    #[arg(long)]
+    duration: u64,
+    /// HTTP connections, i.e. operations in flight at most.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Print the result as one JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct FloorArgs {
+    /// Base URL of `homefront bench hello`.
+    #[arg(long)]
+    target: String,
+    /// Requests per second, or `max`.
+    #[arg(long)]
+    rate: homefront_server::loadgen::Rate,
+    /// Seconds during which requests start.
+    #[arg(long)]
+    duration: u64,
+    /// HTTP connections.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Print the result as one JSON line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
 enum DemoCommand {
     /// Replay the programme over N days through the real application on a
-    /// temporary SQLite database (or --database-url, which must be empty)
-    /// and print a report computed from the database.
+    /// temporary SQLite database (or --database-url / HOMEFRONT_DATABASE_URL,
+    /// which must be empty) and print a report computed from the database.
     Simulate {
         /// Days to replay.
         #[arg(long, default_value_t = 14)]
@@ -381,6 +453,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .init();
             simulate(cli.database_url.clone(), *days, *seed, *json).await
         }
+        Command::Bench(BenchCommand::Load(args)) => {
+            let opts = homefront_server::loadgen::LoadOptions {
+                target: args.target.clone(),
+                scenario: args.scenario,
+                rate: args.rate,
+                duration: std::time::Duration::from_secs(args.duration),
+                connections: args.connections,
+            };
+            bench_load(&opts, args.json).await
+        }
+        Command::Bench(BenchCommand::Floor(args)) => {
+            let opts = homefront_server::loadgen::LoadOptions {
+                target: args.target.clone(),
+                scenario: homefront_server::loadgen::Scenario::Hello,
+                rate: args.rate,
+                duration: std::time::Duration::from_secs(args.duration),
+                connections: args.connections,
+            };
+            bench_load(&opts, args.json).await
+        }
+        Command::Bench(BenchCommand::Hello { bind }) => {
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("cannot listen on {bind}"))?;
+            eprintln!("hello-world on http://{}", listener.local_addr()?);
+            tokio::select! {
+                r = homefront_server::loadgen::serve_hello(listener) => r?,
+                () = shutdown_signal() => {}
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Export(ExportCommand::Roster { file, team }) => {
             let config = load_config(&cli, None)?;
             let store = open_store(&config).await?;
@@ -456,7 +559,7 @@ async fn import_volunteers(store: &Store, args: &ImportVolunteersArgs) -> anyhow
         .unwrap_or_else(|| roster::Format::sniff(&bytes));
     if let Some(team) = args.team {
         match store.org_unit(team).await? {
-            Some(u) if u.kind == "team" => {}
+            Some(u) if u.kind == homefront_domain::org::OrgKind::Team => {}
             Some(u) => bail!(
                 "--team {team} is a {}, not a team; give a team's org unit id",
                 u.kind
@@ -554,17 +657,33 @@ async fn export_report(store: &Store, args: &ExportArgs, orders: bool) -> anyhow
         .with_context(|| format!("--org-unit {}: no org unit with this id", args.org_unit))?;
     let (from, to) = homefront_server::api::reports::period(&unit, &args.from, &args.to)
         .map_err(|e| anyhow::anyhow!("{}: {}", e.field.unwrap_or_default(), e.message))?;
-    let (table, what) = if orders {
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let out = std::io::BufWriter::new(file);
+    let bar = progress_bar();
+    let (written, what) = if orders {
         // The API's list filter with the unit's subtree as the scope and
-        // no row limit.
+        // no row limit, read from one snapshot and written row by row.
         let filter = homefront_store::orders::OrderFilter {
             scopes: Some(vec![unit.path.clone()]),
             created_from: Some(from),
             created_to: Some(to),
             ..Default::default()
         };
-        let rows = store.orders(&filter).await?;
-        (exports::orders_table(&rows), "orders")
+        let mut snapshot = store.order_snapshot(&filter).await?;
+        bar.set_message("orders");
+        bar.set_length(u64::try_from(snapshot.count).unwrap_or(0));
+        let mut w =
+            exports::SheetWriter::new(format, exports::ORDERS, out).map_err(anyhow::Error::msg)?;
+        let mut rows = snapshot.rows();
+        while let Some(row) = futures::StreamExt::next(&mut rows).await {
+            w.row(&exports::order_cells(&row?))
+                .map_err(anyhow::Error::msg)?;
+            bar.inc(1);
+        }
+        let (mut out, n) = w.finish().map_err(anyhow::Error::msg)?;
+        std::io::Write::flush(&mut out)?;
+        (n, "orders")
     } else {
         let scope = homefront_store::figures::ReportScope {
             path: unit.path.clone(),
@@ -572,18 +691,72 @@ async fn export_report(store: &Store, args: &ExportArgs, orders: bool) -> anyhow
             to_ms: to,
         };
         let rows = homefront_server::api::reports::volunteer_hours(store, &scope).await?;
-        (exports::hours_table(&rows), "volunteers")
+        let mut w =
+            exports::SheetWriter::new(format, exports::HOURS, out).map_err(anyhow::Error::msg)?;
+        for r in &rows {
+            w.row(&exports::hours_cells(r))
+                .map_err(anyhow::Error::msg)?;
+        }
+        let (mut out, n) = w.finish().map_err(anyhow::Error::msg)?;
+        std::io::Write::flush(&mut out)?;
+        (n, "volunteers")
     };
-    let bytes = exports::write(&table, format).map_err(anyhow::Error::msg)?;
-    std::fs::write(&args.out, bytes)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    bar.finish_and_clear();
     eprintln!(
-        "wrote {} {what} of {} to {}",
-        table.rows.len(),
+        "wrote {written} {what} of {} to {}",
         unit.name,
         args.out.display()
     );
     Ok(())
+}
+
+async fn bench_load(
+    opts: &homefront_server::loadgen::LoadOptions,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(opts.duration.as_secs().max(1))
+    } else {
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} s  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let shown = bar.clone();
+    let report = homefront_server::loadgen::run(opts, move |p| {
+        shown.set_position(p.elapsed_s as u64);
+        shown.set_message(format!(
+            "{} acknowledged, {} failed",
+            p.acknowledged, p.failed
+        ));
+    })
+    .await?;
+    bar.finish_and_clear();
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{:.1}/s acknowledged ({} in all); latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            report.achieved_per_s, report.acknowledged, report.p50_ms, report.p99_ms, report.max_ms
+        );
+        for (kind, n) in &report.errors {
+            println!("errors {kind}: {n}");
+        }
+        println!(
+            "every acknowledged write read back exactly once: {}",
+            if report.verified_exactly_once {
+                "yes"
+            } else {
+                "NO"
+            }
+        );
+    }
+    Ok(if report.verified_exactly_once {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// A progress bar on standard error when it is a terminal; hidden when piped.
@@ -853,16 +1026,25 @@ async fn create_admin(
     } else {
         (auth::new_token()[..16].to_string(), true)
     };
-    if password.chars().count() < auth::MIN_PASSWORD_CHARS {
-        bail!(
-            "the password must have at least {} characters",
-            auth::MIN_PASSWORD_CHARS
-        );
+    if let Err(e) = auth::check_password_strength(
+        "password",
+        &password,
+        &auth::personal_inputs(phone.as_str(), name),
+    ) {
+        bail!("{}", e.message);
     }
     let hash = auth::hash_password(password.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    let user = store.create_user(&phone, name, &hash, "zh-CN", now).await?;
+    let user = store
+        .create_user(
+            &phone,
+            name,
+            &hash,
+            homefront_domain::locale::Locale::ZhCn,
+            now,
+        )
+        .await?;
     store.grant_role(user.id, Role::Admin, None, now).await?;
     if generated {
         println!("created admin {phone} with password: {password}");

@@ -17,9 +17,11 @@
 //! PostgreSQL database (server at `HOMEFRONT_TEST_POSTGRES_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`), as the API suite does.
 
+use homefront_domain::notify::{Channel, DeliveryState};
+use homefront_domain::order_state::OrderState;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -31,7 +33,9 @@ use homefront_store::Store;
 use homefront_store::outbox::DeliveryStatus;
 use reqwest::Method;
 use serde_json::{Value, json};
-use sqlx::Connection;
+
+mod support;
+use support::Db;
 
 const ADMIN: &str = "13800000000";
 const REQUESTER: &str = "13800000001";
@@ -42,82 +46,6 @@ const PHONE: &str = "13912345678";
 const LEASE_S: u64 = 15;
 /// The send timeout of the delivery worker (`notify::channels::SEND_TIMEOUT`).
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A fresh database: a SQLite file in a temporary directory, or a new
-/// PostgreSQL database dropped at the end. The directory also holds the
-/// config file.
-struct Db {
-    url: String,
-    dir: PathBuf,
-    postgres: Option<(String, String)>,
-}
-
-impl Db {
-    async fn new() -> Db {
-        let id = format!(
-            "{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
-        let dir = std::env::temp_dir().join(format!("homefront-kill-{id}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        if std::env::var("HOMEFRONT_TEST_DB").is_ok_and(|v| v == "postgres") {
-            let admin_url = std::env::var("HOMEFRONT_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-            let name = format!("hf_kill_{id}");
-            let mut c = sqlx::PgConnection::connect(&admin_url)
-                .await
-                .expect("connect to the PostgreSQL test server");
-            sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            let base = admin_url
-                .rsplit_once('/')
-                .map_or(admin_url.as_str(), |(b, _)| b);
-            Db {
-                url: format!("{base}/{name}"),
-                dir,
-                postgres: Some((admin_url, name)),
-            }
-        } else {
-            Db {
-                url: format!("sqlite://{}", dir.join("homefront.db").display()),
-                dir,
-                postgres: None,
-            }
-        }
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.dir).ok();
-        if let Some((admin_url, name)) = self.postgres.take() {
-            // Drop runs inside the test's runtime: use a thread of our own.
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async {
-                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
-                        let sql = format!("drop database if exists {name} with (force)");
-                        sqlx::query(sqlx::AssertSqlSafe(sql))
-                            .execute(&mut c)
-                            .await
-                            .ok();
-                    }
-                });
-            })
-            .join()
-            .ok();
-        }
-    }
-}
 
 /// The `homefront` command on the test's database and config file, with
 /// no `HOMEFRONT_*` variable of the surrounding environment.
@@ -394,7 +322,7 @@ async fn http_deliveries(store: &Store) -> BTreeMap<String, DeliveryStatus> {
         .await
         .unwrap()
         .into_iter()
-        .filter(|d| d.channel != "inbox")
+        .filter(|d| d.channel != Channel::Inbox)
         .map(|d| (d.delivery_key.clone(), d))
         .collect()
 }
@@ -402,7 +330,7 @@ async fn http_deliveries(store: &Store) -> BTreeMap<String, DeliveryStatus> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_rows_committed_before_a_sigkill_are_delivered_once_after_restart() {
     let started = Instant::now();
-    let db = Db::new().await;
+    let db = Db::new("kill").await;
     let config = db.dir.join("homefront.toml");
     std::fs::write(
         &config,
@@ -487,7 +415,7 @@ async fn outbox_rows_committed_before_a_sigkill_are_delivered_once_after_restart
     assert_eq!(rx.got().len(), 1, "nothing was delivered before the kill");
     let http = http_deliveries(&store).await;
     assert!(
-        http.values().all(|d| d.state == "pending"),
+        http.values().all(|d| d.state == DeliveryState::Pending),
         "nothing is recorded as delivered: {http:?}"
     );
     let (backlog, _) = store.outbox_backlog().await.unwrap();
@@ -505,7 +433,7 @@ async fn outbox_rows_committed_before_a_sigkill_are_delivered_once_after_restart
             let store = &store;
             async move {
                 for o in [order1, order2] {
-                    if store.order(o).await.unwrap().unwrap().state != "dispatching" {
+                    if store.order(o).await.unwrap().unwrap().state != OrderState::Dispatching {
                         return None;
                     }
                 }
@@ -514,7 +442,7 @@ async fn outbox_rows_committed_before_a_sigkill_are_delivered_once_after_restart
                 }
                 let http = http_deliveries(store).await;
                 http.values()
-                    .all(|d| d.state == "delivered")
+                    .all(|d| d.state == DeliveryState::Delivered)
                     .then_some(http)
             }
         },
@@ -556,7 +484,7 @@ async fn outbox_rows_committed_before_a_sigkill_are_delivered_once_after_restart
         .await
         .unwrap()
         .iter()
-        .filter(|d| d.channel == "wecom")
+        .filter(|d| d.channel == Channel::Wecom)
         .map(|d| &delivered[&d.delivery_key])
         .collect();
     assert_eq!(order2_wecom.len(), 1);

@@ -21,7 +21,8 @@ use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::org_units::readable_unit;
 use crate::api::{ApiJson, parse_id};
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OnConstraint};
+use homefront_store::constraint;
 
 /// Catalogue routes.
 pub fn router() -> Router<AppState> {
@@ -86,6 +87,11 @@ pub struct ItemRequest {
     pub priority_channel: bool,
     /// Days after completion to schedule a follow-up order, 1–90.
     pub follow_up_days: Option<i64>,
+    /// A remote item whose assignments may run alongside the volunteer's
+    /// other assignments in the same hours (default false: an assignment
+    /// excludes others whose window overlaps). Not for on-site items.
+    #[serde(default)]
+    pub runs_alongside: bool,
     /// Retire (true) or restore (false); update only.
     pub retired: Option<bool>,
 }
@@ -146,18 +152,26 @@ fn validate(req: &ItemRequest, code: String, org_unit_id: Option<i64>) -> ApiRes
             "follow_up_days must be between 1 and 90, or left out",
         ));
     }
+    if req.runs_alongside && mode == ServiceMode::Onsite {
+        return Err(ApiError::invalid(
+            "runs_alongside",
+            "onsite_cannot_run_alongside",
+            "only a remote item can run alongside other assignments: a volunteer is in one place at a time",
+        ));
+    }
     Ok(ItemFields {
         code,
         org_unit_id,
         name_zh: name("name_zh", &req.name_zh)?,
         name_en: name("name_en", &req.name_en)?,
-        mode: mode.as_str().to_string(),
+        mode,
         qualifications: quals.join(","),
         default_duration_minutes: req.default_duration_minutes,
         offer_timeout_seconds: req.offer_timeout_seconds,
-        lane: lane.as_str().to_string(),
-        priority_channel: i64::from(req.priority_channel),
+        lane,
+        priority_channel: req.priority_channel,
         follow_up_days: req.follow_up_days,
+        runs_alongside: req.runs_alongside,
     })
 }
 
@@ -184,7 +198,7 @@ async fn may_edit(state: &AppState, actor: &Actor, org_unit_id: Option<i64>) -> 
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden` for roles other than coordinator and admin; or `csrf_failed`", body = ErrorShape),
         (status = 409, description = "`duplicate_code` (field `code`): an item with this code exists here", body = ErrorShape),
-        (status = 422, description = "Invalid input naming the field: `invalid_code`, `org_unit_required`, `unknown_org_unit`, `invalid_name`, `invalid_mode`, `invalid_lane`, `invalid_qualification`, `out_of_range`", body = ErrorShape),
+        (status = 422, description = "Invalid input naming the field: `invalid_code`, `org_unit_required`, `unknown_org_unit`, `invalid_name`, `invalid_mode`, `invalid_lane`, `invalid_qualification`, `out_of_range`, `onsite_cannot_run_alongside` (`runs_alongside`)", body = ErrorShape),
         BodyRejection))]
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -226,12 +240,9 @@ pub(crate) async fn create(
         .store
         .create_service_item(&fields, state.clock.now().epoch_ms())
         .await
-        .map_err(|e| match e {
-            homefront_store::StoreError::Conflict(_) => ApiError {
-                field: Some("code".into()),
-                ..ApiError::conflict("duplicate_code", "an item with this code exists here")
-            },
-            other => other.into(),
+        .on_constraint(constraint::SERVICE_ITEM_CODE, || ApiError {
+            field: Some("code".into()),
+            ..ApiError::conflict("duplicate_code", "an item with this code exists here")
         })?;
     Ok((StatusCode::CREATED, Json(item)))
 }

@@ -16,7 +16,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use homefront_dispatch::CostWeights;
 use homefront_domain::Role;
-use homefront_domain::org::OrgPath;
+use homefront_domain::order_state::OrderState;
+use homefront_domain::org::{OrgPath, team_serves};
 use homefront_store::offers::Offer;
 use homefront_store::orders::{OrderFilter, OrderRow};
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,39 @@ pub struct CandidateView {
     pub cost: homefront_dispatch::CostTerms,
     /// Already offered this order (any outcome).
     pub offered: bool,
+}
+
+/// Whom `actor` may offer an order to, assign it to by hand, or pair a
+/// household with: the one rule of manual dispatch. The actor manages the
+/// work's division (`target`: the order's division, or a household
+/// member's), and the volunteer's team serves it by
+/// [`homefront_domain::org::team_serves`] (the rule of the candidate list:
+/// a team whose division encloses the target, widened to the escalation
+/// queue's division once the order escalated to the city or province;
+/// `escalation_level` 0 for pairings).
+pub fn may_dispatch(
+    actor: &Actor,
+    target: &OrgPath,
+    escalation_level: i64,
+    team: &OrgPath,
+) -> bool {
+    actor.manages(target) && team_serves(team, target, escalation_level)
+}
+
+/// The teams an account volunteers on (its volunteer role grants; empty
+/// for an account that is no volunteer).
+///
+/// # Errors
+/// Database errors.
+pub async fn volunteer_teams(state: &AppState, volunteer: i64) -> ApiResult<Vec<OrgPath>> {
+    Ok(state
+        .store
+        .grants(volunteer)
+        .await?
+        .into_iter()
+        .filter(|g| g.role == Role::Volunteer)
+        .filter_map(|g| g.org_path.map(OrgPath::from_stored))
+        .collect())
 }
 
 async fn managed_order(state: &AppState, actor: &Actor, id: &str) -> ApiResult<OrderRow> {
@@ -194,7 +228,18 @@ pub(crate) async fn manual_offer(
             "this order is not waiting for a volunteer",
         ));
     }
-    let list = ranked(&state, &order, 500).await?;
+    // The candidate list applies the same rule as hand assignment; checked
+    // here first so that a volunteer outside it answers before ranking.
+    let order_path = OrgPath::from_stored(order.division_path.clone());
+    let in_scope = volunteer_teams(&state, req.volunteer_user_id)
+        .await?
+        .iter()
+        .any(|t| may_dispatch(&actor, &order_path, order.escalation_level, t));
+    let list = if in_scope {
+        ranked(&state, &order, 500).await?
+    } else {
+        Vec::new()
+    };
     let Some(c) = list
         .iter()
         .find(|c| c.volunteer_user_id == req.volunteer_user_id)
@@ -320,15 +365,11 @@ async fn queue_for(
         .store
         .orders(&OrderFilter {
             scopes,
-            states: vec!["submitted".into(), "dispatching".into()],
+            states: vec![OrderState::Submitted, OrderState::Dispatching],
             ..OrderFilter::default()
         })
         .await?;
-    let lane_rank = |l: &str| {
-        l.parse::<homefront_domain::catalogue::Lane>()
-            .map_or(9, |l| l.rank())
-    };
-    orders.sort_by_key(|o| (-o.escalation_level, lane_rank(&o.lane), o.created_at));
+    orders.sort_by_key(|o| (-o.escalation_level, o.lane.rank(), o.created_at));
     Ok(Json(
         orders
             .iter()

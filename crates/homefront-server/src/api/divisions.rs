@@ -34,7 +34,8 @@ pub struct DivisionItem {
     /// Org-unit id.
     pub id: i64,
     /// `province`, `city` or `county`.
-    pub kind: String,
+    #[schema(value_type = String)]
+    pub kind: OrgKind,
     /// 12-digit code.
     pub adcode: Option<String>,
     /// Chinese name.
@@ -74,7 +75,7 @@ async fn list(
     Ok(Json(
         units
             .into_iter()
-            .filter(|u| u.kind.parse::<OrgKind>().is_ok_and(OrgKind::is_division))
+            .filter(|u| u.kind.is_division())
             .map(|u| DivisionItem {
                 id: u.id,
                 kind: u.kind,

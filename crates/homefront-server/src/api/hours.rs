@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use homefront_domain::Role;
+use homefront_domain::clock::DEFAULT_TIME_ZONE;
 use homefront_domain::hours::HoursKind;
 use homefront_store::fulfilment::{FollowUpItem, HoursEntry, NewHours};
 use serde::{Deserialize, Serialize};
@@ -57,7 +58,7 @@ pub struct Split {
 
 impl Split {
     fn add(&mut self, e: &HoursEntry) {
-        if e.kind == HoursKind::Backfilled.as_str() {
+        if e.kind == HoursKind::Backfilled {
             self.backfilled_minutes += e.minutes;
         } else {
             self.recorded_minutes += e.minutes;
@@ -87,7 +88,7 @@ async fn hours_view(state: &AppState, volunteer: i64, period: &Period) -> ApiRes
         .store
         .volunteer(volunteer)
         .await?
-        .map_or(chrono_tz::Asia::Shanghai, |v| v.tz());
+        .map_or(DEFAULT_TIME_ZONE, |v| v.time_zone);
     let entries = state
         .store
         .hours_of(volunteer, period.from, period.to)
@@ -331,7 +332,7 @@ async fn adjust(
             format!("the entry has {so_far} minutes; it cannot go below zero"),
         ));
     }
-    let kind = if original.kind == HoursKind::Backfilled.as_str() {
+    let kind = if original.kind == HoursKind::Backfilled {
         HoursKind::Backfilled
     } else {
         HoursKind::Recorded

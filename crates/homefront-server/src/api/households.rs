@@ -11,6 +11,7 @@ use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use homefront_domain::catalogue::{GUARDIAN_CONSENT_AGE, Relation};
 use homefront_domain::org::OrgKind;
+use homefront_domain::privacy::RecordKind;
 use homefront_domain::{Adcode, PhoneNumber, Role};
 use homefront_store::households::{Household, Member, MemberFields};
 use serde::{Deserialize, Serialize};
@@ -79,7 +80,7 @@ pub(crate) async fn mine(
         .store
         .log_access(
             actor.user.id,
-            "household_member",
+            RecordKind::HouseholdMember,
             &ids,
             MEMBER_SENSITIVE_FIELDS,
             "own_household",
@@ -174,7 +175,7 @@ async fn member_fields(state: &AppState, req: MemberRequest) -> ApiResult<Member
         .filter(|p| !p.trim().is_empty())
         .map(PhoneNumber::parse)
         .transpose()
-        .map_err(|e| ApiError::invalid("phone", "invalid_phone", e.to_string()))?;
+        .map_err(|e| ApiError::invalid("phone", e.code(), e.to_string()))?;
     let street = req.street.trim();
     if street.is_empty() || street.chars().count() > 200 {
         return Err(ApiError::invalid(
@@ -185,7 +186,7 @@ async fn member_fields(state: &AppState, req: MemberRequest) -> ApiResult<Member
     }
     Ok(MemberFields {
         name: name.to_string(),
-        relation: relation.as_str().to_string(),
+        relation,
         age_years: req.age_years,
         school_grade: req
             .school_grade
@@ -201,9 +202,9 @@ async fn member_fields(state: &AppState, req: MemberRequest) -> ApiResult<Member
 
 /// Whether an order serving `member` needs guardian consent that is missing.
 pub fn lacks_guardian_consent(member: &Member) -> bool {
-    member.relation == Relation::Child.as_str()
+    member.relation == Relation::Child
         && member.age_years.is_none_or(|a| a < GUARDIAN_CONSENT_AGE)
-        && member.guardian_consent == 0
+        && !member.guardian_consent
 }
 
 /// Add a member to the requester's household.
@@ -215,7 +216,7 @@ pub fn lacks_guardian_consent(member: &Member) -> bool {
         (status = 201, description = "Added", body = Member),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: the caller is not a requester; or `csrf_failed`", body = ErrorShape),
-        (status = 422, description = "Invalid input naming the field: `invalid_name`, `invalid_relation`, `out_of_range` or `age_required` (`age_years`), `invalid_phone`, `invalid_adcode` or `unknown_division` (`adcode`), `invalid_street`, `invalid_coordinates`", body = ErrorShape),
+        (status = 422, description = "Invalid input naming the field: `invalid_name`, `invalid_relation`, `out_of_range` or `age_required` (`age_years`), `invalid_phone` or `phone_extension` (`phone`), `invalid_adcode` or `unknown_division` (`adcode`), `invalid_street`, `invalid_coordinates`", body = ErrorShape),
         BodyRejection))]
 pub(crate) async fn add_member(
     State(state): State<AppState>,
@@ -239,7 +240,7 @@ pub(crate) async fn add_member(
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: the caller is not a requester; or `csrf_failed`", body = ErrorShape),
         (status = 404, description = "No such member in the caller's household", body = ErrorShape),
-        (status = 422, description = "Invalid input naming the field: `invalid_name`, `invalid_relation`, `out_of_range` or `age_required` (`age_years`), `invalid_phone`, `invalid_adcode` or `unknown_division` (`adcode`), `invalid_street`, `invalid_coordinates`", body = ErrorShape),
+        (status = 422, description = "Invalid input naming the field: `invalid_name`, `invalid_relation`, `out_of_range` or `age_required` (`age_years`), `invalid_phone` or `phone_extension` (`phone`), `invalid_adcode` or `unknown_division` (`adcode`), `invalid_street`, `invalid_coordinates`", body = ErrorShape),
         BodyRejection))]
 pub(crate) async fn update_member(
     State(state): State<AppState>,
@@ -304,12 +305,12 @@ async fn verify(
     // employers in their area.
     let employer = state.store.org_unit(req.employer_id).await?;
     let allowed = employer.as_ref().is_some_and(|e| {
-        e.kind == OrgKind::Employer.as_str()
+        e.kind == OrgKind::Employer
             && (actor.manages(&e.org_path())
                 || actor
                     .grants
                     .iter()
-                    .any(|g| g.role() == Some(Role::Liaison) && g.org_unit_id == Some(e.id)))
+                    .any(|g| g.role == Role::Liaison && g.org_unit_id == Some(e.id)))
     });
     if !allowed {
         if !actor.has(Role::Liaison) && !actor.has(Role::Coordinator) && !actor.is_admin() {
@@ -322,7 +323,7 @@ async fn verify(
         ));
     }
     let phone = PhoneNumber::parse(&req.phone)
-        .map_err(|e| ApiError::invalid("phone", "invalid_phone", e.to_string()))?;
+        .map_err(|e| ApiError::invalid("phone", e.code(), e.to_string()))?;
     let user = state.store.user_by_phone(&phone).await?;
     let requester = match user {
         Some(u)
@@ -331,7 +332,7 @@ async fn verify(
                 .grants(u.id)
                 .await?
                 .iter()
-                .any(|g| g.role() == Some(Role::Requester)) =>
+                .any(|g| g.role == Role::Requester) =>
         {
             u
         }

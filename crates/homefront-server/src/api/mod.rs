@@ -12,7 +12,9 @@ pub mod offers;
 pub mod openapi;
 pub mod orders;
 pub mod org_units;
+pub mod paging;
 pub mod pairings;
+pub mod push;
 pub mod reports;
 pub mod sessions;
 pub mod users;
@@ -50,14 +52,16 @@ pub fn router() -> Router<AppState> {
                 .merge(reports::router())
                 .merge(certificates::router())
                 .merge(openapi::router())
-                .merge(notifications::router()),
+                .merge(notifications::router())
+                .merge(push::router()),
         )
         .merge(crate::ui::router())
         .fallback(|| async { ApiError::not_found() })
 }
 
 /// A JSON body whose parse errors answer in the API's error shape, naming
-/// the field when serde reports one.
+/// the field when serde reports one, and whose every string obeys the text
+/// rule ([`crate::input::check_json`]: 422 `invalid_text` naming the field).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -65,10 +69,44 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        // Bytes honours the route's body limit (an extension in `parts`).
+        let bytes =
+            axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+                .await
+                .map_err(|r| ApiError::new(r.status(), "invalid_body", r.body_text()))?;
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
         match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Ok(axum::Json(v)) => {
+                if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    crate::input::check_json(&doc)?;
+                }
+                Ok(ApiJson(v))
+            }
             Err(rejection) => Err(json_error(rejection)),
         }
+    }
+}
+
+/// An optional JSON body: an empty body is `None`; anything else must be
+/// the JSON [`ApiJson`] accepts.
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::OptionalFromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, ApiError> {
+        let (parts, body) = req.into_parts();
+        let req = Request::from_parts(parts.clone(), body);
+        // Bytes honours the app's body limit.
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| ApiError::new(r.status(), "invalid_body", r.body_text()))?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        <ApiJson<T> as FromRequest<S>>::from_request(req, state)
+            .await
+            .map(Some)
     }
 }
 

@@ -15,14 +15,16 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use futures::Stream;
 use homefront_domain::Role;
-use homefront_store::outbox::{GroupBot, NewBot, NewEvent, Notification, Preferences, kind};
+use homefront_domain::locale::Locale;
+use homefront_domain::notify::{BotKind, EventKind};
+use homefront_store::outbox::{GroupBot, NewBot, NewEvent, Notification, Preferences};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -31,7 +33,7 @@ use crate::AppState;
 use crate::api::ApiQuery;
 use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::org_units::managed_unit;
-use crate::api::{ApiJson, parse_id};
+use crate::api::{ApiJson, paging, parse_id};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::notify::channels;
@@ -54,14 +56,16 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Query of `GET /api/v1/inbox`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InboxQuery {
     /// Only unread notices.
     #[serde(default)]
     pub unread: bool,
-    /// At most this many (default 50, at most 200).
+    /// Page size, 1–200 (default 50), newest first.
     pub limit: Option<i64>,
+    /// The next page: the cursor of the previous page's `Link` header.
+    pub cursor: Option<String>,
 }
 
 /// The inbox answer.
@@ -73,22 +77,49 @@ pub struct InboxPage {
     pub items: Vec<Notification>,
 }
 
-/// The caller's in-app inbox, newest first, with the unread count.
+/// The caller's in-app inbox, newest first, a page at a time, with the
+/// unread count.
+///
+/// When more notices exist than the page holds, `Link: <…>; rel="next"`
+/// (and `X-Next-Cursor`) lead to the next page.
 #[utoipa::path(get, path = "/api/v1/inbox", tag = "notifications", operation_id = "inbox",
     params(InboxQuery),
     responses(
-        (status = 200, body = InboxPage),
+        (status = 200, body = InboxPage, headers(
+            ("Link" = String, description = "`<URL>; rel=\"next\"` when more notices exist"),
+            ("X-Next-Cursor" = String, description = "The next page's `cursor`, when more notices exist"))),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 422, description = "`invalid_limit` (`limit`, 1–200) or `invalid_cursor` (`cursor`)", body = ErrorShape),
         QueryRejection))]
 pub(crate) async fn inbox(
     State(state): State<AppState>,
     actor: Actor,
+    OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<InboxQuery>,
-) -> ApiResult<Json<InboxPage>> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 200);
-    let items = state.store.inbox(actor.user.id, q.unread, limit).await?;
+) -> ApiResult<(HeaderMap, Json<InboxPage>)> {
+    let (page, next) = inbox_page(&state, &actor, &q).await?;
+    Ok((paging::headers(&uri, next.as_deref()), Json(page)))
+}
+
+/// A page of `actor`'s inbox for `q`, with the next page's cursor: shared
+/// by the API and the inbox page.
+///
+/// # Errors
+/// 422 for a bad limit or cursor; database errors.
+pub(crate) async fn inbox_page(
+    state: &AppState,
+    actor: &Actor,
+    q: &InboxQuery,
+) -> ApiResult<(InboxPage, Option<String>)> {
+    let limit = paging::page_size(q.limit, 50, 200)?;
+    let before = q.cursor.as_deref().map(paging::decode).transpose()?;
+    let mut items = state
+        .store
+        .inbox(actor.user.id, q.unread, before, limit + 1)
+        .await?;
+    let next = paging::split(&mut items, limit, |n| n.id);
     let unread = state.store.unread_count(actor.user.id).await?;
-    Ok(Json(InboxPage { unread, items }))
+    Ok((InboxPage { unread, items }, next))
 }
 
 /// Answer of `POST /api/v1/inbox/{id}/read`.
@@ -489,13 +520,13 @@ pub(crate) async fn create_bot(
 ) -> ApiResult<(StatusCode, Json<BotView>)> {
     require_coordinator(&actor)?;
     let unit = managed_unit(&state, &actor, parse_id(&id)?).await?;
-    if !matches!(body.kind.as_str(), "wecom" | "dingtalk" | "webhook") {
+    let Ok(kind) = body.kind.parse::<BotKind>() else {
         return Err(ApiError::invalid(
             "kind",
             "invalid_kind",
             "kind is wecom, dingtalk or webhook",
         ));
-    }
+    };
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::invalid(
@@ -507,20 +538,19 @@ pub(crate) async fn create_bot(
     check_url(
         "url",
         &body.url,
-        Some(body.kind.as_str()),
+        Some(kind.as_str()),
         state.config.notify_allow_private_urls,
     )?;
-    let locale = body.locale.as_deref().unwrap_or("zh-CN");
-    if !matches!(locale, "zh-CN" | "en") {
+    let Ok(locale) = body.locale.as_deref().unwrap_or("zh-CN").parse::<Locale>() else {
         return Err(ApiError::invalid(
             "locale",
             "invalid_locale",
             "locale is zh-CN or en",
         ));
-    }
+    };
     let mut secret = body.secret.filter(|s| !s.trim().is_empty());
     let mut fresh = None;
-    if body.kind == "webhook" {
+    if kind == BotKind::Webhook {
         match &secret {
             Some(s) => check_webhook_secret(s)?,
             None => {
@@ -529,13 +559,14 @@ pub(crate) async fn create_bot(
                 fresh = Some(s);
             }
         }
-    } else if body.kind == "dingtalk" && secret.as_deref().is_some_and(|s| !s.starts_with("SEC")) {
+    } else if kind == BotKind::Dingtalk && secret.as_deref().is_some_and(|s| !s.starts_with("SEC"))
+    {
         return Err(ApiError::invalid(
             "secret",
             "invalid_secret",
             "a DingTalk signing secret starts with SEC (copy it from the bot's security settings), or leave it out",
         ));
-    } else if body.kind == "wecom" && secret.is_some() {
+    } else if kind == BotKind::Wecom && secret.is_some() {
         return Err(ApiError::invalid(
             "secret",
             "invalid_secret",
@@ -563,7 +594,7 @@ pub(crate) async fn create_bot(
         .create_bot(
             &NewBot {
                 org_unit_id: unit.id,
-                kind: &body.kind,
+                kind,
                 name,
                 url,
                 secret: secret.as_deref(),
@@ -632,10 +663,9 @@ pub(crate) async fn test_bot(
         .store
         .enqueue(
             NewEvent {
-                kind: kind::BOT_TEST,
                 org_unit_id: Some(bot.org_unit_id),
                 bot_id: Some(bot.id),
-                ..NewEvent::default()
+                ..NewEvent::of(EventKind::BotTest)
             },
             state.clock.now().epoch_ms(),
         )
@@ -647,22 +677,46 @@ pub(crate) async fn test_bot(
     ))
 }
 
+/// Query of `GET /api/v1/outbox/dead`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeadQuery {
+    /// Page size, 1–500 (default 500), newest first.
+    pub limit: Option<i64>,
+    /// The next page: the cursor of the previous page's `Link` header.
+    pub cursor: Option<String>,
+}
+
 /// Deliveries the outbox gave up on (all retries failed): the caller's
-/// subtree for coordinators, everything for admins.
+/// subtree for coordinators, everything for admins; newest first, a page
+/// at a time (`Link: <…>; rel="next"` when more exist).
 #[utoipa::path(get, path = "/api/v1/outbox/dead", tag = "notifications", operation_id = "dead_deliveries",
+    params(DeadQuery),
     responses(
-        (status = 200, body = Vec<homefront_store::outbox::DeadDelivery>),
+        (status = 200, body = Vec<homefront_store::outbox::DeadDelivery>, headers(
+            ("Link" = String, description = "`<URL>; rel=\"next\"` when more exist"),
+            ("X-Next-Cursor" = String, description = "The next page's `cursor`, when more exist"))),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
-        (status = 403, description = "`forbidden` for roles other than coordinator and admin", body = ErrorShape)))]
+        (status = 403, description = "`forbidden` for roles other than coordinator and admin", body = ErrorShape),
+        (status = 422, description = "`invalid_limit` (`limit`, 1–500) or `invalid_cursor` (`cursor`)", body = ErrorShape)))]
 async fn dead(
     State(state): State<AppState>,
     actor: Actor,
-) -> ApiResult<Json<Vec<homefront_store::outbox::DeadDelivery>>> {
+    OriginalUri(uri): OriginalUri,
+    ApiQuery(q): ApiQuery<DeadQuery>,
+) -> ApiResult<(HeaderMap, Json<Vec<homefront_store::outbox::DeadDelivery>>)> {
     require_coordinator(&actor)?;
+    let limit = paging::page_size(q.limit, 500, 500)?;
+    let before = q.cursor.as_deref().map(paging::decode).transpose()?;
     let scopes: Option<Vec<String>> = actor
         .managed_scopes()
         .map(|s| s.iter().map(|p| p.as_str().to_string()).collect());
-    Ok(Json(state.store.dead_deliveries(scopes.as_deref()).await?))
+    let mut rows = state
+        .store
+        .dead_deliveries(scopes.as_deref(), before, limit + 1)
+        .await?;
+    let next = paging::split(&mut rows, limit, |d| d.id);
+    Ok((paging::headers(&uri, next.as_deref()), Json(rows)))
 }
 
 async fn order_event(state: &AppState, actor: &Actor, order_id: i64) -> Option<Event> {
@@ -690,15 +744,21 @@ async fn order_event(state: &AppState, actor: &Actor, order_id: i64) -> Option<E
 /// Events: `ready` (`{"unread": n}`, first), `order`
 /// (`{"order_id", "state", "updated_at"}` for orders the caller may see),
 /// `inbox` (`{"unread": n}`) and `reload` (the stream fell behind:
-/// refetch). A keep-alive comment every 15 seconds.
+/// refetch). A keep-alive comment every 15 seconds. The stream ends when
+/// its session does (sign-out, a password reset, expiry), when the
+/// account's roles change, or when a volunteer is suspended; a suspended
+/// volunteer cannot open one.
 #[utoipa::path(get, path = "/api/v1/events", tag = "notifications", operation_id = "event_stream",
     responses(
         (status = 200, description = "An endless `text/event-stream`; each event's data is a JSON object", content_type = "text/event-stream", body = String),
-        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape)))]
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`account_suspended`: a suspended volunteer", body = ErrorShape)))]
 async fn events(
     State(state): State<AppState>,
     actor: Actor,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    crate::live::may_stream(&state, &actor).await?;
+    let guard = (state.clone(), actor.clone());
     // Subscribe before answering, so nothing after `ready` is missed.
     let orders = state.live.subscribe();
     let inbox = state.inbox.subscribe();
@@ -735,6 +795,7 @@ async fn events(
             }
         },
     );
+    let stream = crate::live::while_signed_in(guard.0, guard.1, stream);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 

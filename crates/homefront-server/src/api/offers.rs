@@ -7,18 +7,20 @@
 //! with `offer_taken`, `offer_expired`, `offer_withdrawn`,
 //! `already_accepted` or `already_declined`, and is recorded.
 
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use homefront_domain::Role;
-use homefront_store::offers::{Offer, Response};
+use homefront_domain::privacy::RecordKind;
+use homefront_store::offers::{Offer, Refusal, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::api::ApiQuery;
 use crate::api::openapi::ErrorShape;
 use crate::api::orders::{OrderView, view};
-use crate::api::parse_id;
+use crate::api::{paging, parse_id};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::privacy::{OrderAccess, order_access};
@@ -59,9 +61,16 @@ pub struct OfferView {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OfferQuery {
-    /// `open` (default): offers awaiting an answer; `all`: the last 200.
+    /// `open` (default): offers awaiting an answer; `all`: every offer.
     pub show: Option<String>,
+    /// Page size, 1–200 (default 200), newest first.
+    pub limit: Option<i64>,
+    /// The next page: the cursor of the previous page's `Link` header.
+    pub cursor: Option<String>,
 }
+
+/// Largest (and default) page of `GET /api/v1/offers`.
+pub const MAX_PAGE: i64 = 200;
 
 /// Shapes an offer for its volunteer.
 pub async fn offer_view(state: &AppState, actor: &Actor, offer: &Offer) -> ApiResult<OfferView> {
@@ -85,23 +94,28 @@ pub async fn offer_view(state: &AppState, actor: &Actor, offer: &Offer) -> ApiRe
     })
 }
 
-/// The caller's offers, newest first (at most 200): open ones by default.
+/// The caller's offers, newest first, a page at a time: open ones by default.
 ///
 /// Before accepting, a volunteer sees the item, the district, the distance
 /// (km, rounded to 0.1 km), the window and the public note; never the
-/// address or phone. Open offers past their expiry are left out.
+/// address or phone. Open offers past their expiry are left out. When more
+/// offers exist than the page holds, `Link: <…>; rel="next"` (and
+/// `X-Next-Cursor`) lead to the next page.
 #[utoipa::path(get, path = "/api/v1/offers", tag = "offers", operation_id = "list_offers",
     params(OfferQuery),
     responses(
-        (status = 200, body = Vec<OfferView>),
+        (status = 200, body = Vec<OfferView>, headers(
+            ("Link" = String, description = "`<URL>; rel=\"next\"` when more offers exist"),
+            ("X-Next-Cursor" = String, description = "The next page's `cursor`, when more offers exist"))),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: the caller is not a volunteer", body = ErrorShape),
-        (status = 422, description = "`invalid_filter` (field `show`)", body = ErrorShape)))]
+        (status = 422, description = "`invalid_filter` (field `show`), `invalid_limit` (`limit`, 1–200) or `invalid_cursor` (`cursor`)", body = ErrorShape)))]
 async fn list(
     State(state): State<AppState>,
     actor: Actor,
+    OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<OfferQuery>,
-) -> ApiResult<Json<Vec<OfferView>>> {
+) -> ApiResult<(HeaderMap, Json<Vec<OfferView>>)> {
     if !actor.has(Role::Volunteer) {
         return Err(ApiError::forbidden());
     }
@@ -116,11 +130,15 @@ async fn list(
             ));
         }
     };
-    Ok(Json(offers_of(&state, &actor, states).await?))
+    let limit = paging::page_size(q.limit, MAX_PAGE, MAX_PAGE)?;
+    let before = q.cursor.as_deref().map(paging::decode).transpose()?;
+    let (views, next) = offers_of(&state, &actor, states, before, limit).await?;
+    Ok((paging::headers(&uri, next.as_deref()), Json(views)))
 }
 
-/// The actor's offers in `states` (newest first, at most 200), leaving out
-/// open offers that have expired: shared by the API and the pages.
+/// A page of the actor's offers in `states` (newest first, `limit` older
+/// than `before`), leaving out open offers that have expired, with the
+/// next page's cursor: shared by the API and the pages.
 ///
 /// # Errors
 /// Database errors.
@@ -128,12 +146,15 @@ pub async fn offers_of(
     state: &AppState,
     actor: &Actor,
     states: &[&str],
-) -> ApiResult<Vec<OfferView>> {
+    before: Option<i64>,
+    limit: i64,
+) -> ApiResult<(Vec<OfferView>, Option<String>)> {
     let now = state.clock.now().epoch_ms();
-    let offers = state
+    let mut offers = state
         .store
-        .offers_of_volunteer(actor.user.id, states)
+        .offers_of_volunteer(actor.user.id, states, before, limit + 1)
         .await?;
+    let next = paging::split(&mut offers, limit, |o| o.id);
     let mut out = Vec::with_capacity(offers.len());
     for o in offers
         .iter()
@@ -141,7 +162,7 @@ pub async fn offers_of(
     {
         out.push(offer_view(state, actor, o).await?);
     }
-    Ok(out)
+    Ok((out, next))
 }
 
 /// Answer to an accepted offer: the offer and the order with its address.
@@ -161,7 +182,9 @@ fn refused(r: homefront_store::offers::Refusal) -> ApiError {
 ///
 /// The answer carries the order with its address and phone for the new
 /// assignee; that read writes an `access_log` row. Late or repeated
-/// answers are refused with 409 and recorded.
+/// answers are refused with 409 and recorded, as is an accept after the
+/// order's window ended (the order becomes `unfulfilled` at once) or one
+/// that would overlap another live assignment of the caller.
 #[utoipa::path(post, path = "/api/v1/offers/{id}/accept", tag = "offers", operation_id = "accept_offer",
     params(("id" = i64, Path, description = "Offer id")),
     responses(
@@ -169,7 +192,7 @@ fn refused(r: homefront_store::offers::Refusal) -> ApiError {
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
         (status = 404, description = "No such offer, or not the caller's", body = ErrorShape),
-        (status = 409, description = "Refused and recorded: `offer_taken`, `offer_expired`, `offer_withdrawn`, `already_accepted` or `already_declined`", body = ErrorShape)))]
+        (status = 409, description = "Refused and recorded: `offer_taken`, `offer_expired`, `offer_withdrawn`, `already_accepted` or `already_declined`; `window_passed`: the order's service window has ended (the order is now `unfulfilled`); `overlapping_assignment`: the caller holds a live assignment whose window overlaps this order's (unless one of them is a remote item that runs alongside)", body = ErrorShape)))]
 async fn accept(
     State(state): State<AppState>,
     actor: Actor,
@@ -189,7 +212,16 @@ pub async fn accept_offer(state: &AppState, actor: &Actor, id: i64) -> ApiResult
     crate::metrics::offer_outcome(outcome_label(&response, "accepted"), 1);
     match response {
         None => Err(ApiError::not_found()),
-        Some(Response::Refused(r)) => Err(refused(r)),
+        Some(Response::Refused(r)) => {
+            if r == Refusal::WindowPassed {
+                // The refusal gave the order up: boards and the requester see it now.
+                crate::metrics::dispatch_tick(0, 0, 1);
+                if let Some(o) = state.store.offer(id).await? {
+                    crate::live::publish(state, o.order_id);
+                }
+            }
+            Err(refused(r))
+        }
         Some(Response::Done { order_id }) => {
             crate::live::publish(state, order_id);
             let offer = state
@@ -207,7 +239,7 @@ pub async fn accept_offer(state: &AppState, actor: &Actor, id: i64) -> ApiResult
                 .store
                 .log_access(
                     actor.user.id,
-                    "order",
+                    RecordKind::Order,
                     &[order_id],
                     &fields,
                     "offer_accepted",

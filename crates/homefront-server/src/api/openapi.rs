@@ -21,7 +21,7 @@ use crate::AppState;
 use crate::api::volunteers::{availability, credentials, roster, vetting};
 use crate::api::{
     catalogue, certificates, dispatch, divisions, health, hours, households, notifications, offers,
-    orders, org_units, pairings, reports, sessions, users, volunteers,
+    orders, org_units, pairings, push, reports, sessions, users, volunteers,
 };
 
 /// Every 4xx/5xx answer of the JSON API (see [`crate::error::ApiError`]).
@@ -104,6 +104,7 @@ impl Modify for Security {
     paths(
         sessions::login,
         sessions::logout,
+        sessions::logout_all,
         sessions::me,
         sessions::change_password,
         sessions::totp_setup,
@@ -190,6 +191,10 @@ impl Modify for Security {
         notifications::test_bot,
         notifications::dead,
         notifications::events,
+        push::key,
+        push::list,
+        push::subscribe,
+        push::unsubscribe,
         health::health,
         health::readyz,
         reports::summary,

@@ -6,18 +6,22 @@
 //! - `GET /api/v1/orders/{id}`, `GET /api/v1/orders/{id}/events`
 //! - `POST /api/v1/orders/{id}/cancel|assign|check-in|check-out|confirm`
 
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{NaiveDateTime, TimeZone};
-use homefront_domain::catalogue::{Lane, Urgency, order_lane};
+use homefront_domain::catalogue::{Lane, ServiceMode, Urgency, order_lane};
 use homefront_domain::order_state::{OrderAction, OrderState, Reason};
 use homefront_domain::org::OrgPath;
+use homefront_domain::privacy::RecordKind;
 use homefront_domain::{PhoneNumber, Role, Timestamp};
 use homefront_store::StoreError;
-use homefront_store::orders::{Idempotent, NewOrder, OrderEvent, OrderFilter, OrderRow};
+use homefront_store::households::OrderDivision;
+use homefront_store::orders::{
+    Idempotent, NewOrder, OrderEvent, OrderFilter, OrderLabels, OrderRow,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -26,6 +30,7 @@ use crate::api::ApiQuery;
 use crate::api::coordinates;
 use crate::api::households::{division_id, lacks_guardian_consent};
 use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
+use crate::api::paging;
 use crate::api::{ApiJson, parse_id};
 use crate::auth::{self, Actor};
 use crate::error::{ApiError, ApiResult};
@@ -63,7 +68,8 @@ pub struct ItemBrief {
     /// English name.
     pub name_en: String,
     /// `onsite` or `remote`.
-    pub mode: String,
+    #[schema(value_type = String)]
+    pub mode: ServiceMode,
 }
 
 /// A division as shown inside an order.
@@ -84,11 +90,14 @@ pub struct OrderView {
     /// The catalogue item.
     pub item: ItemBrief,
     /// Lifecycle state.
-    pub state: String,
+    #[schema(value_type = String)]
+    pub state: OrderState,
     /// Priority lane.
-    pub lane: String,
+    #[schema(value_type = String)]
+    pub lane: Lane,
     /// `normal` or `urgent`.
-    pub urgency: String,
+    #[schema(value_type = String)]
+    pub urgency: Urgency,
     /// Where the service happens, to district level.
     pub division: DivisionBrief,
     /// Window start, epoch ms (UTC).
@@ -135,8 +144,7 @@ pub struct OrderView {
     pub notes: Option<Option<String>>,
 }
 
-fn local_time(ms: i64, tz: &str) -> String {
-    let tz: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+fn local_time(ms: i64, tz: chrono_tz::Tz) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|d| d.with_timezone(&tz).to_rfc3339())
         .unwrap_or_default()
@@ -154,19 +162,19 @@ pub fn view(order: &OrderRow, access: Option<OrderAccess>) -> OrderView {
             code: order.item_code.clone(),
             name_zh: order.item_name_zh.clone(),
             name_en: order.item_name_en.clone(),
-            mode: order.item_mode.clone(),
+            mode: order.item_mode,
         },
-        state: order.state.clone(),
-        lane: order.lane.clone(),
-        urgency: order.urgency.clone(),
+        state: order.state,
+        lane: order.lane,
+        urgency: order.urgency,
         division: DivisionBrief {
             id: order.division_id,
             name: order.division_name.clone(),
         },
         window_start: order.window_start,
         window_end: order.window_end,
-        window_start_local: local_time(order.window_start, &order.time_zone),
-        window_end_local: local_time(order.window_end, &order.time_zone),
+        window_start_local: local_time(order.window_start, order.time_zone),
+        window_end_local: local_time(order.window_end, order.time_zone),
         public_note: order.public_note.clone(),
         created_at: order.created_at,
         updated_at: order.updated_at,
@@ -294,7 +302,7 @@ fn text_field(field: &str, v: Option<String>, max: usize) -> ApiResult<Option<St
         (status = 201, description = "Placed (or replayed under the same key)", body = OrderView),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: the caller is not a requester (or, with `on_behalf_of_phone`, not a liaison); or `csrf_failed`", body = ErrorShape),
-        (status = 422, description = "Invalid input naming the field: `idempotency_key_required` or `idempotency_key_reused` (`Idempotency-Key`), `invalid_body`, `unknown_item` or `item_retired` (`item_id`), `unknown_member` or `guardian_consent_required` (`member_id`), `invalid_time`, `window_order`, `window_past`, `window_too_long` or `window_too_far` (`window_start`/`window_end`), `invalid_urgency`, `invalid_phone`, `too_long`, `unknown_requester` (`on_behalf_of_phone`), location errors (`location.adcode`, `location.street`, `longitude`/`latitude`)", body = ErrorShape),
+        (status = 422, description = "Invalid input naming the field: `idempotency_key_required` or `idempotency_key_reused` (`Idempotency-Key`), `invalid_body`, `unknown_item` or `item_retired` (`item_id`), `unknown_member` or `guardian_consent_required` (`member_id`), `invalid_time`, `window_order`, `window_past`, `window_too_long` or `window_too_far` (`window_start`/`window_end`), `invalid_urgency`, `invalid_phone` or `phone_extension` (`contact_phone`, `on_behalf_of_phone`), `too_long`, `unknown_requester` (`on_behalf_of_phone`), location errors (`location.adcode`, `location.street`, `longitude`/`latitude`)", body = ErrorShape),
         BodyRejection))]
 async fn create(
     State(state): State<AppState>,
@@ -369,12 +377,13 @@ pub async fn place_order(
         }
         Some(phone) => on_behalf_of(&state, actor, phone).await?,
     };
-    let household = state
+    // Household, member, item, the member's division and the requester's
+    // phone in one read; nothing is written before the order's transaction.
+    let ctx = state
         .store
-        .household_of(requester_id, now.epoch_ms())
+        .order_context(requester_id, req.member_id, req.item_id)
         .await?;
-
-    let item = match state.store.service_item(req.item_id).await? {
+    let item = match ctx.item {
         Some(i) if i.retired_at.is_none() => i,
         Some(_) => {
             return Err(ApiError::invalid(
@@ -391,15 +400,13 @@ pub async fn place_order(
             ));
         }
     };
-    let member = match state.store.member(req.member_id).await? {
-        Some(m) if m.household_id == household.id => m,
-        _ => {
-            return Err(ApiError::invalid(
-                "member_id",
-                "unknown_member",
-                "no member with this id in the household; add the family member first",
-            ));
-        }
+    let (Some((household_id, deployed_to_centre)), Some(member)) = (ctx.household, ctx.member)
+    else {
+        return Err(ApiError::invalid(
+            "member_id",
+            "unknown_member",
+            "no member with this id in the household; add the family member first",
+        ));
     };
     if lacks_guardian_consent(&member) {
         return Err(ApiError::invalid(
@@ -408,7 +415,7 @@ pub async fn place_order(
             "this child is under 14: record a guardian's consent on the family member before ordering",
         ));
     }
-    let (division, street, location) = match req.location {
+    let (division, street, location, unit) = match req.location {
         Some(loc) => {
             let street =
                 text_field("location.street", Some(loc.street), 200)?.ok_or_else(|| {
@@ -418,22 +425,34 @@ pub async fn place_order(
                         "give the street address",
                     )
                 })?;
+            let division = division_id(&state, "location.adcode", &loc.adcode).await?;
+            let unit = state
+                .store
+                .org_unit(division)
+                .await?
+                .map(|u| OrderDivision {
+                    name: u.name,
+                    path: u.path,
+                    time_zone: u.time_zone,
+                });
             (
-                division_id(&state, "location.adcode", &loc.adcode).await?,
+                division,
                 street,
                 coordinates(loc.longitude, loc.latitude)?,
+                unit,
             )
         }
         None => (
             member.division_id,
             member.street.clone(),
             member.longitude.zip(member.latitude),
+            ctx.division,
         ),
     };
-    let unit = state.store.org_unit(division).await?.ok_or_else(|| {
+    let unit = unit.ok_or_else(|| {
         ApiError::invalid("location.adcode", "unknown_division", "unknown division")
     })?;
-    let tz: chrono_tz::Tz = unit.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+    let tz = unit.time_zone;
     let start = parse_instant("window_start", &req.window_start, tz)?;
     let end = parse_instant("window_end", &req.window_end, tz)?;
     if end <= start {
@@ -480,30 +499,26 @@ pub async fn place_order(
     {
         Some(p) => Some(
             PhoneNumber::parse(p)
-                .map_err(|e| ApiError::invalid("contact_phone", "invalid_phone", e.to_string()))?
+                .map_err(|e| ApiError::invalid("contact_phone", e.code(), e.to_string()))?
                 .as_str()
                 .to_string(),
         ),
-        None => match member.phone.clone() {
-            Some(p) => Some(p),
-            None => state.store.user(requester_id).await?.map(|u| u.phone),
-        },
+        None => member.phone.clone().or(ctx.requester_phone),
     };
-    let item_lane: Lane = item.lane.parse().unwrap_or(Lane::Standard);
     let lane = order_lane(
-        item_lane,
-        item.priority_channel == 1,
-        household.deployed_to_centre == 1,
+        item.lane,
+        item.priority_channel,
+        deployed_to_centre,
         urgency,
     );
     let new = NewOrder {
         item_id: item.id,
-        household_id: household.id,
+        household_id,
         member_id: member.id,
         placed_by: actor.user.id,
         division_id: division,
-        lane: lane.as_str().to_string(),
-        urgency: urgency.as_str().to_string(),
+        lane,
+        urgency,
         window_start: start.epoch_ms(),
         window_end: end.epoch_ms(),
         street,
@@ -511,6 +526,18 @@ pub async fn place_order(
         location,
         notes: text_field("notes", req.notes, 1000)?,
         public_note: text_field("public_note", req.public_note, 200)?,
+        labels: Some(OrderLabels {
+            item_code: item.code,
+            item_name_zh: item.name_zh,
+            item_name_en: item.name_en,
+            item_mode: item.mode,
+            item_duration_minutes: item.default_duration_minutes,
+            item_runs_alongside: item.runs_alongside,
+            division_name: unit.name,
+            division_path: unit.path,
+            time_zone: unit.time_zone,
+            requester_user_id: requester_id,
+        }),
     };
     let outcome = state
         .store
@@ -556,7 +583,7 @@ async fn on_behalf_of(state: &AppState, actor: &Actor, phone: &str) -> ApiResult
         return Err(ApiError::forbidden());
     }
     let phone = PhoneNumber::parse(phone)
-        .map_err(|e| ApiError::invalid("on_behalf_of_phone", "invalid_phone", e.to_string()))?;
+        .map_err(|e| ApiError::invalid("on_behalf_of_phone", e.code(), e.to_string()))?;
     let unknown = || {
         ApiError::invalid(
             "on_behalf_of_phone",
@@ -571,12 +598,13 @@ async fn on_behalf_of(state: &AppState, actor: &Actor, phone: &str) -> ApiResult
         .ok_or_else(unknown)?;
     let household = state
         .store
-        .household_of(user.id, state.clock.now().epoch_ms())
-        .await?;
+        .household_by_requester(user.id)
+        .await?
+        .ok_or_else(unknown)?;
     let employers: Vec<i64> = actor
         .grants
         .iter()
-        .filter(|g| g.role() == Some(Role::Liaison))
+        .filter(|g| g.role == Role::Liaison)
         .filter_map(|g| g.org_unit_id)
         .collect();
     if household
@@ -589,8 +617,8 @@ async fn on_behalf_of(state: &AppState, actor: &Actor, phone: &str) -> ApiResult
     }
 }
 
-/// Query of `GET /api/v1/orders`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+/// Query of `GET /api/v1/orders` (and of the orders export).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OrderQuery {
     /// Comma-separated states, e.g. `submitted,dispatching`.
@@ -601,27 +629,47 @@ pub struct OrderQuery {
     pub from: Option<i64>,
     /// Created before, epoch ms.
     pub to: Option<i64>,
-    /// At most this many (default 200, max 1000), newest first.
+    /// Page size, 1–1000 (default 200), newest first; a larger value is a
+    /// 422, never a shorter page. The export takes every row unless a
+    /// limit is given (then the newest that many, with no maximum).
     pub limit: Option<i64>,
+    /// The next page: the cursor of the `Link: <…>; rel="next"` header (or
+    /// `X-Next-Cursor`) of the previous page. Opaque; pass it back as is.
+    pub cursor: Option<String>,
+    /// Not supported (lists page with `cursor`): 422 `offset_unsupported`.
+    pub offset: Option<String>,
     /// Only orders in this org unit's subtree (coordinators and admins;
     /// 404 for a unit outside the caller's area).
     pub org_unit: Option<i64>,
 }
 
+/// Largest page of `GET /api/v1/orders`.
+pub const MAX_PAGE: i64 = 1000;
+
+/// Default page of `GET /api/v1/orders`.
+pub const DEFAULT_PAGE: i64 = 200;
+
 /// The list filter for `actor`: coordinators and admins their subtree,
 /// requesters their household, volunteers their assignments. Shared by the
-/// list and exports so both show the same rows.
+/// list and exports so both show the same rows. The filter has no limit:
+/// the list sets its page, the export takes every row.
+///
+/// # Errors
+/// 422 for a bad state, cursor or `offset`; 403/404 as the list.
 pub async fn scoped_filter(
     state: &AppState,
     actor: &Actor,
     q: &OrderQuery,
 ) -> ApiResult<OrderFilter> {
+    paging::reject_offset(q.offset.as_deref())?;
+    let before_id = q.cursor.as_deref().map(paging::decode).transpose()?;
     let mut states = Vec::new();
     if let Some(s) = &q.state {
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            OrderState::parse(part)
-                .map_err(|e| ApiError::invalid("state", "invalid_state", e.to_string()))?;
-            states.push(part.to_string());
+            states.push(
+                OrderState::parse(part)
+                    .map_err(|e| ApiError::invalid("state", "invalid_state", e.to_string()))?,
+            );
         }
     }
     let mut filter = OrderFilter {
@@ -629,7 +677,8 @@ pub async fn scoped_filter(
         item_code: q.item.clone(),
         created_from: q.from,
         created_to: q.to,
-        limit: Some(q.limit.unwrap_or(200).clamp(1, 1000)),
+        before_id,
+        limit: None,
         ..OrderFilter::default()
     };
     match actor.managed_scopes() {
@@ -662,29 +711,41 @@ pub async fn scoped_filter(
     Ok(filter)
 }
 
-/// Orders the caller may list, newest first, as summaries.
+/// Orders the caller may list, newest first, as summaries, a page at a time.
 ///
 /// Coordinators and admins see their subtree, requesters their household,
 /// volunteers their assignments. Summaries never carry the address, phone
-/// or notes, for anyone.
+/// or notes, for anyone. When more orders match than the page holds, the
+/// answer has a `Link: <…>; rel="next"` header (RFC 8288) with the next
+/// page's URL, and `X-Next-Cursor` with its cursor; the last page has
+/// neither.
 #[utoipa::path(get, path = "/api/v1/orders", tag = "orders", operation_id = "list_orders",
     params(OrderQuery),
     responses(
-        (status = 200, body = Vec<OrderView>),
+        (status = 200, body = Vec<OrderView>, headers(
+            ("Link" = String, description = "`<URL>; rel=\"next\"` when more orders match"),
+            ("X-Next-Cursor" = String, description = "The next page's `cursor`, when more orders match"))),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: no role of the caller lists orders", body = ErrorShape),
-        (status = 422, description = "`invalid_state` (field `state`)", body = ErrorShape),
+        (status = 422, description = "`invalid_state` (field `state`), `invalid_limit` (`limit`, 1–1000), `invalid_cursor` (`cursor`) or `offset_unsupported` (`offset`)", body = ErrorShape),
         QueryRejection))]
 async fn list(
     State(state): State<AppState>,
     actor: Actor,
+    OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<OrderQuery>,
-) -> ApiResult<Json<Vec<OrderView>>> {
-    let filter = scoped_filter(&state, &actor, &q).await?;
-    let orders = state.store.orders(&filter).await?;
+) -> ApiResult<(HeaderMap, Json<Vec<OrderView>>)> {
+    let limit = paging::page_size(q.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    let mut filter = scoped_filter(&state, &actor, &q).await?;
+    filter.limit = Some(limit + 1);
+    let mut orders = state.store.orders(&filter).await?;
+    let next = paging::split(&mut orders, limit, |o| o.id);
     // Lists are summaries for everyone: the address, phone and notes are
     // only in the detail view, where each read is logged.
-    Ok(Json(orders.iter().map(|o| view(o, None)).collect()))
+    Ok((
+        paging::headers(&uri, next.as_deref()),
+        Json(orders.iter().map(|o| view(o, None)).collect()),
+    ))
 }
 
 /// Loads an order the actor may see, with the access level, or 404.
@@ -725,7 +786,7 @@ pub async fn detail(
             .store
             .log_access(
                 actor.user.id,
-                "order",
+                RecordKind::Order,
                 &[order.id],
                 &fields,
                 purpose,
@@ -878,11 +939,12 @@ pub struct AssignRequest {
 }
 
 /// Manual dispatch: a coordinator in scope (or an admin) assigns order `id`
-/// to a volunteer on a team they manage. Shared by the API and the pages.
+/// to a volunteer whose team serves the order's division (see
+/// [`crate::api::dispatch::may_dispatch`]). Shared by the API and the pages.
 ///
 /// # Errors
-/// 404 outside scope, 403 for other roles, 422 for a volunteer outside the
-/// actor's area, 409 when the state does not allow it.
+/// 404 outside scope, 403 for other roles, 422 for a volunteer whose team
+/// does not serve the order, 409 when the state does not allow it.
 pub async fn assign_order(
     state: &AppState,
     actor: &Actor,
@@ -895,24 +957,56 @@ pub async fn assign_order(
     {
         return Err(ApiError::forbidden());
     }
-    // The volunteer must be on a team the coordinator manages.
-    let grants = state.store.grants(volunteer_user_id).await?;
-    let ok = grants.iter().any(|g| {
-        g.role() == Some(Role::Volunteer)
-            && g.org_path
-                .as_ref()
-                .is_some_and(|p| actor.manages(&OrgPath::from_stored(p.clone())))
-    });
-    if !ok {
+    // Whom the coordinator may assign: the candidate list's rule (the
+    // volunteer's team serves the order's division, widened by escalation),
+    // whether or not the volunteer is on duty now: one reached by phone can
+    // be recorded.
+    let order_path = OrgPath::from_stored(order.division_path.clone());
+    let in_scope = crate::api::dispatch::volunteer_teams(state, volunteer_user_id)
+        .await?
+        .iter()
+        .any(|team| {
+            crate::api::dispatch::may_dispatch(actor, &order_path, order.escalation_level, team)
+        });
+    if !in_scope {
         return Err(ApiError::invalid(
             "volunteer_user_id",
             "unknown_volunteer",
-            "no volunteer with this id on a team in your area",
+            "no volunteer with this id whose team serves this order's district: \
+             a team of its county, its city or the province (or, once the order \
+             escalated, of the city or province whose queue it is in)",
         ));
     }
     let now = state.clock.now().epoch_ms();
+    if order.window_end <= now {
+        // Too late for anyone: give it up now, as an accept would.
+        let reason = Reason::parse(homefront_store::orders::WINDOW_ENDED)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        if state.store.mark_unfulfilled(order.id, &reason, now).await? {
+            crate::live::publish(state, order.id);
+        }
+        let r = homefront_store::offers::Refusal::WindowPassed;
+        return Err(ApiError::conflict(r.code(), r.message()));
+    }
     let mut tx = state.store.begin_write().await?;
-    if order.state == OrderState::Submitted.as_str() {
+    // The order's lock, then the volunteer's, as an accept takes them.
+    homefront_store::offers::lock_order(&mut tx, order.id).await?;
+    state
+        .store
+        .lock_volunteer(&mut tx, volunteer_user_id)
+        .await?;
+    if let Some(other) =
+        homefront_store::bookings::clashing_assignment(&mut tx, order.id, volunteer_user_id).await?
+    {
+        return Err(ApiError::conflict(
+            "overlapping_assignment",
+            format!(
+                "this volunteer is assigned order {other}, whose window overlaps this one's; \
+                 pick another volunteer, or release that order first"
+            ),
+        ));
+    }
+    if order.state == OrderState::Submitted {
         homefront_store::orders::transition_in(
             &mut tx,
             order.id,
@@ -936,7 +1030,7 @@ pub async fn assign_order(
     .map_err(transition_error)?;
     // Assigned by hand: the order's open offers are void.
     homefront_store::Store::withdraw_offers(&mut tx, order.id, now).await?;
-    tx.commit().await.map_err(StoreError::from)?;
+    tx.commit().await?;
     crate::live::publish(state, order.id);
     let order = state
         .store
@@ -948,8 +1042,11 @@ pub async fn assign_order(
 
 /// Manual dispatch: assign an order to a volunteer directly.
 ///
-/// For a coordinator of the order's division (or an admin); the volunteer
-/// must be on a team the caller manages. Open offers of the order are
+/// For a coordinator of the order's division (or an admin). The volunteer
+/// is one the order's candidate list may hold: on a team of the order's
+/// county, its city or the province, or, once the order escalated to the
+/// city or province queue, on any team there (on duty or not: a volunteer
+/// reached by phone can be recorded). Open offers of the order are
 /// withdrawn.
 #[utoipa::path(post, path = "/api/v1/orders/{id}/assign", tag = "orders", operation_id = "assign_order",
     params(("id" = i64, Path, description = "Order id")),
@@ -959,8 +1056,8 @@ pub async fn assign_order(
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: the caller does not manage the order's division; or `csrf_failed`", body = ErrorShape),
         (status = 404, description = "No such order, or not visible to the caller", body = ErrorShape),
-        (status = 409, description = "`illegal_transition`: the order's state does not allow this; or `stale`: it changed meanwhile", body = ErrorShape),
-        (status = 422, description = "`unknown_volunteer` (field `volunteer_user_id`): no volunteer with this id on a team in the caller's area", body = ErrorShape),
+        (status = 409, description = "`illegal_transition`: the order's state does not allow this; `stale`: it changed meanwhile; `window_passed`: its window has ended (the order is now `unfulfilled`); `overlapping_assignment`: the volunteer holds a live assignment whose window overlaps this order's", body = ErrorShape),
+        (status = 422, description = "`unknown_volunteer` (field `volunteer_user_id`): no volunteer with this id whose team serves the order's division", body = ErrorShape),
         BodyRejection))]
 async fn assign(
     State(state): State<AppState>,
@@ -995,7 +1092,8 @@ async fn after_action(state: &AppState, actor: &Actor, order_id: i64) -> ApiResu
 }
 
 /// `POST /api/v1/orders/{id}/check-in` body: where the volunteer is, if
-/// they share it (kept only while the assignment is live).
+/// they share it (kept only while the assignment is live), and when the
+/// phone recorded it if it was done without network.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CheckInRequest {
@@ -1003,6 +1101,79 @@ pub struct CheckInRequest {
     pub longitude: Option<f64>,
     /// Latitude, decimal degrees.
     pub latitude: Option<f64>,
+    /// When the phone recorded the check-in, epoch ms, for one done without
+    /// network and sent later: at most 5 minutes ahead of the server's
+    /// clock, at most `offline_max_hours` (default 24) old, and not before
+    /// the assignment.
+    pub recorded_at: Option<i64>,
+}
+
+/// `POST /api/v1/orders/{id}/check-out` body (optional).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckOutRequest {
+    /// When the phone recorded the check-out, epoch ms, for one done
+    /// without network and sent later: at most 5 minutes ahead of the
+    /// server's clock, at most `offline_max_hours` (default 24) old, and
+    /// not before the check-in.
+    pub recorded_at: Option<i64>,
+}
+
+/// How far ahead of the server's clock a phone's clock may run before its
+/// recorded time is refused (and within which it counts as now): 5 minutes.
+pub const CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
+
+/// Checks a time a phone recorded for a check-in or check-out made without
+/// network, against `now_ms`, `offline_max_hours` and `not_before` (the
+/// assignment for a check-in, the check-in for a check-out). Returns the
+/// instant to record: `None` when none was given or it is not in the past
+/// (ahead by at most [`CLOCK_SKEW_MS`]: the action is simply now).
+///
+/// # Errors
+/// 422 on field `recorded_at`: `recorded_at_in_future` (more than 5
+/// minutes ahead), `recorded_at_too_old` (older than `offline_max_hours`),
+/// `recorded_at_too_early` (before `not_before`).
+pub fn recorded_time(
+    recorded: Option<i64>,
+    now_ms: i64,
+    max_hours: i64,
+    not_before: Option<i64>,
+    not_before_what: &str,
+) -> ApiResult<Option<i64>> {
+    let Some(at) = recorded else {
+        return Ok(None);
+    };
+    let field = "recorded_at";
+    if at > now_ms + CLOCK_SKEW_MS {
+        return Err(ApiError::invalid(
+            field,
+            "recorded_at_in_future",
+            "the recorded time is in the future: check the phone's clock",
+        ));
+    }
+    if at < now_ms - max_hours * Timestamp::HOUR_MS {
+        return Err(ApiError::invalid(
+            field,
+            "recorded_at_too_old",
+            format!(
+                "the recorded time is more than {max_hours} hours old; ask a coordinator to record the hours"
+            ),
+        ));
+    }
+    if not_before.is_some_and(|first| at < first) {
+        return Err(ApiError::invalid(
+            field,
+            "recorded_at_too_early",
+            format!("the recorded time is before {not_before_what}"),
+        ));
+    }
+    Ok((at < now_ms).then_some(at))
+}
+
+/// When the assigned volunteer may check in on `order`, epoch ms: the
+/// window's start less `check_in_lead_minutes`.
+pub fn check_in_opens(state: &AppState, order: &OrderRow) -> i64 {
+    order.window_start - state.config.check_in_lead_minutes * 60_000
 }
 
 /// The assigned volunteer checks in on order `id`: shared by the API and
@@ -1010,7 +1181,9 @@ pub struct CheckInRequest {
 ///
 /// # Errors
 /// 404 outside the actor's view, 403 for anyone but the assignee, 422 for
-/// bad coordinates, 409 when the state does not allow it.
+/// bad coordinates, 409 when the state does not allow it or
+/// `check_in_too_early` (more than `check_in_lead_minutes` before the
+/// window).
 pub async fn check_in_order(
     state: &AppState,
     actor: &Actor,
@@ -1019,14 +1192,33 @@ pub async fn check_in_order(
 ) -> ApiResult<OrderView> {
     let order = as_assignee(state, actor, id).await?;
     let location = coordinates(req.longitude, req.latitude)?;
+    let now = state.clock.now().epoch_ms();
+    // The same offline check-in sent again (its answer was lost): done.
+    if req.recorded_at.is_some() && order.checked_in_at == req.recorded_at {
+        return after_action(state, actor, order.id).await;
+    }
+    let assigned_at = state.store.assigned_at(order.id).await?;
+    let recorded = recorded_time(
+        req.recorded_at,
+        now,
+        state.config.offline_max_hours,
+        assigned_at,
+        "the assignment",
+    )?;
+    let opens = check_in_opens(state, &order);
+    if recorded.unwrap_or(now) < opens {
+        return Err(ApiError::conflict(
+            "check_in_too_early",
+            format!(
+                "check-in opens {} minutes before the window, at {}",
+                state.config.check_in_lead_minutes,
+                crate::ui::local_time(opens, order.time_zone)
+            ),
+        ));
+    }
     state
         .store
-        .check_in(
-            order.id,
-            actor.user.id,
-            location,
-            state.clock.now().epoch_ms(),
-        )
+        .check_in_recorded(order.id, actor.user.id, location, now, recorded)
         .await
         .map_err(transition_error)?;
     after_action(state, actor, order.id).await
@@ -1035,7 +1227,10 @@ pub async fn check_in_order(
 /// The assigned volunteer checks in: the service starts.
 ///
 /// The volunteer's position (decimal degrees) is optional and kept only
-/// while the assignment is live. Send `{}` to check in without one.
+/// while the assignment is live. Send `{}` to check in without one. A
+/// check-in done on the phone without network is sent later with
+/// `recorded_at`: the service starts then, and the order's log shows it
+/// with `received_at`. Sending the same `recorded_at` again answers 200.
 #[utoipa::path(post, path = "/api/v1/orders/{id}/check-in", tag = "orders", operation_id = "check_in_order",
     params(("id" = i64, Path, description = "Order id")),
     request_body = CheckInRequest,
@@ -1044,8 +1239,8 @@ pub async fn check_in_order(
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: the caller is not the order's assignee; or `csrf_failed`", body = ErrorShape),
         (status = 404, description = "No such order, or not visible to the caller", body = ErrorShape),
-        (status = 409, description = "`illegal_transition`: the order's state does not allow this; or `stale`: it changed meanwhile", body = ErrorShape),
-        (status = 422, description = "`invalid_coordinates` (field `longitude` or `latitude`)", body = ErrorShape),
+        (status = 409, description = "`illegal_transition`: the order's state does not allow this; `stale`: it changed meanwhile; `check_in_too_early`: more than `check_in_lead_minutes` (30) before the window", body = ErrorShape),
+        (status = 422, description = "`invalid_coordinates` (field `longitude` or `latitude`); `recorded_at_in_future`, `recorded_at_too_old` or `recorded_at_too_early` (field `recorded_at`)", body = ErrorShape),
         BodyRejection))]
 async fn check_in(
     State(state): State<AppState>,
@@ -1064,15 +1259,33 @@ async fn check_in(
 /// # Errors
 /// 404 outside the actor's view, 403 for anyone but the assignee, 409 when
 /// the state does not allow it.
-pub async fn check_out_order(state: &AppState, actor: &Actor, id: i64) -> ApiResult<OrderView> {
+pub async fn check_out_order(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    req: CheckOutRequest,
+) -> ApiResult<OrderView> {
     let order = as_assignee(state, actor, id).await?;
+    let now = state.clock.now().epoch_ms();
+    // The same offline check-out sent again (its answer was lost): done.
+    if req.recorded_at.is_some() && order.checked_out_at == req.recorded_at {
+        return after_action(state, actor, order.id).await;
+    }
+    let recorded = recorded_time(
+        req.recorded_at,
+        now,
+        state.config.offline_max_hours,
+        order.checked_in_at,
+        "the check-in",
+    )?;
     state
         .store
-        .check_out(
+        .check_out_recorded(
             order.id,
             actor.user.id,
             state.config.session_grace_minutes,
-            state.clock.now().epoch_ms(),
+            now,
+            recorded,
         )
         .await
         .map_err(transition_error)?;
@@ -1081,20 +1294,32 @@ pub async fn check_out_order(state: &AppState, actor: &Actor, id: i64) -> ApiRes
 
 /// The assigned volunteer checks out: the service ends and its minutes go
 /// to the hours ledger.
+///
+/// The body is optional. A check-out done on the phone without network is
+/// sent later with `recorded_at`: the session ends then (hours count to
+/// it), and the log shows `received_at`. Sending the same `recorded_at`
+/// again answers 200.
 #[utoipa::path(post, path = "/api/v1/orders/{id}/check-out", tag = "orders", operation_id = "check_out_order",
     params(("id" = i64, Path, description = "Order id")),
+    request_body(content = Option<CheckOutRequest>, description = "Optional"),
     responses(
         (status = 200, description = "The order, now `completed` (awaiting confirmation)", body = OrderView),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: the caller is not the order's assignee; or `csrf_failed`", body = ErrorShape),
         (status = 404, description = "No such order, or not visible to the caller", body = ErrorShape),
-        (status = 409, description = "`illegal_transition`: the order's state does not allow this; or `stale`: it changed meanwhile", body = ErrorShape)))]
+        (status = 409, description = "`illegal_transition`: the order's state does not allow this; or `stale`: it changed meanwhile", body = ErrorShape),
+        (status = 422, description = "`recorded_at_in_future`, `recorded_at_too_old` or `recorded_at_too_early` (field `recorded_at`)", body = ErrorShape),
+        BodyRejection))]
 async fn check_out(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
+    body: Option<ApiJson<CheckOutRequest>>,
 ) -> ApiResult<Json<OrderView>> {
-    Ok(Json(check_out_order(&state, &actor, parse_id(&id)?).await?))
+    let req = body.map(|ApiJson(r)| r).unwrap_or_default();
+    Ok(Json(
+        check_out_order(&state, &actor, parse_id(&id)?, req).await?,
+    ))
 }
 
 /// `POST /api/v1/orders/{id}/confirm` body: optional feedback.

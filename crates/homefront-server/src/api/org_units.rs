@@ -88,7 +88,7 @@ pub(crate) async fn list(
                 actor
                     .grants
                     .iter()
-                    .filter(|g| g.role() != Some(Role::Coordinator))
+                    .filter(|g| g.role != Role::Coordinator)
                     .filter_map(|g| g.org_path.clone())
                     .map(homefront_domain::org::OrgPath::from_stored),
             );
@@ -239,18 +239,22 @@ async fn update(
 ) -> ApiResult<Json<OrgUnit>> {
     let unit = managed_unit(&state, &actor, parse_id(&id)?).await?;
     let name = req.name.as_deref().map(check_name).transpose()?;
-    if let Some(tz) = req.time_zone.as_deref()
-        && tz.parse::<chrono_tz::Tz>().is_err()
-    {
-        return Err(ApiError::invalid(
-            "time_zone",
-            "invalid_time_zone",
-            format!("\"{tz}\" is not an IANA time zone; use e.g. Asia/Shanghai"),
-        ));
-    }
+    let time_zone = req
+        .time_zone
+        .as_deref()
+        .map(|tz| {
+            tz.parse::<chrono_tz::Tz>().map_err(|_| {
+                ApiError::invalid(
+                    "time_zone",
+                    "invalid_time_zone",
+                    format!("\"{tz}\" is not an IANA time zone; use e.g. Asia/Shanghai"),
+                )
+            })
+        })
+        .transpose()?;
     state
         .store
-        .update_org_unit(unit.id, name, req.time_zone.as_deref())
+        .update_org_unit(unit.id, name, time_zone)
         .await?;
     Ok(Json(readable_unit(&state, &actor, unit.id).await?))
 }

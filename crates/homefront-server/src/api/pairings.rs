@@ -17,17 +17,21 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use homefront_domain::Role;
 use homefront_domain::org::OrgPath;
+use homefront_domain::pairing::PairingRole;
+use homefront_domain::privacy::RecordKind;
 use homefront_store::orders::OrderFilter;
 use homefront_store::pairings::{Pairing, PairingProposal};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::api::ApiQuery;
+use crate::api::dispatch::{may_dispatch, volunteer_teams};
 use crate::api::openapi::{BodyRejection, ErrorShape, QueryRejection};
 use crate::api::orders::{OrderView, view};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OnConstraint};
+use homefront_store::constraint;
 
 /// Pairing routes.
 pub fn router() -> Router<AppState> {
@@ -40,13 +44,34 @@ pub fn router() -> Router<AppState> {
         .route("/pairing-proposals/{id}/dismiss", post(dismiss))
 }
 
-/// The team path of a volunteer, if the account is one.
-async fn team_path(state: &AppState, volunteer: i64) -> ApiResult<Option<OrgPath>> {
-    Ok(state
-        .store
-        .volunteer(volunteer)
+/// The divisions the household's members live in.
+async fn household_divisions(state: &AppState, household: i64) -> ApiResult<Vec<OrgPath>> {
+    let mut out: Vec<OrgPath> = Vec::new();
+    for m in state.store.members(household).await? {
+        if let Some(d) = state.store.org_unit(m.division_id).await?
+            && !out.contains(&d.org_path())
+        {
+            out.push(d.org_path());
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `actor` manages `pairing`: its volunteer's team, or a division
+/// its household lives in (a county coordinator who paired a province-team
+/// volunteer with a county family ends that pairing too).
+async fn manages_pairing(state: &AppState, actor: &Actor, pairing: &Pairing) -> ApiResult<bool> {
+    if volunteer_teams(state, pairing.volunteer_user_id)
         .await?
-        .map(|v| v.org_path()))
+        .iter()
+        .any(|t| actor.manages(t))
+    {
+        return Ok(true);
+    }
+    Ok(household_divisions(state, pairing.household_id)
+        .await?
+        .iter()
+        .any(|d| actor.manages(d)))
 }
 
 /// Body of `POST /api/v1/pairings`.
@@ -63,9 +88,11 @@ pub struct CreatePairing {
 
 /// Pair a volunteer with a household (结对), as `primary` or `backup`.
 ///
-/// For coordinators of the volunteer's team and admins. A household has at
-/// most `pairing_max` live volunteers (dispatch setting of the team's
-/// division, default 2) and one primary.
+/// For coordinators of a division the household lives in, and admins; the
+/// volunteer is one whose team serves that division (the rule of an
+/// order's candidate list: a team of its county, its city or the
+/// province). A household has at most `pairing_max` live volunteers
+/// (dispatch setting of the team's division, default 2) and one primary.
 #[utoipa::path(post, path = "/api/v1/pairings", tag = "pairings", operation_id = "create_pairing",
     request_body = CreatePairing,
     responses(
@@ -73,7 +100,7 @@ pub struct CreatePairing {
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden` for roles other than coordinator and admin; or `csrf_failed`", body = ErrorShape),
         (status = 409, description = "`pairing_full`, `primary_taken` (field `role`) or `already_paired`", body = ErrorShape),
-        (status = 422, description = "`invalid_role` (field `role`), `unknown_volunteer` (`volunteer_user_id`) or `unknown_household` (`household_id`)", body = ErrorShape),
+        (status = 422, description = "`invalid_role` (field `role`), `unknown_volunteer` (`volunteer_user_id`: no such volunteer, or their team does not serve the household's district) or `unknown_household` (`household_id`: none living in the caller's area)", body = ErrorShape),
         BodyRejection))]
 async fn create(
     State(state): State<AppState>,
@@ -83,30 +110,45 @@ async fn create(
     if !actor.is_admin() && !actor.has(Role::Coordinator) {
         return Err(ApiError::forbidden());
     }
-    if !matches!(req.role.as_str(), "primary" | "backup") {
+    let Ok(role) = req.role.parse::<PairingRole>() else {
         return Err(ApiError::invalid(
             "role",
             "invalid_role",
             "role must be primary or backup",
         ));
+    };
+    let teams = volunteer_teams(&state, req.volunteer_user_id).await?;
+    if teams.is_empty() {
+        return Err(ApiError::invalid(
+            "volunteer_user_id",
+            "unknown_volunteer",
+            "no volunteer with this id",
+        ));
     }
-    let Some(team) = team_path(&state, req.volunteer_user_id)
-        .await?
-        .filter(|p| actor.manages(p))
+    let divisions = if state.store.household(req.household_id).await?.is_some() {
+        household_divisions(&state, req.household_id).await?
+    } else {
+        Vec::new()
+    };
+    // A household elsewhere answers like a missing one.
+    if !divisions.iter().any(|d| actor.manages(d)) {
+        return Err(ApiError::invalid(
+            "household_id",
+            "unknown_household",
+            "no household with this id living in your area",
+        ));
+    }
+    let Some(team) = teams
+        .iter()
+        .find(|t| divisions.iter().any(|d| may_dispatch(&actor, d, 0, t)))
     else {
         return Err(ApiError::invalid(
             "volunteer_user_id",
             "unknown_volunteer",
-            "no volunteer with this id on a team in your area",
+            "this volunteer's team does not serve the household's district: pick a volunteer \
+             of a team of that county, its city or the province",
         ));
     };
-    if state.store.household(req.household_id).await?.is_none() {
-        return Err(ApiError::invalid(
-            "household_id",
-            "unknown_household",
-            "no household with this id",
-        ));
-    }
     let live = state.store.live_pairings(req.household_id).await?;
     let division: Vec<i64> = team.ids().into_iter().rev().skip(1).rev().collect();
     let max = state.store.dispatch_pairing_max(&division).await?;
@@ -116,7 +158,7 @@ async fn create(
             format!("this household already has {max} paired volunteers; end one first"),
         ));
     }
-    if req.role == "primary" && live.iter().any(|p| p.role == "primary") {
+    if role == PairingRole::Primary && live.iter().any(|p| p.role == PairingRole::Primary) {
         return Err(ApiError {
             field: Some("role".into()),
             ..ApiError::conflict(
@@ -130,17 +172,16 @@ async fn create(
         .create_pairing(
             req.household_id,
             req.volunteer_user_id,
-            &req.role,
+            role,
             Some(actor.user.id),
             state.clock.now().epoch_ms(),
         )
         .await
-        .map_err(|e| match e {
-            homefront_store::StoreError::Conflict(_) => ApiError::conflict(
+        .on_constraint(constraint::PAIRING_LIVE, || {
+            ApiError::conflict(
                 "already_paired",
                 "this volunteer is already paired with the household",
-            ),
-            other => other.into(),
+            )
         })?;
     Ok((StatusCode::CREATED, Json(pairing)))
 }
@@ -159,9 +200,10 @@ async fn managed_pairing(state: &AppState, actor: &Actor, id: i64) -> ApiResult<
         .pairing(id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    match team_path(state, pairing.volunteer_user_id).await? {
-        Some(p) if actor.manages(&p) => Ok(pairing),
-        _ => Err(ApiError::not_found()),
+    if manages_pairing(state, actor, &pairing).await? {
+        Ok(pairing)
+    } else {
+        Err(ApiError::not_found())
     }
 }
 
@@ -173,7 +215,7 @@ async fn managed_pairing(state: &AppState, actor: &Actor, id: i64) -> ApiResult<
         (status = 200, description = "The pairing, ended", body = Pairing),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
-        (status = 404, description = "No such pairing, or its volunteer's team is outside the caller's area", body = ErrorShape),
+        (status = 404, description = "No such pairing, or neither its volunteer's team nor its household is in the caller's area", body = ErrorShape),
         (status = 409, description = "`already_ended`", body = ErrorShape),
         (status = 422, description = "`reason_required` or `reason_too_long` (field `reason`, 1–500 characters)", body = ErrorShape),
         BodyRejection))]
@@ -213,7 +255,8 @@ pub struct PairingQuery {
     pub household_id: i64,
 }
 
-/// A household's live pairings with volunteers of teams in the caller's area.
+/// A household's live pairings the caller manages (the volunteer's team or
+/// the household's division is in the caller's area).
 #[utoipa::path(get, path = "/api/v1/pairings", tag = "pairings", operation_id = "list_pairings",
     params(PairingQuery),
     responses(
@@ -231,10 +274,7 @@ async fn list(
     }
     let mut out = Vec::new();
     for p in state.store.live_pairings(q.household_id).await? {
-        if team_path(&state, p.volunteer_user_id)
-            .await?
-            .is_some_and(|t| actor.manages(&t))
-        {
+        if manages_pairing(&state, &actor, &p).await? {
             out.push(p);
         }
     }
@@ -247,7 +287,8 @@ pub struct MemberBrief {
     /// Name.
     pub name: String,
     /// `self`, `parent`, `child`, `spouse` or `other`.
-    pub relation: String,
+    #[schema(value_type = String)]
+    pub relation: homefront_domain::catalogue::Relation,
     /// Age (children).
     pub age_years: Option<i64>,
     /// School grade (children).
@@ -299,7 +340,7 @@ pub(crate) async fn mine(
                 .unwrap_or_default();
             members.push(MemberBrief {
                 name: m.name.clone(),
-                relation: m.relation.clone(),
+                relation: m.relation,
                 age_years: m.age_years,
                 school_grade: m.school_grade.clone(),
                 district,
@@ -310,7 +351,7 @@ pub(crate) async fn mine(
             .store
             .log_access(
                 actor.user.id,
-                "household_member",
+                RecordKind::HouseholdMember,
                 &ids,
                 &["age_years", "school_grade"],
                 "pairing",
@@ -322,7 +363,6 @@ pub(crate) async fn mine(
             .orders(&OrderFilter {
                 household_id: Some(pairing.household_id),
                 assignee_user_id: Some(actor.user.id),
-                limit: Some(100),
                 ..OrderFilter::default()
             })
             .await?;
@@ -405,14 +445,18 @@ pub(crate) async fn accept(
             "no replacement was found yet; name a volunteer",
         ));
     };
-    if !team_path(&state, volunteer)
-        .await?
-        .is_some_and(|t| actor.manages(&t))
+    // The rule of a new pairing: the volunteer's team serves a district
+    // the household lives in, in the caller's area.
+    let divisions = household_divisions(&state, p.household_id).await?;
+    let teams = volunteer_teams(&state, volunteer).await?;
+    if !teams
+        .iter()
+        .any(|t| divisions.iter().any(|d| may_dispatch(&actor, d, 0, t)))
     {
         return Err(ApiError::invalid(
             "volunteer_user_id",
             "unknown_volunteer",
-            "no volunteer with this id on a team in your area",
+            "no volunteer with this id whose team serves the household's district in your area",
         ));
     }
     match state

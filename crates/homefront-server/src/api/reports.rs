@@ -12,18 +12,21 @@
 //! `from` and `to` are epoch ms, RFC 3339 instants, or dates
 //! (`2020-02-01`) in the unit's time zone; a date `to` includes that day.
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{NaiveDate, TimeZone};
+use futures::StreamExt;
 use homefront_domain::{PhoneNumber, Role};
 use homefront_store::Store;
 use homefront_store::figures::{Figures, ReportScope};
 use homefront_store::org_units::OrgUnit;
 use homefront_store::volunteers::VolunteerFilter;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use crate::AppState;
 use crate::api::ApiQuery;
@@ -110,7 +113,7 @@ fn parse_bound(field: &str, text: &str, tz: chrono_tz::Tz, end: bool) -> ApiResu
 /// # Errors
 /// 422 on an unparsable bound or `to <= from`.
 pub fn period(unit: &OrgUnit, from: &str, to: &str) -> ApiResult<(i64, i64)> {
-    let tz: chrono_tz::Tz = unit.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+    let tz = unit.time_zone;
     let from = parse_bound("from", from, tz, false)?;
     let to = parse_bound("to", to, tz, true)?;
     if to <= from {
@@ -345,7 +348,7 @@ fn format_of(q: &FormatQuery) -> ApiResult<Format> {
         .ok_or_else(|| ApiError::invalid("format", "invalid_format", "format must be csv or xlsx"))
 }
 
-fn file_response(bytes: Vec<u8>, format: Format, stem: &str, rows: usize) -> Response {
+fn file_response(body: Body, format: Format, stem: &str, rows: i64) -> Response {
     let disposition = format!("attachment; filename=\"{stem}.{}\"", format.extension());
     (
         [
@@ -356,31 +359,60 @@ fn file_response(bytes: Vec<u8>, format: Format, stem: &str, rows: usize) -> Res
                 rows.to_string(),
             ),
         ],
-        bytes,
+        body,
     )
         .into_response()
 }
 
-/// The orders export for `actor`: the rows of `GET /api/v1/orders` with the
-/// same query (same scope, filter and limit), summaries only.
+/// The orders export for `actor`: every order `GET /api/v1/orders` would
+/// list with the same query, over all its pages (the same scope and
+/// filter; a `cursor` starts after that page, an explicit `limit` keeps the
+/// newest that many), summaries only. Returns the body, streamed from one
+/// database snapshot as it is written, and its row count.
 ///
 /// # Errors
-/// As the list; writer errors as 500.
+/// As the list (422 for a `limit` below 1); database errors. A failure
+/// while streaming breaks the download instead of ending it early.
 pub async fn orders_export(
     state: &AppState,
     actor: &Actor,
     q: &OrderQuery,
     format: Format,
-) -> ApiResult<(Vec<u8>, usize)> {
-    let filter = scoped_filter(state, actor, q).await?;
-    let orders = state.store.orders(&filter).await?;
-    let bytes =
-        exports::write(&exports::orders_table(&orders), format).map_err(ApiError::internal)?;
-    Ok((bytes, orders.len()))
+) -> ApiResult<(Body, i64)> {
+    let mut filter = scoped_filter(state, actor, q).await?;
+    if let Some(limit) = q.limit {
+        if limit < 1 {
+            return Err(ApiError::invalid(
+                "limit",
+                "invalid_limit",
+                "limit must be at least 1; leave it out to export every matching order",
+            ));
+        }
+        filter.limit = Some(limit);
+    }
+    let mut snapshot = state.store.order_snapshot(&filter).await?;
+    let count = snapshot.count;
+    let (tx, rx) = mpsc::channel::<exports::RowResult>(256);
+    tokio::spawn(async move {
+        let mut rows = snapshot.rows();
+        while let Some(row) = rows.next().await {
+            let row = row
+                .map(|o| exports::order_cells(&o))
+                .map_err(|e| e.to_string());
+            let stop = row.is_err();
+            if tx.send(row).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    Ok((exports::body(format, exports::ORDERS, rx), count))
 }
 
-/// The orders of `GET /api/v1/orders` with the same query, as a CSV or
-/// xlsx file (list summaries: no address, phone or notes).
+/// Every order of `GET /api/v1/orders` with the same query (all pages, not
+/// one), as a CSV or xlsx file (list summaries: no address, phone or notes).
+///
+/// The file is streamed as it is written; `X-Row-Count` gives its rows,
+/// counted from the same database snapshot the rows are read from.
 #[utoipa::path(get, path = "/api/v1/exports/orders", tag = "exports",
     params(FormatQuery, crate::api::orders::OrderQuery),
     responses((status = 200, description = "The file (`X-Row-Count` gives its rows)",
@@ -396,8 +428,8 @@ pub async fn export_orders(
     ApiQuery(q): ApiQuery<OrderQuery>,
 ) -> ApiResult<Response> {
     let format = format_of(&f)?;
-    let (bytes, rows) = orders_export(&state, &actor, &q, format).await?;
-    Ok(file_response(bytes, format, "orders", rows))
+    let (body, rows) = orders_export(&state, &actor, &q, format).await?;
+    Ok(file_response(body, format, "orders", rows))
 }
 
 /// Hours per volunteer (as `GET /api/v1/reports/hours`) as a CSV or xlsx file.
@@ -424,8 +456,21 @@ pub async fn export_hours(
         to_ms: to,
     };
     let rows = volunteer_hours(&state.store, &scope).await?;
-    let bytes = exports::write(&exports::hours_table(&rows), format).map_err(ApiError::internal)?;
-    Ok(file_response(bytes, format, "hours", rows.len()))
+    let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    let (tx, rx) = mpsc::channel::<exports::RowResult>(256);
+    tokio::spawn(async move {
+        for r in &rows {
+            if tx.send(Ok(exports::hours_cells(r))).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(file_response(
+        exports::body(format, exports::HOURS, rx),
+        format,
+        "hours",
+        count,
+    ))
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
+        .route("/auth/logout-all", post(logout_all))
         .route("/auth/me", get(me))
         .route("/auth/password", post(change_password))
         .route("/auth/totp/setup", post(totp_setup))
@@ -40,6 +41,11 @@ pub struct LoginRequest {
     /// Six-digit TOTP code, required when the account has TOTP enabled.
     #[serde(default)]
     pub totp_code: Option<String>,
+    /// "Remember this phone": a session of `remember_days` (default 30)
+    /// instead of `session_hours`, for accounts that are only requesters
+    /// and volunteers (others get a normal session; see `remembered`).
+    #[serde(default)]
+    pub remember: bool,
 }
 
 /// Who is signed in: the account and its grants.
@@ -63,6 +69,8 @@ pub struct LoginResponse {
     pub token: String,
     /// Session expiry, epoch ms.
     pub expires_at: i64,
+    /// Whether the session is a remembered one (`remember_days`).
+    pub remembered: bool,
 }
 
 /// The client's address: the peer, or the first `X-Forwarded-For` entry
@@ -95,8 +103,9 @@ fn too_many(oldest: Option<i64>, window_ms: i64, now: Timestamp) -> ApiError {
 
 /// Sign in with phone and password (and a TOTP code when enabled).
 ///
-/// Opens a session for `session_hours` (default 12 h): the answer carries a
-/// bearer token for API clients and sets the HttpOnly `hf_session` cookie
+/// Opens a session for `session_hours` (default 12 h), or `remember_days`
+/// (default 30) with `"remember": true` for requesters and volunteers:
+/// the answer carries a bearer token for API clients and sets the HttpOnly `hf_session` cookie
 /// for browsers. Failed attempts are throttled per account and per client
 /// address within a window (default 5 per account, 20 per address in 15
 /// minutes); the response time does not reveal whether a phone number has
@@ -108,6 +117,7 @@ fn too_many(oldest: Option<i64>, window_ms: i64, now: Timestamp) -> ApiError {
         (status = 200, description = "Signed in", body = LoginResponse,
             headers(("Set-Cookie" = String, description = "`hf_session=<token>; Path=/; HttpOnly; SameSite=Lax; Max-Age=<seconds>`"))),
         (status = 401, description = "`invalid_credentials` (wrong phone or password, or a disabled account); `totp_required` or `invalid_totp` (field `totp_code`)", body = ErrorShape),
+        (status = 403, description = "`cross_site_request`: a browser posted it from another site (`Sec-Fetch-Site` other than `same-origin` or `none`, or an `Origin` that is not this host)", body = ErrorShape),
         (status = 422, description = "Malformed phone number (field `phone`) or body", body = ErrorShape),
         (status = 429, description = "`too_many_attempts`: too many failed sign-ins in the window",
             body = ErrorShape, headers(("Retry-After" = i64, description = "Seconds until a new attempt may succeed"))),
@@ -118,6 +128,7 @@ async fn login(
     headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
+    auth::check_same_origin(&headers)?;
     let ip = client_ip(&state, &headers, peer);
     let (body, cookie) = sign_in(&state, &ip, req).await?;
     let mut resp = Json(body).into_response();
@@ -140,7 +151,7 @@ pub async fn sign_in(
     let now = state.clock.now();
     let ip = ip.to_string();
     let phone = PhoneNumber::parse(&req.phone)
-        .map_err(|e| ApiError::invalid("phone", "invalid_phone", e.to_string()))?;
+        .map_err(|e| ApiError::invalid("phone", e.code(), e.to_string()))?;
     let cfg = &state.config;
     let window_ms = cfg.login_window_minutes * Timestamp::MINUTE_MS;
     let failed = state
@@ -168,7 +179,7 @@ pub async fn sign_in(
     };
     let password_ok = auth::verify_password(req.password, stored).await;
     let creds = match creds {
-        Some(c) if password_ok && c.disabled == 0 => c,
+        Some(c) if password_ok && !c.disabled => c,
         _ => {
             state
                 .store
@@ -181,7 +192,7 @@ pub async fn sign_in(
             ));
         }
     };
-    if creds.totp_enabled == 1 {
+    if creds.totp_enabled {
         let secret = creds.totp_secret.as_deref().unwrap_or("");
         match req.totp_code.as_deref() {
             None | Some("") => {
@@ -216,7 +227,14 @@ pub async fn sign_in(
 
     let token = auth::new_token();
     let csrf = auth::new_token();
-    let expires_at = now.epoch_ms() + cfg.session_hours * Timestamp::HOUR_MS;
+    let grants = state.store.grants(creds.id).await?;
+    let remembered = req.remember && may_remember(&grants);
+    let lifetime_ms = if remembered {
+        cfg.remember_days * 24 * Timestamp::HOUR_MS
+    } else {
+        cfg.session_hours * Timestamp::HOUR_MS
+    };
+    let expires_at = now.epoch_ms() + lifetime_ms;
     state
         .store
         .create_session(
@@ -232,10 +250,9 @@ pub async fn sign_in(
         .user(creds.id)
         .await?
         .ok_or_else(ApiError::unauthenticated)?;
-    let grants = state.store.grants(creds.id).await?;
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
-        cfg.session_hours * 3600,
+        lifetime_ms / 1000,
         if cfg.secure_cookies { "; Secure" } else { "" }
     );
     let body = LoginResponse {
@@ -246,11 +263,21 @@ pub async fn sign_in(
         },
         token,
         expires_at,
+        remembered,
     };
     Ok((
         body,
         HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
     ))
+}
+
+/// Whether an account with `grants` may keep a remembered session: it holds
+/// the requester or volunteer role and no role that acts for others
+/// (admin, coordinator, liaison), whose sessions stay short.
+pub fn may_remember(grants: &[Grant]) -> bool {
+    let has = |r: Role| grants.iter().any(|g| g.role == r);
+    (has(Role::Requester) || has(Role::Volunteer))
+        && !(has(Role::Admin) || has(Role::Coordinator) || has(Role::Liaison))
 }
 
 /// Argon2id hash of a random string nobody knows, made once per process and
@@ -272,6 +299,26 @@ async fn dummy_hash() -> ApiResult<String> {
         (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape)))]
 async fn logout(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
     state.store.delete_session(&actor.token_hash).await?;
+    crate::live::publish_account(&state, actor.user.id).await;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("hf_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    Ok(resp)
+}
+
+/// Sign out everywhere: ends every session of the account (remembered
+/// phones included, and with them their alerts) and clears this cookie.
+#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "sessions", operation_id = "logout_all",
+    responses(
+        (status = 204, description = "Every session of the account has ended",
+            headers(("Set-Cookie" = String, description = "`hf_session=; Max-Age=0`: clears the cookie"))),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape)))]
+pub(crate) async fn logout_all(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
+    state.store.delete_user_sessions(actor.user.id).await?;
+    crate::live::publish_account(&state, actor.user.id).await;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
@@ -299,7 +346,8 @@ async fn me(actor: Actor) -> Json<Me> {
 pub struct ChangePassword {
     /// The current password.
     pub current_password: String,
-    /// The new password, at least 8 characters.
+    /// The new password: 10 to 256 characters, not easy to guess (see
+    /// `common_password`); kept exactly as typed.
     pub new_password: String,
 }
 
@@ -313,14 +361,18 @@ pub struct ChangePassword {
         (status = 204, description = "Changed; every session of the account has ended"),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
-        (status = 422, description = "`weak_password` (field `new_password`, under 8 characters) or `invalid_credentials` (field `current_password`)", body = ErrorShape),
+        (status = 422, description = "`weak_password` (field `new_password`, under 10 characters), `password_too_long` (over 256) or `common_password` (easy to guess: a common password, a pattern, the phone number or name) or `invalid_credentials` (field `current_password`)", body = ErrorShape),
         BodyRejection))]
 pub(crate) async fn change_password(
     State(state): State<AppState>,
     actor: Actor,
     ApiJson(req): ApiJson<ChangePassword>,
 ) -> ApiResult<StatusCode> {
-    auth::check_password_strength("new_password", &req.new_password)?;
+    auth::check_password_strength(
+        "new_password",
+        &req.new_password,
+        &auth::personal_inputs(&actor.user.phone, &actor.user.display_name),
+    )?;
     let creds = state
         .store
         .credentials(actor.user.id)
@@ -337,6 +389,7 @@ pub(crate) async fn change_password(
     state.store.set_password_hash(actor.user.id, &hash).await?;
     // Every other session ends with the old password.
     state.store.delete_user_sessions(actor.user.id).await?;
+    crate::live::publish_account(&state, actor.user.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -364,7 +417,7 @@ async fn totp_setup(State(state): State<AppState>, actor: Actor) -> ApiResult<Js
     if !Role::ALL.iter().any(|r| r.may_use_totp() && actor.has(*r)) {
         return Err(ApiError::forbidden());
     }
-    if actor.user.totp_enabled == 1 {
+    if actor.user.totp_enabled {
         return Err(ApiError::conflict(
             "totp_already_enabled",
             "two-step sign-in is already on for this account",

@@ -1,10 +1,13 @@
 //! Accounts and roles: `GET/POST /api/v1/users`, `GET /api/v1/users/{id}`,
 //! `POST /api/v1/users/{id}/grants`, `DELETE /api/v1/users/{id}/grants/{grant_id}`.
 //!
-//! Admins manage every account. A coordinator creates and reads accounts
-//! whose grants lie in its subtree and grants coordinator, liaison,
-//! volunteer or requester roles bound to units there; only admins grant
-//! `admin`. Everyone reads their own account.
+//! Admins manage every account. A coordinator creates accounts in its
+//! subtree, reads accounts with a grant there, and changes (password,
+//! roles) only accounts it administers: every role inside its subtree and
+//! below its level ([`Actor::administers`]). Adding a role to an existing
+//! account it does not administer (attaching someone else's account to a
+//! team) is for an admin. Only admins grant `admin`. Everyone reads their
+//! own account.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -20,7 +23,8 @@ use crate::api::ApiQuery;
 use crate::api::openapi::{BodyRejection, ErrorShape};
 use crate::api::{ApiJson, parse_id};
 use crate::auth::{self, Actor};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OnConstraint};
+use homefront_store::constraint;
 
 /// User routes.
 pub fn router() -> Router<AppState> {
@@ -83,7 +87,7 @@ pub(crate) async fn list(
 
 /// Whether `actor` may see the account holding `grants`: itself, an admin,
 /// or a coordinator of a unit one of the grants is bound to.
-fn can_see(actor: &Actor, user_id: i64, grants: &[Grant]) -> bool {
+pub(crate) fn can_see(actor: &Actor, user_id: i64, grants: &[Grant]) -> bool {
     actor.user.id == user_id
         || actor.is_admin()
         || grants.iter().any(|g| {
@@ -142,7 +146,7 @@ pub struct CreateUser {
     pub phone: String,
     /// Name shown to others, 1–100 characters, any script.
     pub display_name: String,
-    /// Initial password, at least 8 characters.
+    /// Initial password: 10 to 256 characters, not easy to guess.
     pub password: String,
     /// `zh-CN` (default) or `en`.
     #[serde(default)]
@@ -195,10 +199,7 @@ async fn check_grant(
             ));
         }
     };
-    let kind: homefront_domain::org::OrgKind = unit
-        .kind
-        .parse()
-        .map_err(|_| ApiError::internal("stored org kind"))?;
+    let kind = unit.kind;
     let fits = match role {
         Role::Coordinator => kind.is_division(),
         Role::Liaison | Role::Requester => kind == homefront_domain::org::OrgKind::Employer,
@@ -228,7 +229,7 @@ async fn check_grant(
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: not a coordinator or admin, or a non-admin granting `admin`; or `csrf_failed`", body = ErrorShape),
         (status = 409, description = "`phone_taken` (field `phone`): add a role to the existing account instead", body = ErrorShape),
-        (status = 422, description = "`invalid_phone` (field `phone`), `invalid_name` (`display_name`), `invalid_locale` (`locale`), `weak_password` (`password`, at least 8 characters), `grant_required` (`grants`), `invalid_role` (field `role`); `unexpected_org_unit`, `org_unit_required`, `unknown_org_unit` or `wrong_org_kind` (`org_unit_id`: a division for a coordinator, an employer for a liaison or requester, a team for a volunteer)", body = ErrorShape),
+        (status = 422, description = "`invalid_phone` or `phone_extension` (field `phone`), `invalid_name` (`display_name`), `invalid_locale` (`locale`), `weak_password` (`password`, at least 10 characters), `password_too_long` or `common_password` (`password`), `grant_required` (`grants`), `invalid_role` (field `role`); `unexpected_org_unit`, `org_unit_required`, `unknown_org_unit` or `wrong_org_kind` (`org_unit_id`: a division for a coordinator, an employer for a liaison or requester, a team for a volunteer)", body = ErrorShape),
         BodyRejection))]
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -239,7 +240,7 @@ pub(crate) async fn create(
         return Err(ApiError::forbidden());
     }
     let phone = PhoneNumber::parse(&req.phone)
-        .map_err(|e| ApiError::invalid("phone", "invalid_phone", e.to_string()))?;
+        .map_err(|e| ApiError::invalid("phone", e.code(), e.to_string()))?;
     let name = req.display_name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::invalid(
@@ -248,15 +249,23 @@ pub(crate) async fn create(
             "display_name must have 1 to 100 characters",
         ));
     }
-    let locale = req.locale.as_deref().unwrap_or("zh-CN");
-    if !matches!(locale, "zh-CN" | "en") {
+    let Ok(locale) = req
+        .locale
+        .as_deref()
+        .unwrap_or("zh-CN")
+        .parse::<homefront_domain::locale::Locale>()
+    else {
         return Err(ApiError::invalid(
             "locale",
             "invalid_locale",
             "locale must be zh-CN or en",
         ));
-    }
-    auth::check_password_strength("password", &req.password)?;
+    };
+    auth::check_password_strength(
+        "password",
+        &req.password,
+        &auth::personal_inputs(phone.as_str(), name),
+    )?;
     if !actor.is_admin() && req.grants.is_empty() {
         return Err(ApiError::invalid(
             "grants",
@@ -283,15 +292,12 @@ pub(crate) async fn create(
         .store
         .create_user(&phone, name, &hash, locale, now)
         .await
-        .map_err(|e| match e {
-            homefront_store::StoreError::Conflict(_) => ApiError {
-                field: Some("phone".into()),
-                ..ApiError::conflict(
-                    "phone_taken",
-                    "an account with this phone number exists; add a role to it instead",
-                )
-            },
-            other => other.into(),
+        .on_constraint(constraint::USER_PHONE, || ApiError {
+            field: Some("phone".into()),
+            ..ApiError::conflict(
+                "phone_taken",
+                "an account with this phone number exists; add a role to it instead",
+            )
         })?;
     for (role, unit) in checked {
         state.store.grant_role(user.id, role, unit, now).await?;
@@ -302,16 +308,18 @@ pub(crate) async fn create(
 
 /// Grant an account a role, bound to a unit in the caller's area.
 ///
-/// Coordinators may add roles to accounts they cannot see yet (e.g. a
-/// requester becoming a volunteer), since the new grant is in their area.
+/// Coordinators only for accounts they administer (every role inside their
+/// area and below their level); another account (a requester without an
+/// employer in the area, a volunteer of another county) joins through an
+/// admin.
 #[utoipa::path(post, path = "/api/v1/users/{id}/grants", tag = "users", operation_id = "add_grant",
     params(("id" = i64, Path, description = "Account id")),
     request_body = GrantRequest,
     responses(
         (status = 201, description = "Granted", body = Grant),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
-        (status = 403, description = "`forbidden`: not a coordinator or admin, or a non-admin granting `admin`; or `csrf_failed`", body = ErrorShape),
-        (status = 404, description = "No such account", body = ErrorShape),
+        (status = 403, description = "`forbidden`: not a coordinator or admin, or a non-admin granting `admin`; `account_outside_area`: the account holds a role outside the coordinator's area or at its level; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such account, or not visible to the caller", body = ErrorShape),
         (status = 409, description = "`duplicate`: the account already holds this role for this unit", body = ErrorShape),
         (status = 422, description = "`invalid_role` (field `role`); `unexpected_org_unit`, `org_unit_required`, `unknown_org_unit` or `wrong_org_kind` (`org_unit_id`: a division for a coordinator, an employer for a liaison or requester, a team for a volunteer)", body = ErrorShape),
         BodyRejection))]
@@ -325,22 +333,15 @@ pub(crate) async fn add_grant(
     if !actor.is_admin() && !actor.has(Role::Coordinator) {
         return Err(ApiError::forbidden());
     }
-    // The target must exist; coordinators may add the volunteer or
-    // requester role to accounts they cannot see yet (e.g. a requester
-    // becoming a volunteer), since the new grant is inside their area and
-    // shows no one else's data. They learn only that the id exists.
-    state
-        .store
-        .user(id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let (role, unit) = check_grant(&state, &actor, &req).await?;
-    // Roles that open other people's records (coordinator, liaison) only
-    // for accounts already in the caller's area: otherwise a county
-    // coordinator could hand their county's addresses to anyone.
-    if !actor.is_admin() && matches!(role, Role::Coordinator | Role::Liaison | Role::Admin) {
-        load_visible(&state, &actor, id).await?;
+    // A grant in the caller's area would make the account visible to the
+    // caller, and with it resettable: so coordinators add roles only to
+    // accounts they already administer, and an account they cannot see
+    // answers as a missing one.
+    let target = load_visible(&state, &actor, id).await?;
+    if !actor.administers(&target.grants) {
+        return Err(auth::account_outside_area());
     }
+    let (role, unit) = check_grant(&state, &actor, &req).await?;
     let grant = state
         .store
         .grant_role(id, role, unit, state.clock.now().epoch_ms())
@@ -350,14 +351,15 @@ pub(crate) async fn add_grant(
 
 /// Revoke one of an account's role grants.
 ///
-/// Coordinators revoke grants bound to units in their area; only admins
-/// revoke `admin`, and never their own.
+/// Coordinators revoke grants bound to units in their area of accounts they
+/// administer (every role inside their area and below their level); only
+/// admins revoke `admin`, and never their own.
 #[utoipa::path(delete, path = "/api/v1/users/{id}/grants/{grant_id}", tag = "users", operation_id = "remove_grant",
     params(("id" = i64, Path, description = "Account id"), ("grant_id" = i64, Path, description = "Grant id")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
-        (status = 403, description = "`forbidden`: the account is visible but the caller may not revoke this grant; or `csrf_failed`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the account is visible but the caller may not revoke this grant; `account_outside_area`: the account holds a role outside the coordinator's area or at its level; or `csrf_failed`", body = ErrorShape),
         (status = 404, description = "No such grant on the account, or the account is not visible to the caller", body = ErrorShape)))]
 pub(crate) async fn remove_grant(
     State(state): State<AppState>,
@@ -370,7 +372,7 @@ pub(crate) async fn remove_grant(
         .iter()
         .find(|g| g.id == grant_id)
         .ok_or_else(ApiError::not_found)?;
-    let allowed = if grant.role() == Some(Role::Admin) {
+    let allowed = if grant.role == Role::Admin {
         actor.is_admin() && actor.user.id != id
     } else {
         grant.org_path.as_ref().map_or(actor.is_admin(), |p| {
@@ -384,7 +386,11 @@ pub(crate) async fn remove_grant(
             ApiError::not_found()
         });
     }
+    if !actor.administers(&grants) {
+        return Err(auth::account_outside_area());
+    }
     state.store.revoke_grant(id, grant_id).await?;
+    crate::live::publish_account(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -392,24 +398,27 @@ pub(crate) async fn remove_grant(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPassword {
-    /// The new password, at least 8 characters; tell the person in person.
+    /// The new password: 10 to 256 characters, not easy to guess; tell the
+    /// person in person.
     pub password: String,
 }
 
 /// Set another account's password (a reset), ending its sessions.
 ///
 /// E.g. for volunteers imported from a roster, who start without one.
-/// Admins for anyone; coordinators for accounts with a grant in their area
-/// (never an admin's). Tell the person the password in person.
+/// Admins for anyone; coordinators only for accounts they administer:
+/// every role inside their area and below their level (never an admin's,
+/// a peer coordinator's, or one with a role elsewhere). Tell the person
+/// the password in person.
 #[utoipa::path(post, path = "/api/v1/users/{id}/password", tag = "users", operation_id = "set_user_password",
     params(("id" = i64, Path, description = "Account id")),
     request_body = SetPassword,
     responses(
         (status = 204, description = "Set; every session of the account has ended"),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
-        (status = 403, description = "`forbidden`: not a coordinator or admin, or a coordinator resetting an admin; or `csrf_failed`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: not a coordinator or admin; `account_outside_area`: the account holds a role outside the coordinator's area or at its level (an admin, a peer coordinator); or `csrf_failed`", body = ErrorShape),
         (status = 404, description = "No such account, or not visible to the caller", body = ErrorShape),
-        (status = 422, description = "`weak_password` (field `password`, at least 8 characters)", body = ErrorShape),
+        (status = 422, description = "`weak_password` (field `password`, at least 10 characters), `password_too_long` or `common_password` (`password`)", body = ErrorShape),
         BodyRejection))]
 pub(crate) async fn set_password(
     State(state): State<AppState>,
@@ -422,13 +431,17 @@ pub(crate) async fn set_password(
         return Err(ApiError::forbidden());
     }
     let target = load_visible(&state, &actor, id).await?;
-    let target_is_admin = target.grants.iter().any(|g| g.role() == Some(Role::Admin));
-    if target_is_admin && !actor.is_admin() {
-        return Err(ApiError::forbidden());
+    if !actor.administers(&target.grants) {
+        return Err(auth::account_outside_area());
     }
-    auth::check_password_strength("password", &req.password)?;
+    auth::check_password_strength(
+        "password",
+        &req.password,
+        &auth::personal_inputs(&target.user.phone, &target.user.display_name),
+    )?;
     let hash = auth::hash_password(req.password).await?;
     state.store.set_password_hash(id, &hash).await?;
     state.store.delete_user_sessions(id).await?;
+    crate::live::publish_account(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -230,7 +230,10 @@ pub async fn compute(store: &Store, provincial_team: i64) -> Result<Report, Stor
     for team in &teams {
         let active = volunteers
             .iter()
-            .filter(|v| v.team_id == team.id && v.vetting_state == "active")
+            .filter(|v| {
+                v.team_id == team.id
+                    && v.vetting_state == homefront_domain::vetting::VettingState::Active
+            })
             .count();
         let h = hours.iter().find(|h| h.team_id == Some(team.id));
         let f = TeamFigures {

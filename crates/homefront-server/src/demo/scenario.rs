@@ -295,7 +295,7 @@ impl Builder<'_> {
             )
             .await?
             .map_err(|e| data(format!("vetting {phone}: {e}")))?;
-            tx.commit().await.map_err(StoreError::from)?;
+            tx.commit().await?;
         }
         let mut kinds = vec![
             CredentialKind::TrainingCertificate,
@@ -345,7 +345,13 @@ impl Builder<'_> {
         let now = self.at.epoch_ms();
         let user = self
             .store
-            .create_user(&phone, &format!("示例医护{n:03}"), self.hash, "zh-CN", now)
+            .create_user(
+                &phone,
+                &format!("示例医护{n:03}"),
+                self.hash,
+                homefront_domain::locale::Locale::ZhCn,
+                now,
+            )
             .await?;
         self.store
             .grant_role(user.id, Role::Requester, None, now)
@@ -377,7 +383,7 @@ impl Builder<'_> {
                     household.id,
                     &MemberFields {
                         name: format!("示例成员{n:03}-{}", i + 1),
-                        relation: (*relation).to_string(),
+                        relation: relation.parse().expect("a relation of the scenario"),
                         age_years: age,
                         school_grade: grade,
                         phone: None,
@@ -420,7 +426,13 @@ impl Builder<'_> {
         let now = self.at.epoch_ms();
         let user = self
             .store
-            .create_user(&p, name, self.hash, "zh-CN", now)
+            .create_user(
+                &p,
+                name,
+                self.hash,
+                homefront_domain::locale::Locale::ZhCn,
+                now,
+            )
             .await?;
         for (role, unit) in grants {
             self.store.grant_role(user.id, *role, *unit, now).await?;
@@ -438,7 +450,13 @@ impl Builder<'_> {
 
     async fn pair(&self, household: i64, volunteer: i64, role: &str) -> Result<(), ScenarioError> {
         self.store
-            .create_pairing(household, volunteer, role, None, self.at.epoch_ms())
+            .create_pairing(
+                household,
+                volunteer,
+                role.parse().expect("a pairing role of the scenario"),
+                None,
+                self.at.epoch_ms(),
+            )
             .await?;
         Ok(())
     }
@@ -939,7 +957,13 @@ pub async fn stage_live(
     let (_, neighbour) = neighbour.ok_or_else(|| data("no provincial household to pair"))?;
     for h in [login, neighbour] {
         store
-            .create_pairing(h.household_id, volunteer_id, "primary", None, at.epoch_ms())
+            .create_pairing(
+                h.household_id,
+                volunteer_id,
+                homefront_domain::pairing::PairingRole::Primary,
+                None,
+                at.epoch_ms(),
+            )
             .await?;
     }
     Ok(neighbour.clone())

@@ -167,7 +167,12 @@ impl Engine {
             .service_items(false)
             .await?
             .into_iter()
-            .map(|i| (i.code.clone(), (i.id, i.default_duration_minutes, i.mode)))
+            .map(|i| {
+                (
+                    i.code.clone(),
+                    (i.id, i.default_duration_minutes, i.mode.to_string()),
+                )
+            })
             .collect();
         Ok(Self {
             state,
@@ -369,7 +374,8 @@ impl Engine {
             .await?;
         if !status.is_success() {
             self.refused += 1;
-            tracing::warn!(%status, body = %v, "demo: an order was refused");
+            // The code only: a refusal's message may quote what was sent.
+            tracing::warn!(%status, code = %v["code"], field = %v["field"], "demo: an order was refused");
             return Ok(());
         }
         let order = v["id"].as_i64().unwrap_or(0);
@@ -439,7 +445,7 @@ impl Engine {
             let Some(order) = self.state.store.order(o.order_id).await? else {
                 continue;
             };
-            let mean = model::mean_response_s(&order.lane);
+            let mean = model::mean_response_s(order.lane.as_str());
             let delay_s = model::MIN_RESPONSE_S + model::exponential(&mut self.rng, mean);
             let p_decline = if o.via == "pairing" {
                 model::DECLINE_PAIRED
@@ -490,7 +496,7 @@ impl Engine {
             return Ok(());
         };
         let now = self.now().epoch_ms();
-        let travel = if order.item_mode == "onsite" {
+        let travel = if order.item_mode == homefront_domain::catalogue::ServiceMode::Onsite {
             let km = offer.distance_km.unwrap_or(0.0);
             let prep = model::uniform(&mut self.rng, model::PREPARE_MIN);
             self.minutes(prep + km / model::TRAVEL_KMH * 60.0)
@@ -499,7 +505,9 @@ impl Engine {
         };
         let at = match self.pace {
             Pace::Manual(_) => (now + travel).max(order.window_start),
-            Pace::Live { .. } => now + travel,
+            // Check-in opens `check_in_lead_minutes` before the window.
+            Pace::Live { .. } => (now + travel)
+                .max(order.window_start - self.state.config.check_in_lead_minutes * 60_000),
         };
         self.push(
             at,
@@ -521,7 +529,7 @@ impl Engine {
         let Some(order) = self.state.store.order(order_id).await? else {
             return Ok(());
         };
-        let range = if order.item_mode == "onsite" {
+        let range = if order.item_mode == homefront_domain::catalogue::ServiceMode::Onsite {
             model::DURATION_ONSITE
         } else {
             model::DURATION_REMOTE
@@ -588,10 +596,7 @@ impl Engine {
             return Ok(());
         };
         let store = &self.state.store;
-        let on_duty = store
-            .volunteer(volunteer)
-            .await?
-            .is_some_and(|v| v.on_duty == 1);
+        let on_duty = store.volunteer(volunteer).await?.is_some_and(|v| v.on_duty);
         let offered = store
             .open_offers()
             .await?
@@ -880,7 +885,7 @@ pub async fn spawn_live(
     tracing::info!(
         volunteer = scenario.login_volunteer_id,
         requester = scenario.login_requester_id,
-        neighbour = %neighbour.phone,
+        neighbour = neighbour.requester_id,
         "demo: the login volunteer is paired with the login requester's household and a neighbour's"
     );
     let humans = BTreeSet::from([scenario.login_volunteer_id, scenario.login_requester_id]);

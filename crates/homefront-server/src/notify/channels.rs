@@ -24,6 +24,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
+use homefront_domain::notify::{Channel, EventKind};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -43,6 +44,8 @@ pub struct SendError {
     pub http_status: Option<i64>,
     /// What went wrong, without the URL (it carries the bot key).
     pub error: String,
+    /// Retrying cannot help (a push subscription the browser dropped).
+    pub permanent: bool,
 }
 
 /// DingTalk's signature of `timestamp_ms` with `secret`.
@@ -67,7 +70,7 @@ pub fn valid_webhook_secret(secret: &str) -> bool {
 /// What to send where.
 pub struct Outgoing<'a> {
     /// `wecom`, `dingtalk` or `webhook`.
-    pub channel: &'a str,
+    pub channel: Channel,
     /// Target URL.
     pub url: &'a str,
     /// Signing secret.
@@ -75,7 +78,7 @@ pub struct Outgoing<'a> {
     /// Idempotent delivery id.
     pub delivery_key: &'a str,
     /// Event kind, e.g. `order_submitted`.
-    pub kind: &'a str,
+    pub kind: EventKind,
     /// Event data (non-identifying facts only).
     pub data: &'a Value,
     /// Rendered message.
@@ -108,8 +111,8 @@ pub fn build(o: &Outgoing<'_>) -> Result<Request, String> {
         (DELIVERY_HEADER.to_string(), o.delivery_key.to_string()),
     ];
     let body = match o.channel {
-        "wecom" => json!({"msgtype": "markdown", "markdown": {"content": o.message.body}}),
-        "dingtalk" => {
+        Channel::Wecom => json!({"msgtype": "markdown", "markdown": {"content": o.message.body}}),
+        Channel::Dingtalk => {
             if let Some(secret) = o.secret.filter(|s| !s.is_empty()) {
                 let sign = dingtalk_sign(secret, o.now_ms);
                 url.query_pairs_mut()
@@ -119,17 +122,17 @@ pub fn build(o: &Outgoing<'_>) -> Result<Request, String> {
             json!({"msgtype": "markdown",
                    "markdown": {"title": o.message.title, "text": o.message.body}})
         }
-        "webhook" => {
+        Channel::Webhook => {
             let ts = chrono::DateTime::from_timestamp_millis(o.event_at)
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
                 .unwrap_or_default();
-            json!({"type": o.kind.replacen('_', ".", 1), "timestamp": ts,
+            json!({"type": o.kind.as_str().replacen('_', ".", 1), "timestamp": ts,
                    "data": o.data, "title": o.message.title, "text": o.message.body})
         }
-        other => return Err(format!("unknown channel {other}")),
+        other => return Err(format!("{other} is not an HTTP channel")),
     }
     .to_string();
-    if o.channel == "webhook" {
+    if o.channel == Channel::Webhook {
         let secret = o.secret.ok_or("webhook without a signing secret")?;
         let wh = standardwebhooks::Webhook::new(secret).map_err(|e| format!("bad secret: {e}"))?;
         let ts = o.now_ms.div_euclid(1000);
@@ -152,6 +155,7 @@ pub async fn send(client: &reqwest::Client, o: &Outgoing<'_>) -> Result<i64, Sen
     let Request { url, headers, body } = build(o).map_err(|error| SendError {
         http_status: None,
         error,
+        permanent: false,
     })?;
     let mut req = client.post(url).timeout(SEND_TIMEOUT).body(body);
     for (k, v) in headers {
@@ -161,6 +165,7 @@ pub async fn send(client: &reqwest::Client, o: &Outgoing<'_>) -> Result<i64, Sen
         http_status: None,
         // Without the URL: it holds the bot's key.
         error: format!("request failed: {}", e.without_url()),
+        permanent: false,
     })?;
     let status = i64::from(resp.status().as_u16());
     let ok = resp.status().is_success();
@@ -169,6 +174,7 @@ pub async fn send(client: &reqwest::Client, o: &Outgoing<'_>) -> Result<i64, Sen
         return Err(SendError {
             http_status: Some(status),
             error: format!("HTTP {status}"),
+            permanent: false,
         });
     }
     if let Ok(v) = serde_json::from_str::<Value>(&text)
@@ -182,6 +188,7 @@ pub async fn send(client: &reqwest::Client, o: &Outgoing<'_>) -> Result<i64, Sen
                 "errcode {code}: {}",
                 v.get("errmsg").and_then(Value::as_str).unwrap_or("")
             ),
+            permanent: false,
         });
     }
     Ok(status)

@@ -26,19 +26,21 @@
 //! plus 5 s).
 
 pub mod channels;
+pub mod push;
 pub mod templates;
 
 use std::time::Duration;
 
 use homefront_domain::Timestamp;
+use homefront_domain::notify::{Channel, EventKind};
 use homefront_store::StoreError;
-use homefront_store::outbox::{AttemptOutcome, NewEvent, kind};
+use homefront_store::outbox::{AttemptOutcome, NewEvent};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::AppState;
 use channels::Outgoing;
-use templates::{Lang, render};
+use templates::render;
 
 /// How long a claimed delivery is held before another worker may retry it,
 /// by default (`notify_lease_seconds`).
@@ -96,13 +98,16 @@ pub async fn deliver_pass(state: &AppState) -> Result<DeliveryReport, StoreError
             continue;
         }
         let data: Value = serde_json::from_str(&d.data).unwrap_or(Value::Null);
-        let message = render(&d.kind, &data, Lang::from_locale(&d.locale));
-        let result = if d.channel == "inbox" {
+        let message = render(d.kind, &data, d.locale.into());
+        let result = if d.channel == Channel::Inbox {
             Ok(None)
+        } else if d.channel == Channel::Push {
+            push::send(state, &d, &data, now).await.map(Some)
         } else if d.bot_deleted_at.is_some() {
             Err(channels::SendError {
                 http_status: None,
                 error: "the bot was deleted".into(),
+                permanent: false,
             })
         } else {
             if let Some(bot) = d.bot_id {
@@ -118,15 +123,16 @@ pub async fn deliver_pass(state: &AppState) -> Result<DeliveryReport, StoreError
                 None => Err(channels::SendError {
                     http_status: None,
                     error: "no URL configured".into(),
+                    permanent: false,
                 }),
                 Some(url) => channels::send(
                     &state.http,
                     &Outgoing {
-                        channel: &d.channel,
+                        channel: d.channel,
                         url,
                         secret: d.secret.as_deref(),
                         delivery_key: &d.delivery_key,
-                        kind: &d.kind,
+                        kind: d.kind,
                         data: &data,
                         message: &message,
                         event_at: d.event_at,
@@ -142,14 +148,15 @@ pub async fn deliver_pass(state: &AppState) -> Result<DeliveryReport, StoreError
             Err(e) => {
                 let attempts = d.attempts + 1;
                 let retry_at = (attempts < i64::from(cfg.notify_max_attempts)
-                    && d.bot_deleted_at.is_none())
-                .then(|| {
-                    now + backoff_ms(
-                        cfg.notify_retry_base_seconds,
-                        cfg.notify_retry_max_seconds,
-                        attempts,
-                    )
-                });
+                    && d.bot_deleted_at.is_none()
+                    && !e.permanent)
+                    .then(|| {
+                        now + backoff_ms(
+                            cfg.notify_retry_base_seconds,
+                            cfg.notify_retry_max_seconds,
+                            attempts,
+                        )
+                    });
                 tracing::warn!(delivery = %d.delivery_key, channel = %d.channel, attempts,
                     error = %e.error, "notification delivery failed");
                 AttemptOutcome::Failed {
@@ -159,8 +166,8 @@ pub async fn deliver_pass(state: &AppState) -> Result<DeliveryReport, StoreError
                 }
             }
         };
-        let inbox =
-            (d.channel == "inbox").then_some((message.title.as_str(), message.body.as_str()));
+        let inbox = (d.channel == Channel::Inbox)
+            .then_some((message.title.as_str(), message.body.as_str()));
         if store
             .finish_delivery(&d, &token, &outcome, inbox, now)
             .await?
@@ -168,7 +175,7 @@ pub async fn deliver_pass(state: &AppState) -> Result<DeliveryReport, StoreError
             match &outcome {
                 AttemptOutcome::Delivered { .. } => {
                     report.delivered += 1;
-                    if let Some(user) = d.user_id.filter(|_| d.channel == "inbox") {
+                    if let Some(user) = d.user_id.filter(|_| d.channel == Channel::Inbox) {
                         crate::live::publish_inbox(state, user);
                     }
                 }
@@ -198,7 +205,7 @@ pub async fn credential_pass(state: &AppState) -> Result<usize, StoreError> {
     {
         let valid_to = e.credential.effective_valid_to();
         let mut data = serde_json::Map::new();
-        data.insert("credential_kind".into(), e.credential.kind.clone().into());
+        data.insert("credential_kind".into(), e.credential.kind.as_str().into());
         data.insert("valid_to".into(), valid_to.into());
         let key = format!(
             "credential_expiring:{}:{}",
@@ -209,11 +216,10 @@ pub async fn credential_pass(state: &AppState) -> Result<usize, StoreError> {
             .store
             .enqueue(
                 NewEvent {
-                    kind: kind::CREDENTIAL_EXPIRING,
                     user_id: Some(e.volunteer_id),
                     data,
                     dedupe_key: Some(key),
-                    ..NewEvent::default()
+                    ..NewEvent::of(EventKind::CredentialExpiring)
                 },
                 now.epoch_ms(),
             )

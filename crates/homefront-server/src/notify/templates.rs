@@ -7,6 +7,11 @@
 //! (cancellation reasons, notes) is left out for the same reason.
 
 use chrono::TimeZone;
+use homefront_domain::catalogue::Lane;
+use homefront_domain::clock::DEFAULT_TIME_ZONE;
+use homefront_domain::locale::Locale;
+use homefront_domain::notify::EventKind;
+use homefront_domain::order_state::OrderState;
 use serde_json::Value;
 
 /// A rendered message: a short title and a Markdown body.
@@ -25,6 +30,15 @@ pub enum Lang {
     Zh,
     /// English.
     En,
+}
+
+impl From<Locale> for Lang {
+    fn from(locale: Locale) -> Lang {
+        match locale {
+            Locale::ZhCn => Lang::Zh,
+            Locale::En => Lang::En,
+        }
+    }
 }
 
 impl Lang {
@@ -49,35 +63,40 @@ fn text<'a>(data: &'a Value, key: &str) -> &'a str {
     data.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
+/// An order state named in an event's data, in words (as given when it
+/// names no state).
 fn state_label(lang: Lang, state: &str) -> String {
+    let Ok(state) = state.parse::<OrderState>() else {
+        return state.to_string();
+    };
     let (zh, en) = match state {
-        "submitted" => ("已提交", "submitted"),
-        "dispatching" => ("派单中", "being dispatched"),
-        "assigned" => ("已接单", "assigned"),
-        "in_service" => ("服务中", "in service"),
-        "completed" => ("已完成", "completed"),
-        "confirmed" => ("已确认", "confirmed"),
-        "cancelled" => ("已取消", "cancelled"),
-        "unfulfilled" => ("未能安排", "unfulfilled"),
-        other => (other, other),
+        OrderState::Submitted => ("已提交", "submitted"),
+        OrderState::Dispatching => ("派单中", "being dispatched"),
+        OrderState::Assigned => ("已接单", "assigned"),
+        OrderState::InService => ("服务中", "in service"),
+        OrderState::Completed => ("已完成", "completed"),
+        OrderState::Confirmed => ("已确认", "confirmed"),
+        OrderState::Cancelled => ("已取消", "cancelled"),
+        OrderState::Unfulfilled => ("未能安排", "unfulfilled"),
     };
     lang.pick(zh, en).to_string()
 }
 
+/// A lane named in an event's data, in words (standard when it names none).
 fn lane_label(lang: Lang, lane: &str) -> String {
-    let (zh, en) = match lane {
-        "priority" => ("优先通道", "priority lane"),
-        "urgent" => ("紧急", "urgent"),
-        _ => ("普通", "standard"),
+    let (zh, en) = match lane.parse::<Lane>() {
+        Ok(Lane::Priority) => ("优先通道", "priority lane"),
+        Ok(Lane::Urgent) => ("紧急", "urgent"),
+        Ok(Lane::Standard) | Err(_) => ("普通", "standard"),
     };
     lang.pick(zh, en).to_string()
 }
 
 /// `02-12 18:00–22:00` in the division's time zone.
 fn window(data: &Value) -> String {
-    let tz: chrono_tz::Tz = text(data, "time_zone")
-        .parse()
-        .unwrap_or(chrono_tz::Asia::Shanghai);
+    // Events carry their division's zone; an event written without one
+    // shows the deployment's.
+    let tz: chrono_tz::Tz = text(data, "time_zone").parse().unwrap_or(DEFAULT_TIME_ZONE);
     let at = |key: &str| {
         data.get(key)
             .and_then(Value::as_i64)
@@ -151,11 +170,11 @@ fn queue(lang: Lang, level: i64) -> &'static str {
 }
 
 /// Renders event `kind` with its `data` in `lang`.
-pub fn render(kind: &str, data: &Value, lang: Lang) -> Message {
+pub fn render(kind: EventKind, data: &Value, lang: Lang) -> Message {
     let it = item(lang, data);
     let district = text(data, "district");
     let (title, lead) = match kind {
-        "order_submitted" => (
+        EventKind::OrderSubmitted => (
             match lang {
                 Lang::Zh => format!("新订单：{it}（{district}）"),
                 Lang::En => format!("New order: {it} ({district})"),
@@ -167,7 +186,7 @@ pub fn render(kind: &str, data: &Value, lang: Lang) -> Message {
             )
             .to_string(),
         ),
-        "order_escalated" => {
+        EventKind::OrderEscalated => {
             let level = data.get("level").and_then(Value::as_i64).unwrap_or(1);
             (
                 format!("{}{it}", lang.pick("订单升级：", "Order escalated: ")),
@@ -183,7 +202,7 @@ pub fn render(kind: &str, data: &Value, lang: Lang) -> Message {
                 },
             )
         }
-        "order_assigned" => (
+        EventKind::OrderAssigned => (
             lang.pick("订单已有志愿者接单", "A volunteer accepted the order")
                 .to_string(),
             lang.pick(
@@ -192,7 +211,7 @@ pub fn render(kind: &str, data: &Value, lang: Lang) -> Message {
             )
             .to_string(),
         ),
-        "order_auto_confirmed" => (
+        EventKind::OrderAutoConfirmed => (
             lang.pick("订单已自动确认", "Order confirmed automatically")
                 .to_string(),
             lang.pick(
@@ -201,7 +220,7 @@ pub fn render(kind: &str, data: &Value, lang: Lang) -> Message {
             )
             .to_string(),
         ),
-        "order_state" => {
+        EventKind::OrderState => {
             let to = state_label(lang, text(data, "to"));
             (
                 format!("{}{to}", lang.pick("订单状态：", "Order status: ")),
@@ -211,7 +230,7 @@ pub fn render(kind: &str, data: &Value, lang: Lang) -> Message {
                 },
             )
         }
-        "offer_made" => {
+        EventKind::OfferMade => {
             let km = data
                 .get("distance_km")
                 .and_then(Value::as_f64)
@@ -231,7 +250,7 @@ pub fn render(kind: &str, data: &Value, lang: Lang) -> Message {
                 ),
             )
         }
-        "offer_taken" => (
+        EventKind::OfferTaken => (
             lang.pick("订单已被其他志愿者接走", "Another volunteer took the order")
                 .to_string(),
             lang.pick(
@@ -240,16 +259,16 @@ pub fn render(kind: &str, data: &Value, lang: Lang) -> Message {
             )
             .to_string(),
         ),
-        "offer_withdrawn" => (
+        EventKind::OfferWithdrawn => (
             lang.pick("服务邀请已撤回", "Offer withdrawn").to_string(),
             lang.pick("该订单不再需要您接单。", "This order no longer needs you.")
                 .to_string(),
         ),
-        "credential_expiring" => {
+        EventKind::CredentialExpiring => {
             let until = data
                 .get("valid_to")
                 .and_then(Value::as_i64)
-                .and_then(|ms| chrono_tz::Asia::Shanghai.timestamp_millis_opt(ms).single())
+                .and_then(|ms| DEFAULT_TIME_ZONE.timestamp_millis_opt(ms).single())
                 .map(|t| t.format("%Y-%m-%d").to_string())
                 .unwrap_or_default();
             let what = credential_label(lang, text(data, "credential_kind"));
@@ -264,7 +283,7 @@ pub fn render(kind: &str, data: &Value, lang: Lang) -> Message {
                 },
             )
         }
-        "delivery_failed" => (
+        EventKind::DeliveryFailed => (
             lang.pick("通知投递失败", "A notification could not be delivered")
                 .to_string(),
             match lang {
@@ -280,7 +299,7 @@ pub fn render(kind: &str, data: &Value, lang: Lang) -> Message {
                 ),
             },
         ),
-        "bot_test" => (
+        EventKind::BotTest => (
             lang.pick("Homefront 测试消息", "Homefront test message")
                 .to_string(),
             lang.pick(
@@ -289,7 +308,6 @@ pub fn render(kind: &str, data: &Value, lang: Lang) -> Message {
             )
             .to_string(),
         ),
-        other => (other.to_string(), String::new()),
     };
     let mut body = format!("### {title}\n\n{lead}");
     if data.get("order_id").is_some() && !district.is_empty() {
@@ -297,6 +315,48 @@ pub fn render(kind: &str, data: &Value, lang: Lang) -> Message {
         body.push_str(&order_lines(lang, data));
     }
     Message { title, body }
+}
+
+/// A push alert's text: a title and one or two plain lines (no Markdown).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushText {
+    /// The alert's title.
+    pub title: String,
+    /// What to do, then the district, time window and (for offers) the
+    /// approximate distance.
+    pub body: String,
+}
+
+/// Renders event `kind` for a phone's lock screen, from the same facts as
+/// [`render`]: never a street, phone number or name.
+pub fn render_push(kind: EventKind, data: &Value, lang: Lang) -> PushText {
+    let m = render(kind, data, lang);
+    // The lead sentence: the paragraph after the "### title" line.
+    let lead = m
+        .body
+        .split("\n\n")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let mut facts = Vec::new();
+    let district = text(data, "district");
+    if !district.is_empty() {
+        facts.push(district.to_string());
+    }
+    let w = window(data);
+    if !w.is_empty() {
+        facts.push(w);
+    }
+    let mut body = lead;
+    if !facts.is_empty() {
+        body.push('\n');
+        body.push_str(&facts.join(" · "));
+    }
+    PushText {
+        title: m.title,
+        body,
+    }
 }
 
 #[cfg(test)]
@@ -311,11 +371,11 @@ mod tests {
 
     #[test]
     fn renders_both_languages() {
-        let zh = render("order_submitted", &order(), Lang::Zh);
+        let zh = render(EventKind::OrderSubmitted, &order(), Lang::Zh);
         assert_eq!(zh.title, "新订单：买菜（玄武区）");
         assert!(zh.body.contains("- 时间：02-12 18:00–22:00"), "{}", zh.body);
         assert!(zh.body.contains("优先通道"));
-        let en = render("order_submitted", &order(), Lang::En);
+        let en = render(EventKind::OrderSubmitted, &order(), Lang::En);
         assert_eq!(en.title, "New order: Groceries (玄武区)");
         assert!(en.body.contains("- Time: 02-12 18:00–22:00"), "{}", en.body);
     }
@@ -325,12 +385,12 @@ mod tests {
         let mut d = order();
         d["level"] = 2.into();
         assert!(
-            render("order_escalated", &d, Lang::Zh)
+            render(EventKind::OrderEscalated, &d, Lang::Zh)
                 .body
                 .contains("市级协调员队列")
         );
         assert!(
-            render("order_escalated", &d, Lang::En)
+            render(EventKind::OrderEscalated, &d, Lang::En)
                 .body
                 .contains("city coordinators")
         );
@@ -340,16 +400,36 @@ mod tests {
     fn credential_notices_name_the_credential_in_words() {
         let d =
             serde_json::json!({"credential_kind": "insurance", "valid_to": 1_581_500_531_000_i64});
-        let zh = render("credential_expiring", &d, Lang::Zh);
+        let zh = render(EventKind::CredentialExpiring, &d, Lang::Zh);
         assert_eq!(
             zh.body,
             "### 证件即将到期\n\n您的证件（意外保险）将于 2020-02-12 到期，请及时更新。"
         );
-        let en = render("credential_expiring", &d, Lang::En);
+        let en = render(EventKind::CredentialExpiring, &d, Lang::En);
         assert!(
             en.body
                 .contains("Your credential (accident insurance) expires on 2020-02-12")
         );
+    }
+
+    #[test]
+    fn push_texts_are_plain_and_carry_the_offer_facts() {
+        let mut d = order();
+        d["distance_km"] = 1.2.into();
+        let zh = render_push(EventKind::OfferMade, &d, Lang::Zh);
+        assert_eq!(zh.title, "新的服务邀请：买菜");
+        assert_eq!(
+            zh.body,
+            "有一条订单邀请您接单，请尽快在应用内回复。约 1.2 公里。\n玄武区 · 02-12 18:00–22:00"
+        );
+        let en = render_push(EventKind::OfferMade, &d, Lang::En);
+        assert!(
+            en.body
+                .ends_with("About 1.2 km away.\n玄武区 · 02-12 18:00–22:00"),
+            "{}",
+            en.body
+        );
+        assert!(!en.body.contains('#') && !en.body.contains("- "));
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/account", get(account))
         .route("/account/password", post(change_password))
+        .route("/account/logout-all", post(logout_all))
 }
 
 #[derive(Template, WebTemplate)]
@@ -40,11 +41,25 @@ struct AccountPage {
 async fn account(v: Viewer) -> AccountPage {
     AccountPage {
         t: v.t(),
-        phone: v.actor.user.phone.clone(),
+        phone: super::phone_text(&v.actor.user.phone),
         l: v.l,
         error: None,
         error_field: String::new(),
     }
+}
+
+/// `POST /account/logout-all`: ends every session of the account, through
+/// the API's handler (remembered phones and their alerts included), then
+/// the login page says so.
+async fn logout_all(
+    State(state): State<AppState>,
+    p: Posted<super::Empty>,
+) -> PageResult<Response> {
+    use super::Localize;
+    crate::api::sessions::logout_all(State(state), p.actor)
+        .await
+        .page(p.t)?;
+    Ok(super::signed_out(see_other("/login?signed_out=1")))
 }
 
 #[derive(Deserialize)]
@@ -97,7 +112,7 @@ async fn change_password(
             }
             let field = err.field.clone().unwrap_or_default();
             let l = Layout::new(t, "/account", Some(&p.actor));
-            let phone = p.actor.user.phone.clone();
+            let phone = super::phone_text(&p.actor.user.phone);
             refused(t, err, |m| async move {
                 Ok(AccountPage {
                     t,

@@ -58,7 +58,8 @@ async fn managed_units(state: &AppState, actor: &Actor) -> Result<Vec<UnitLine>,
             id: u.id,
             depth: u.path.matches('/').count().saturating_sub(2),
             name: u.name,
-            kind: u.kind,
+            kind: u.kind.to_string(),
+            division: u.kind.is_division(),
             adcode: u.adcode.unwrap_or_default(),
         })
         .collect())
@@ -70,6 +71,8 @@ struct UnitLine {
     depth: usize,
     name: String,
     kind: String,
+    /// A province, city or county (not a team, employer or partner).
+    division: bool,
     adcode: String,
 }
 
@@ -95,8 +98,8 @@ struct UserLine {
     roles: String,
 }
 
-/// Rows the account list shows at most; a search narrows it.
-const USER_ROWS: usize = 100;
+/// Accounts listed per page; the search and filters narrow the list.
+const USER_ROWS: usize = 50;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "admin_users.html")]
@@ -104,8 +107,13 @@ struct UsersPage {
     t: Tr,
     l: Layout,
     users: Vec<UserLine>,
-    more: bool,
-    q: String,
+    f: UsersQuery,
+    /// Accounts matching the filter.
+    total: usize,
+    first: usize,
+    last: usize,
+    prev: Option<String>,
+    next: Option<String>,
     units: Vec<UnitLine>,
     roles: Vec<&'static str>,
     error: Option<String>,
@@ -117,10 +125,43 @@ struct Notice {
     done: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+/// The account list's filter: name or phone text, a role, a unit (the
+/// accounts with a role there: a team's volunteers, a county's
+/// coordinators), and the page.
+#[derive(Clone, Deserialize, Default)]
 struct UsersQuery {
     q: Option<String>,
     done: Option<String>,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    unit: String,
+    page: Option<usize>,
+}
+
+impl UsersQuery {
+    fn href(&self, page: usize) -> String {
+        format!(
+            "/admin/users?q={}&role={}&unit={}&page={page}",
+            super::url_encode(self.q.as_deref().unwrap_or("").trim()),
+            super::url_encode(self.role.trim()),
+            super::url_encode(self.unit.trim()),
+        )
+    }
+}
+
+impl UsersPage {
+    /// "1–50 of 5,000" in the page's language.
+    fn showing(&self) -> String {
+        self.t.f(
+            "vet.showing",
+            &[
+                ("first", &self.first.to_string()),
+                ("last", &self.last.to_string()),
+                ("total", &self.total.to_string()),
+            ],
+        )
+    }
 }
 
 fn grantable_roles(actor: &Actor) -> Vec<&'static str> {
@@ -135,10 +176,11 @@ async fn users_page(
     state: &AppState,
     actor: &Actor,
     l: Layout,
-    q: &str,
+    f: UsersQuery,
     error: Option<String>,
     notice: Option<String>,
 ) -> PageResult<UsersPage> {
+    let q = f.q.clone().unwrap_or_default();
     let t = l.t;
     super::coordinator_only(actor, t)?;
     let axum::Json(list) = crate::api::users::list(
@@ -150,16 +192,37 @@ async fn users_page(
     .page(t)?;
     let units = managed_units(state, actor).await.page(t)?;
     let needle = q.trim().to_lowercase();
-    let matching: Vec<_> = list
+    let digits: String = needle.chars().filter(char::is_ascii_digit).collect();
+    let mut matching: Vec<_> = list
         .into_iter()
         .filter(|u| {
             needle.is_empty()
                 || u.display_name.to_lowercase().contains(&needle)
-                || u.phone.contains(needle.trim_start_matches('+'))
+                || (digits.len() >= 3 && u.phone.contains(&digits))
         })
         .collect();
-    let more = matching.len() > USER_ROWS;
-    let shown: Vec<_> = matching.into_iter().take(USER_ROWS).collect();
+    let role: Option<homefront_domain::Role> = f.role.trim().parse().ok();
+    let unit: Option<i64> = f.unit.trim().parse().ok();
+    if role.is_some() || unit.is_some() {
+        // One query for the grants of every account still in the list.
+        let ids: Vec<i64> = matching.iter().map(|u| u.id).collect();
+        let keep: std::collections::HashSet<i64> = state
+            .store
+            .grants_of(&ids)
+            .await
+            .page(t)?
+            .into_iter()
+            .filter(|g| role.is_none_or(|r| g.role == r))
+            .filter(|g| unit.is_none() || g.org_unit_id == unit)
+            .map(|g| g.user_id)
+            .collect();
+        matching.retain(|u| keep.contains(&u.id));
+    }
+    let total = matching.len();
+    let page = f.page.unwrap_or(1).max(1);
+    let skip = (page - 1) * USER_ROWS;
+    let shown: Vec<_> = matching.into_iter().skip(skip).take(USER_ROWS).collect();
+    let (first, last) = (skip + 1, skip + shown.len());
     // One query for every row's roles.
     let ids: Vec<i64> = shown.iter().map(|u| u.id).collect();
     let mut roles: std::collections::HashMap<i64, Vec<&'static str>> = Default::default();
@@ -167,7 +230,7 @@ async fn users_page(
         roles
             .entry(g.user_id)
             .or_default()
-            .push(t.k("role", &g.role));
+            .push(t.k("role", g.role.as_str()));
     }
     let users = shown
         .into_iter()
@@ -175,16 +238,20 @@ async fn users_page(
             roles: roles.get(&u.id).map(|r| r.join("、")).unwrap_or_default(),
             id: u.id,
             name: u.display_name,
-            phone: u.phone,
-            disabled: u.disabled != 0,
+            phone: super::phone_text(&u.phone),
+            disabled: u.disabled,
         })
         .collect();
     Ok(UsersPage {
         t,
         l,
         users,
-        more,
-        q: q.to_string(),
+        total,
+        first,
+        last,
+        prev: (page > 1).then(|| f.href(page - 1)),
+        next: (last < total).then(|| f.href(page + 1)),
+        f,
         units,
         roles: grantable_roles(actor),
         error,
@@ -197,16 +264,8 @@ async fn users(
     v: Viewer,
     Query(q): Query<UsersQuery>,
 ) -> PageResult<UsersPage> {
-    let notice = q.done.map(|_| v.t().t("admin.saved").to_string());
-    users_page(
-        &state,
-        &v.actor,
-        v.l,
-        q.q.as_deref().unwrap_or(""),
-        None,
-        notice,
-    )
-    .await
+    let notice = q.done.as_ref().map(|_| v.t().t("admin.saved").to_string());
+    users_page(&state, &v.actor, v.l, q, None, notice).await
 }
 
 #[derive(Template, WebTemplate)]
@@ -249,7 +308,7 @@ async fn one_user_page(
         .map(|g| GrantLine {
             id: g.id,
             unit: unit_name(g.org_unit_id),
-            role: g.role.clone(),
+            role: g.role.to_string(),
         })
         .collect();
     Ok(UserPage {
@@ -257,7 +316,7 @@ async fn one_user_page(
         l: Layout::new(t, &format!("/admin/users/{}", detail.user.id), Some(actor)),
         id: detail.user.id,
         name: detail.user.display_name.clone(),
-        phone: detail.user.phone.clone(),
+        phone: super::phone_text(&detail.user.phone),
         grants,
         roles: grantable_roles(actor),
         units,
@@ -366,7 +425,7 @@ async fn create_user(State(state): State<AppState>, p: Posted<UserForm>) -> Page
         Err(err) => {
             let l = Layout::new(t, "/admin/users", Some(&p.actor));
             refused(t, err, |m| {
-                users_page(&state, &p.actor, l, "", Some(m), None)
+                users_page(&state, &p.actor, l, UsersQuery::default(), Some(m), None)
             })
             .await
         }
@@ -562,6 +621,17 @@ struct ItemLine {
     manageable: bool,
 }
 
+/// Qualification codes (`["first_aid","medical_licence"]` or a comma
+/// list) in words in the page's language: `First aid, Medical licence`.
+pub(crate) fn qualification_words(t: Tr, codes: &str) -> String {
+    codes
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|c| !c.is_empty())
+        .map(|c| t.get(&format!("credential.{c}")).unwrap_or(c))
+        .collect::<Vec<_>>()
+        .join(if t.is_en() { ", " } else { "、" })
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "admin_catalogue.html")]
 struct CataloguePage {
@@ -596,11 +666,7 @@ async fn catalogue_page(
     let manageable = |unit: Option<i64>| {
         actor.is_admin() || unit.is_some_and(|id| all_units.iter().any(|u| u.id == id))
     };
-    let units = all_units
-        .iter()
-        .filter(|u| matches!(u.kind.as_str(), "province" | "city" | "county"))
-        .cloned()
-        .collect();
+    let units = all_units.iter().filter(|u| u.division).cloned().collect();
     Ok(CataloguePage {
         t,
         units,
@@ -611,10 +677,10 @@ async fn catalogue_page(
                 id: i.id,
                 name: t.pick(&i.name_zh, &i.name_en).to_string(),
                 code: i.code,
-                mode: i.mode,
-                lane: i.lane,
+                mode: i.mode.to_string(),
+                lane: i.lane.to_string(),
                 minutes: i.default_duration_minutes,
-                qualifications: i.qualifications,
+                qualifications: qualification_words(t, &i.qualifications),
                 retired: i.retired_at.is_some(),
                 manageable: manageable(i.org_unit_id),
             })
@@ -648,6 +714,9 @@ struct ItemForm {
     /// Owning division; empty = deployment-wide (admins only).
     #[serde(default)]
     org_unit: String,
+    /// `1` when ticked: a remote item that may run alongside other work.
+    #[serde(default)]
+    runs_alongside: String,
 }
 
 /// A whole number from a form field, or a 422 naming it.
@@ -698,6 +767,7 @@ async fn create_item(State(state): State<AppState>, p: Posted<ItemForm>) -> Page
             lane: f.lane,
             priority_channel: false,
             follow_up_days: None,
+            runs_alongside: f.runs_alongside == "1",
             retired: None,
         }),
     )
@@ -748,13 +818,14 @@ async fn retire_item(
             org_unit_id: None,
             name_zh: item.name_zh,
             name_en: item.name_en,
-            mode: item.mode,
+            mode: item.mode.to_string(),
             qualifications: quals,
             default_duration_minutes: item.default_duration_minutes,
             offer_timeout_seconds: item.offer_timeout_seconds,
-            lane: item.lane,
-            priority_channel: item.priority_channel != 0,
+            lane: item.lane.to_string(),
+            priority_channel: item.priority_channel,
             follow_up_days: item.follow_up_days,
+            runs_alongside: item.runs_alongside,
             retired: Some(p.form.retired == "1"),
         }),
     )

@@ -8,24 +8,25 @@
 //! latitude, so distances look right at Jiangsu's latitudes), with one
 //! circle per division sized by its count: no base map is drawn.
 
+use homefront_domain::order_state::OrderState;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// Colours of the order states, in board order (WCAG AA against white
 /// where used for text; the bars carry a legend with the same colour).
-pub const STATE_COLOURS: [(&str, RGBColor); 8] = [
-    ("submitted", RGBColor(0x6b, 0x72, 0x80)),
-    ("dispatching", RGBColor(0xb3, 0x59, 0x00)),
-    ("assigned", RGBColor(0x0b, 0x5c, 0xad)),
-    ("in_service", RGBColor(0x5b, 0x3d, 0xa8)),
-    ("completed", RGBColor(0x1f, 0x7a, 0x4d)),
-    ("confirmed", RGBColor(0x0f, 0x4d, 0x2e)),
-    ("cancelled", RGBColor(0xa6, 0x1b, 0x1b)),
-    ("unfulfilled", RGBColor(0x1a, 0x1a, 0x1a)),
+pub const STATE_COLOURS: [(OrderState, RGBColor); 8] = [
+    (OrderState::Submitted, RGBColor(0x6b, 0x72, 0x80)),
+    (OrderState::Dispatching, RGBColor(0xb3, 0x59, 0x00)),
+    (OrderState::Assigned, RGBColor(0x0b, 0x5c, 0xad)),
+    (OrderState::InService, RGBColor(0x5b, 0x3d, 0xa8)),
+    (OrderState::Completed, RGBColor(0x1f, 0x7a, 0x4d)),
+    (OrderState::Confirmed, RGBColor(0x0f, 0x4d, 0x2e)),
+    (OrderState::Cancelled, RGBColor(0xa6, 0x1b, 0x1b)),
+    (OrderState::Unfulfilled, RGBColor(0x1a, 0x1a, 0x1a)),
 ];
 
 /// `#rrggbb` of a state's colour, for the legend.
-pub fn state_hex(state: &str) -> String {
+pub fn state_hex(state: OrderState) -> String {
     let c = STATE_COLOURS
         .iter()
         .find(|(s, _)| *s == state)
@@ -96,11 +97,12 @@ fn day_chart<'a, 'b>(
     let n = days.len().max(1) as f64;
     let mut chart = ChartBuilder::on(root)
         .margin(10)
-        .x_label_area_size(36)
-        .y_label_area_size(40)
+        .x_label_area_size(44)
+        .y_label_area_size(52)
         .build_cartesian_2d(0f64..n, 0f64..max)
         .map_err(|e| e.to_string())?;
-    let step = (days.len() / 7).max(1);
+    // At most six dates under the axis, so 20-unit labels stay apart.
+    let step = days.len().div_ceil(6).max(1);
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -116,7 +118,7 @@ fn day_chart<'a, 'b>(
         })
         .y_labels(ticks(max))
         .y_label_formatter(&|y| tick_label(*y, max))
-        .label_style((FONT, 15))
+        .label_style((FONT, 20))
         .draw()
         .map_err(|e| e.to_string())?;
     Ok(chart)
@@ -130,7 +132,7 @@ fn day_chart<'a, 'b>(
 pub fn stacked_days(
     label: &str,
     days: &[String],
-    series: &[(&str, Vec<i64>)],
+    series: &[(OrderState, Vec<i64>)],
 ) -> Result<String, String> {
     let totals: Vec<i64> = (0..days.len())
         .map(|d| {
@@ -238,8 +240,8 @@ pub fn hour_bars(label: &str, lines: &[(String, f64, f64)]) -> Result<String, St
         #[allow(clippy::cast_precision_loss)]
         let mut chart = ChartBuilder::on(&root)
             .margin(10)
-            .x_label_area_size(24)
-            .y_label_area_size(170)
+            .x_label_area_size(30)
+            .y_label_area_size(200)
             .build_cartesian_2d(0f64..max, 0f64..n as f64)
             .map_err(|e| e.to_string())?;
         chart
@@ -264,7 +266,7 @@ pub fn hour_bars(label: &str, lines: &[(String, f64, f64)]) -> Result<String, St
             })
             .x_labels(ticks(max))
             .x_label_formatter(&|x| tick_label(*x, max))
-            .label_style((FONT, 15))
+            .label_style((FONT, 20))
             .draw()
             .map_err(|e| e.to_string())?;
         for (i, (_, recorded, backfilled)) in lines.iter().enumerate() {
@@ -285,8 +287,13 @@ pub fn hour_bars(label: &str, lines: &[(String, f64, f64)]) -> Result<String, St
     Ok(finish(buf, label))
 }
 
-/// Most division names written on the map.
+/// Most division names written on the map (the busiest first; the table
+/// beside the map lists every division).
 const MAP_LABELS: usize = 12;
+
+/// Font size of the map's labels in SVG units: the map is 520 units wide
+/// and shown about 350 px wide on a phone, so 22 units read as ~15 px.
+const MAP_FONT: u32 = 22;
 
 /// A division on the map.
 #[derive(Clone, Debug)]
@@ -303,25 +310,161 @@ pub struct MapDot {
     pub on_duty: i64,
 }
 
-/// The map of open orders and on-duty volunteers by division. Divisions
-/// with neither are drawn as small grey dots so the area's shape shows.
+/// The convex hull of `points` (longitude, latitude), counter-clockwise,
+/// by Andrew's monotone chain (A. M. Andrew, "Another efficient algorithm
+/// for convex hulls in two dimensions", 1979); fewer than three distinct
+/// points give them back as they are.
+pub fn convex_hull(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut p: Vec<(f64, f64)> = points.to_vec();
+    p.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    p.dedup();
+    if p.len() < 3 {
+        return p;
+    }
+    let cross = |o: (f64, f64), a: (f64, f64), b: (f64, f64)| {
+        (a.0 - o.0) * (b.1 - o.1) - (a.1 - o.1) * (b.0 - o.0)
+    };
+    let mut hull: Vec<(f64, f64)> = Vec::with_capacity(2 * p.len());
+    for pass in 0..2 {
+        let start = hull.len();
+        let iter: Box<dyn Iterator<Item = &(f64, f64)>> = if pass == 0 {
+            Box::new(p.iter())
+        } else {
+            Box::new(p.iter().rev())
+        };
+        for &q in iter {
+            while hull.len() >= start + 2
+                && cross(hull[hull.len() - 2], hull[hull.len() - 1], q) <= 0.0
+            {
+                hull.pop();
+            }
+            hull.push(q);
+        }
+        hull.pop();
+    }
+    hull
+}
+
+/// `hull` pushed outwards from its centroid by `by` degrees, so the
+/// divisions on its edge sit inside the outline rather than on it.
+pub fn padded(hull: &[(f64, f64)], by: f64) -> Vec<(f64, f64)> {
+    if hull.is_empty() {
+        return Vec::new();
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let n = hull.len() as f64;
+    let cx = hull.iter().map(|p| p.0).sum::<f64>() / n;
+    let cy = hull.iter().map(|p| p.1).sum::<f64>() / n;
+    hull.iter()
+        .map(|&(x, y)| {
+            let (dx, dy) = (x - cx, y - cy);
+            let len = (dx * dx + dy * dy).sqrt().max(1e-9);
+            (x + dx / len * by, y + dy / len * by)
+        })
+        .collect()
+}
+
+/// A label's box in pixels: (left, top, right, bottom).
+type LabelBox = (i32, i32, i32, i32);
+
+fn overlaps(a: LabelBox, b: LabelBox) -> bool {
+    a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3
+}
+
+/// The width of `text` at `size` units: CJK characters are square, Latin
+/// ones about 0.55 of the size (sans-serif average).
+fn text_width(text: &str, size: u32) -> i32 {
+    let w: f64 = text
+        .chars()
+        .map(|c| if c.is_ascii() { 0.55 } else { 1.0 })
+        .sum::<f64>()
+        * f64::from(size);
+    #[allow(clippy::cast_possible_truncation)]
+    let w = w.ceil() as i32;
+    w
+}
+
+/// Where each label goes: below, above, right of or left of its circle,
+/// the first of these that stays inside the picture and clear of the
+/// labels and circles already placed; a label that fits nowhere is left
+/// out (the table lists it). `wanted` is (text, x, y, radius), busiest
+/// first; the answer is (text, x, y, anchor) in the same order.
+fn place_labels(
+    wanted: &[(String, i32, i32, i32)],
+    circles: &[(i32, i32, i32)],
+    size: (i32, i32),
+    font: u32,
+) -> Vec<(String, i32, i32, HPos)> {
+    let h = i32::try_from(font).unwrap_or(22) + 2;
+    let mut placed: Vec<LabelBox> = Vec::new();
+    let mut out = Vec::new();
+    for (text, x, y, r) in wanted {
+        let (x, y, r) = (*x, *y, *r);
+        let w = text_width(text, font);
+        let candidates = [
+            ((x - w / 2, y + r + 2), HPos::Center),
+            ((x - w / 2, y - r - 2 - h), HPos::Center),
+            ((x + r + 4, y - h / 2), HPos::Left),
+            ((x - r - 4 - w, y - h / 2), HPos::Left),
+        ];
+        // First a place clear of other divisions' circles too; failing
+        // that, one clear of the other names (it may cross a circle).
+        let spot = [true, false].into_iter().find_map(|avoid_circles| {
+            candidates.iter().find_map(|&((left, top), anchor)| {
+                let b = (left, top, left + w, top + h);
+                let inside = b.0 >= 0 && b.1 >= 0 && b.2 <= size.0 && b.3 <= size.1;
+                let crosses_circle = circles.iter().any(|&(cx, cy, cr)| {
+                    (cx, cy) != (x, y) && overlaps((cx - cr, cy - cr, cx + cr, cy + cr), b)
+                });
+                let clear =
+                    !placed.iter().any(|p| overlaps(*p, b)) && (!avoid_circles || !crosses_circle);
+                (inside && clear).then_some((b, anchor))
+            })
+        });
+        if let Some((b, anchor)) = spot {
+            placed.push(b);
+            let ax = if matches!(anchor, HPos::Center) {
+                b.0 + w / 2
+            } else {
+                b.0
+            };
+            out.push((text.clone(), ax, b.1, anchor));
+        }
+    }
+    out
+}
+
+/// The map of open orders and on-duty volunteers by division, over the
+/// area's `outline` (longitude, latitude; e.g. the padded convex hull of
+/// the province's division points, [`convex_hull`]), drawn as a light
+/// shape. Divisions with neither are small grey dots so the area's shape
+/// shows. The busiest divisions are named, at most [`MAP_LABELS`], where a
+/// name does not cover another ([`place_labels`]).
 ///
 /// # Errors
 /// Drawing errors from plotters.
-pub fn division_map(label: &str, dots: &[MapDot]) -> Result<String, String> {
+pub fn division_map(
+    label: &str,
+    dots: &[MapDot],
+    outline: &[(f64, f64)],
+) -> Result<String, String> {
     let (mut lon0, mut lon1, mut lat0, mut lat1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for d in dots {
-        lon0 = lon0.min(d.longitude);
-        lon1 = lon1.max(d.longitude);
-        lat0 = lat0.min(d.latitude);
-        lat1 = lat1.max(d.latitude);
+    for (lon, lat) in dots
+        .iter()
+        .map(|d| (d.longitude, d.latitude))
+        .chain(outline.iter().copied())
+    {
+        lon0 = lon0.min(lon);
+        lon1 = lon1.max(lon);
+        lat0 = lat0.min(lat);
+        lat1 = lat1.max(lat);
     }
-    if dots.is_empty() {
+    if dots.is_empty() && outline.is_empty() {
         (lon0, lon1, lat0, lat1) = (0.0, 1.0, 0.0, 1.0);
     }
     // Pad so edge dots and labels fit, and keep a minimum extent.
-    let pad_lon = ((lon1 - lon0) * 0.08).max(0.1);
-    let pad_lat = ((lat1 - lat0) * 0.08).max(0.1);
+    let pad_lon = ((lon1 - lon0) * 0.05).max(0.1);
+    let pad_lat = ((lat1 - lat0) * 0.05).max(0.1);
     let (lon0, lon1, lat0, lat1) = (
         lon0 - pad_lon,
         lon1 + pad_lon,
@@ -347,12 +490,6 @@ pub fn division_map(label: &str, dots: &[MapDot]) -> Result<String, String> {
             (4.0 + 18.0 * (count as f64 / max as f64).sqrt()).round() as i32
         }
     };
-    // Only the busiest divisions get a name, so labels stay legible; the
-    // table beside the map lists them all.
-    let mut by_count: Vec<i64> = dots.iter().map(|d| d.open_orders + d.on_duty).collect();
-    by_count.sort_unstable_by(|a, b| b.cmp(a));
-    let label_floor = by_count.get(MAP_LABELS - 1).copied().unwrap_or(0).max(1);
-    let mut labelled = 0;
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (width, height)).into_drawing_area();
@@ -361,9 +498,29 @@ pub fn division_map(label: &str, dots: &[MapDot]) -> Result<String, String> {
             .margin(8)
             .build_cartesian_2d(lon0..lon1, lat0..lat1)
             .map_err(|e| e.to_string())?;
-        let label_style = TextStyle::from((FONT, 16).into_font())
-            .color(&GREY)
-            .pos(Pos::new(HPos::Center, VPos::Top));
+        if outline.len() >= 3 {
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    outline.to_vec(),
+                    RGBColor(0xe8, 0xef, 0xf7).filled(),
+                )))
+                .map_err(|e| e.to_string())?;
+            let mut ring = outline.to_vec();
+            ring.push(outline[0]);
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    ring,
+                    GREY.mix(0.6).stroke_width(2),
+                )))
+                .map_err(|e| e.to_string())?;
+        }
+        let mut circles = Vec::new();
+        let mut wanted = Vec::new();
+        let mut busiest: Vec<&MapDot> = dots
+            .iter()
+            .filter(|d| d.open_orders + d.on_duty > 0)
+            .collect();
+        busiest.sort_by_key(|d| std::cmp::Reverse(d.open_orders + d.on_duty));
         for d in dots {
             let at = (d.longitude, d.latitude);
             let (r_orders, r_duty) = (radius(d.open_orders), radius(d.on_duty));
@@ -391,17 +548,25 @@ pub fn division_map(label: &str, dots: &[MapDot]) -> Result<String, String> {
                     )))
                     .map_err(|e| e.to_string())?;
             }
-            if d.open_orders + d.on_duty < label_floor || labelled >= MAP_LABELS {
-                continue;
-            }
-            labelled += 1;
             let (x, y) = chart.backend_coord(&at);
-            root.draw(&Text::new(
-                d.name.clone(),
-                (x, y + r_orders.max(r_duty) + 2),
-                label_style.clone(),
-            ))
-            .map_err(|e| e.to_string())?;
+            circles.push((x, y, r_orders.max(r_duty)));
+        }
+        for d in busiest.iter().take(MAP_LABELS) {
+            let (x, y) = chart.backend_coord(&(d.longitude, d.latitude));
+            let r = radius(d.open_orders).max(radius(d.on_duty));
+            wanted.push((d.name.clone(), x, y, r));
+        }
+        let size = (
+            i32::try_from(width).unwrap_or(520),
+            i32::try_from(height).unwrap_or(520),
+        );
+        let ink = RGBColor(0x1f, 0x29, 0x37);
+        for (text, x, y, anchor) in place_labels(&wanted, &circles, size, MAP_FONT) {
+            let style = TextStyle::from((FONT, MAP_FONT).into_font())
+                .color(&ink)
+                .pos(Pos::new(anchor, VPos::Top));
+            root.draw(&Text::new(text, (x, y), style))
+                .map_err(|e| e.to_string())?;
         }
         root.present().map_err(|e| e.to_string())?;
     }
@@ -418,7 +583,10 @@ mod tests {
         let svg = stacked_days(
             "Orders per day",
             &days,
-            &[("completed", vec![3, 1]), ("cancelled", vec![0, 2])],
+            &[
+                (OrderState::Completed, vec![3, 1]),
+                (OrderState::Cancelled, vec![0, 2]),
+            ],
         )
         .unwrap();
         assert!(svg.contains(
@@ -429,8 +597,9 @@ mod tests {
         assert!(!root.contains("width="), "{root}");
         // One rectangle per non-zero (day, state) cell, in the state's colour.
         assert_eq!(
-            svg.matches(&state_hex("cancelled").to_uppercase()).count()
-                + svg.matches(&state_hex("cancelled")).count(),
+            svg.matches(&state_hex(OrderState::Cancelled).to_uppercase())
+                .count()
+                + svg.matches(&state_hex(OrderState::Cancelled)).count(),
             1
         );
     }
@@ -453,7 +622,7 @@ mod tests {
                 on_duty: 0,
             },
         ];
-        let svg = division_map("Map & <stuff>", &dots).unwrap();
+        let svg = division_map("Map & <stuff>", &dots, &[]).unwrap();
         assert!(svg.contains("玄武区"));
         assert!(
             !svg.contains("海门区"),
@@ -464,6 +633,45 @@ mod tests {
             svg.contains(r#"r="22""#),
             "the largest count gets the largest circle"
         );
+    }
+
+    #[test]
+    fn the_hull_encloses_every_point_and_labels_never_overlap() {
+        let pts = [
+            (0.0, 0.0),
+            (2.0, 0.0),
+            (1.0, 1.0),
+            (2.0, 2.0),
+            (0.0, 2.0),
+            (1.0, 0.5),
+        ];
+        let hull = convex_hull(&pts);
+        assert_eq!(hull.len(), 4, "{hull:?}");
+        assert!(!hull.contains(&(1.0, 1.0)) && !hull.contains(&(1.0, 0.5)));
+        // Twenty busy divisions a few pixels apart (Nanjing's districts on
+        // a province map): the names placed never cover one another.
+        let wanted: Vec<(String, i32, i32, i32)> = (0..20)
+            .map(|i| (format!("区{i}区"), 200 + (i % 5) * 6, 150 + (i / 5) * 6, 8))
+            .collect();
+        let placed = place_labels(&wanted, &[], (520, 400), MAP_FONT);
+        assert!(!placed.is_empty() && placed.len() < wanted.len());
+        let boxes: Vec<LabelBox> = placed
+            .iter()
+            .map(|(t, x, y, a)| {
+                let w = text_width(t, MAP_FONT);
+                let left = if matches!(a, HPos::Center) {
+                    x - w / 2
+                } else {
+                    *x
+                };
+                (left, *y, left + w, y + 24)
+            })
+            .collect();
+        for (i, a) in boxes.iter().enumerate() {
+            for b in &boxes[i + 1..] {
+                assert!(!overlaps(*a, *b), "{a:?} overlaps {b:?}");
+            }
+        }
     }
 
     #[test]

@@ -36,17 +36,51 @@ pub(super) fn router() -> Router<AppState> {
         .route("/board/orders/{id}/offer", post(offer))
 }
 
-const OPEN: [&str; 4] = ["submitted", "dispatching", "assigned", "in_service"];
+const OPEN: [OrderState; 4] = [
+    OrderState::Submitted,
+    OrderState::Dispatching,
+    OrderState::Assigned,
+    OrderState::InService,
+];
 
 struct BoardCard {
     line: OrderLine,
     escalation: i64,
+    /// How long an unassigned order has waited, e.g. `1 h 5 min`.
+    waiting: Option<String>,
+}
+
+/// `ms` of waiting as people say it: `12 min`, `2 h 5 min`.
+pub(crate) fn waited(t: Tr, ms: i64) -> String {
+    let m = (ms / 60_000).max(0);
+    if m < 60 {
+        t.f1("board.wait_min", "m", m)
+    } else {
+        t.f(
+            "board.wait_h",
+            &[("h", &(m / 60).to_string()), ("m", &(m % 60).to_string())],
+        )
+    }
+}
+
+fn waiting_of(t: Tr, o: &OrderRow, now: i64) -> Option<String> {
+    matches!(o.state.as_str(), "submitted" | "dispatching").then(|| waited(t, now - o.created_at))
 }
 
 struct Column {
     state: &'static str,
+    /// Open orders in this state in all (the badge).
+    total: usize,
+    /// The most urgent of them, at most [`COLUMN_CARDS`].
     cards: Vec<BoardCard>,
+    /// `total - cards.len()`: said under the column, never dropped silently.
+    more: usize,
 }
+
+/// Cards shown per board column (and of escalated orders): enough for a
+/// surge, few enough to render on a phone. The column's badge counts all,
+/// and a line under the cards says how many more there are.
+pub const COLUMN_CARDS: usize = 200;
 
 #[derive(Template)]
 #[template(path = "board_columns.html")]
@@ -54,26 +88,20 @@ struct BoardFragment {
     t: Tr,
     columns: Vec<Column>,
     escalated: Vec<BoardCard>,
-}
-
-fn lane_rank(lane: &str) -> u8 {
-    match lane {
-        "priority" => 0,
-        "urgent" => 1,
-        _ => 2,
-    }
+    escalated_more: usize,
 }
 
 async fn render_board(state: &AppState, actor: &Actor, t: Tr) -> ApiResult<String> {
     let scopes = actor
         .managed_scopes()
         .map(|s| s.iter().map(|p| p.as_str().to_string()).collect());
+    // Every open order of the subtree: the board sorts them by urgency and
+    // shows the most urgent of each column, counting the rest.
     let rows = state
         .store
         .orders(&OrderFilter {
             scopes,
-            states: OPEN.iter().map(|s| (*s).to_string()).collect(),
-            limit: Some(500),
+            states: OPEN.to_vec(),
             ..OrderFilter::default()
         })
         .await?;
@@ -84,41 +112,128 @@ async fn render_board(state: &AppState, actor: &Actor, t: Tr) -> ApiResult<Strin
         .into_iter()
         .map(|w| (w.id, w.escalation_level))
         .collect();
+    let now = state.clock.now().epoch_ms();
     let card = |o: &OrderRow| BoardCard {
         line: OrderLine::of(t, o),
         escalation: levels.get(&o.id).copied().unwrap_or(0),
+        waiting: waiting_of(t, o, now),
     };
     let mut sorted: Vec<&OrderRow> = rows.iter().collect();
     sorted.sort_by_key(|o| {
         (
             -levels.get(&o.id).copied().unwrap_or(0),
-            lane_rank(&o.lane),
+            o.lane.rank(),
             o.created_at,
         )
     });
-    let escalated = sorted
+    let escalated_all: Vec<&&OrderRow> = sorted
         .iter()
         .filter(|o| levels.get(&o.id).copied().unwrap_or(0) > 0)
+        .collect();
+    let escalated_more = escalated_all.len().saturating_sub(COLUMN_CARDS);
+    let escalated = escalated_all
+        .iter()
+        .take(COLUMN_CARDS)
         .map(|o| card(o))
         .collect();
     let columns = OPEN
         .iter()
-        .map(|st| Column {
-            state: st,
-            cards: sorted
-                .iter()
-                .filter(|o| o.state == *st)
-                .map(|o| card(o))
-                .collect(),
+        .map(|st| {
+            let all: Vec<&&OrderRow> = sorted.iter().filter(|o| o.state == *st).collect();
+            Column {
+                state: st.as_str(),
+                total: all.len(),
+                more: all.len().saturating_sub(COLUMN_CARDS),
+                cards: all.iter().take(COLUMN_CARDS).map(|o| card(o)).collect(),
+            }
         })
         .collect();
     BoardFragment {
         t,
         columns,
         escalated,
+        escalated_more,
     }
     .render()
     .map_err(ApiError::internal)
+}
+
+/// Orders listed per page of a board search.
+pub const SEARCH_PAGE: i64 = 50;
+
+/// The board's search: order number or name, state (any, open or closed
+/// ones too), lane, service, division, waiting longer than N minutes.
+#[derive(Clone, Debug, Default, Deserialize)]
+struct BoardQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    lane: String,
+    #[serde(default)]
+    item: String,
+    #[serde(default)]
+    unit: String,
+    #[serde(default)]
+    waiting: String,
+    page: Option<i64>,
+}
+
+impl BoardQuery {
+    fn active(&self) -> bool {
+        [
+            &self.q,
+            &self.state,
+            &self.lane,
+            &self.item,
+            &self.unit,
+            &self.waiting,
+        ]
+        .iter()
+        .any(|f| !f.trim().is_empty())
+    }
+
+    fn href(&self, page: i64) -> String {
+        let e = |s: &str| super::url_encode(s.trim());
+        format!(
+            "/board?q={}&state={}&lane={}&item={}&unit={}&waiting={}&page={page}",
+            e(&self.q),
+            e(&self.state),
+            e(&self.lane),
+            e(&self.item),
+            e(&self.unit),
+            e(&self.waiting)
+        )
+    }
+}
+
+/// Every state an order can be in, for the search's state filter.
+const ALL_STATES: [&str; 8] = [
+    "submitted",
+    "dispatching",
+    "assigned",
+    "in_service",
+    "completed",
+    "confirmed",
+    "cancelled",
+    "unfulfilled",
+];
+
+/// A row of the search's results.
+struct FoundOrder {
+    card: BoardCard,
+    state: String,
+    created: String,
+}
+
+struct Found {
+    total: i64,
+    first: i64,
+    last: i64,
+    rows: Vec<FoundOrder>,
+    prev: Option<String>,
+    next: Option<String>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -127,13 +242,137 @@ struct BoardPage {
     t: Tr,
     l: Layout,
     columns: String,
+    f: BoardQuery,
+    states: &'static [&'static str],
+    items: Vec<(String, String)>,
+    units: Vec<(i64, String)>,
+    found: Option<Found>,
 }
 
-async fn board(State(state): State<AppState>, v: Viewer) -> PageResult<BoardPage> {
+impl BoardPage {
+    fn showing(&self) -> String {
+        self.found.as_ref().map_or_else(String::new, |f| {
+            self.t.f(
+                "board.showing",
+                &[
+                    ("first", &f.first.to_string()),
+                    ("last", &f.last.to_string()),
+                    ("total", &f.total.to_string()),
+                ],
+            )
+        })
+    }
+}
+
+async fn search(state: &AppState, actor: &Actor, t: Tr, f: &BoardQuery) -> ApiResult<Found> {
+    let scopes = actor
+        .managed_scopes()
+        .map(|s| s.iter().map(|p| p.as_str().to_string()).collect());
+    let now = state.clock.now().epoch_ms();
+    let within = match f.unit.trim().parse::<i64>().ok() {
+        Some(id) => match state.store.org_unit(id).await? {
+            Some(u) => Some(u.path),
+            None => return Err(ApiError::not_found()),
+        },
+        None => None,
+    };
+    let states = match f.state.trim() {
+        "" => Vec::new(),
+        "open" => OPEN.to_vec(),
+        "closed" => OrderState::ALL[4..].to_vec(),
+        s => match s.parse::<OrderState>() {
+            Ok(one) => vec![one],
+            Err(_) => return Err(ApiError::invalid("state", "invalid_state", "unknown state")),
+        },
+    };
+    let page = f.page.unwrap_or(1).max(1);
+    let filter = OrderFilter {
+        scopes,
+        states,
+        item_code: Some(f.item.trim().to_string()).filter(|s| !s.is_empty()),
+        lane: f.lane.trim().parse().ok(),
+        within,
+        search: Some(f.q.trim().to_string()).filter(|s| !s.is_empty()),
+        waiting_since: f
+            .waiting
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .map(|m| now - m * 60_000),
+        limit: Some(SEARCH_PAGE),
+        offset: (page - 1) * SEARCH_PAGE,
+        ..OrderFilter::default()
+    };
+    let total = state.store.count_matching_orders(&filter).await?;
+    let rows = state.store.orders(&filter).await?;
+    let first = (page - 1) * SEARCH_PAGE + 1;
+    let last = first - 1 + i64::try_from(rows.len()).unwrap_or(0);
+    Ok(Found {
+        total,
+        first,
+        last,
+        prev: (page > 1).then(|| f.href(page - 1)),
+        next: (last < total).then(|| f.href(page + 1)),
+        rows: rows
+            .iter()
+            .map(|o| FoundOrder {
+                card: BoardCard {
+                    line: OrderLine::of(t, o),
+                    escalation: o.escalation_level,
+                    waiting: waiting_of(t, o, now),
+                },
+                state: o.state.to_string(),
+                created: super::local_time(o.created_at, o.time_zone),
+            })
+            .collect(),
+    })
+}
+
+async fn board(
+    State(state): State<AppState>,
+    v: Viewer,
+    axum::extract::Query(f): axum::extract::Query<BoardQuery>,
+) -> PageResult<BoardPage> {
     let t = v.t();
     super::coordinator_only(&v.actor, t)?;
-    let columns = render_board(&state, &v.actor, t).await.page(t)?;
-    Ok(BoardPage { t, l: v.l, columns })
+    let (columns, found) = if f.active() {
+        (
+            String::new(),
+            Some(search(&state, &v.actor, t, &f).await.page(t)?),
+        )
+    } else {
+        (render_board(&state, &v.actor, t).await.page(t)?, None)
+    };
+    let items = state
+        .store
+        .service_items(true)
+        .await
+        .page(t)?
+        .into_iter()
+        .map(|i| (i.code.clone(), t.pick(&i.name_zh, &i.name_en).to_string()))
+        .collect();
+    let scopes = v.actor.managed_scopes();
+    let mut units = state
+        .store
+        .org_units(scopes.as_deref(), None, None)
+        .await
+        .page(t)?;
+    super::tree_order(&mut units);
+    let units = units
+        .into_iter()
+        .filter(|u| matches!(u.kind.as_str(), "province" | "city" | "county"))
+        .map(|u| (u.id, t.place(&u.name)))
+        .collect();
+    Ok(BoardPage {
+        t,
+        l: v.l,
+        columns,
+        f,
+        states: &ALL_STATES,
+        items,
+        units,
+        found,
+    })
 }
 
 /// `GET /live/board`: the columns again when an order in the subtree
@@ -146,6 +385,8 @@ async fn live_board(
 > {
     let t = v.t();
     super::coordinator_only(&v.actor, t)?;
+    crate::live::may_stream(&state, &v.actor).await.page(t)?;
+    let guard = (state.clone(), v.actor.clone());
     let rx = state.live.subscribe();
     let actor = v.actor;
     let stream = super::live_stream(
@@ -158,6 +399,7 @@ async fn live_board(
             async move { render_board(&state, &actor, t).await.ok() }
         },
     );
+    let stream = crate::live::while_signed_in(guard.0, guard.1, stream);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
@@ -235,10 +477,7 @@ async fn order_page(
         Some(u) => state.store.user(u).await.page(t)?.map(|u| u.display_name),
         None => None,
     };
-    let can_assign = matches!(
-        order.order_state(),
-        Ok(OrderState::Submitted | OrderState::Dispatching)
-    );
+    let can_assign = matches!(order.state, OrderState::Submitted | OrderState::Dispatching);
     let mut candidates = Vec::new();
     if can_assign {
         // The dispatcher's ranking first, with each rank's explanation...
@@ -297,7 +536,11 @@ async fn order_page(
         l: Layout::new(t, &format!("/board/orders/{}", order.id), Some(actor)),
         line: OrderLine::of(t, order),
         street: view.street.flatten().unwrap_or_default(),
-        phone: view.contact_phone.flatten().unwrap_or_default(),
+        phone: view
+            .contact_phone
+            .flatten()
+            .map(|p| super::phone_text(&p))
+            .unwrap_or_default(),
         volunteer: volunteer.map(|n| first_name(&n)),
         can_assign,
         candidates,

@@ -15,6 +15,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::{Duration as Days, NaiveDate};
 use homefront_domain::Role;
+use homefront_domain::order_state::OrderState;
 use homefront_store::figures::{HoursLine, ReportScope};
 use homefront_store::org_units::OrgUnit;
 use serde::Deserialize;
@@ -33,9 +34,6 @@ pub(super) fn router() -> Router<AppState> {
 
 /// Longest period the daily charts draw, in days.
 pub const MAX_DAYS: i64 = 366;
-
-/// Most rows of an orders export (the list's limit).
-const EXPORT_ROWS: i64 = 1000;
 
 /// Default period: the last 14 days, today included.
 const DEFAULT_DAYS: i64 = 14;
@@ -75,7 +73,6 @@ struct DashboardPage {
     legend: Vec<(String, String)>,
     map: Option<Chart>,
     export_query: String,
-    export_partial: bool,
     /// A refused filter (bad or too long a period), shown above the form.
     error: Option<String>,
 }
@@ -220,7 +217,7 @@ async fn dashboard(
             .ok_or_else(ApiError::not_found)
             .page(t)?,
     };
-    let tz: chrono_tz::Tz = unit.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+    let tz = unit.time_zone;
     let today = chrono::DateTime::from_timestamp_millis(state.clock.now().epoch_ms())
         .map_or_else(|| NaiveDate::MIN, |d| d.with_timezone(&tz).date_naive());
     let to =
@@ -237,7 +234,7 @@ async fn dashboard(
     };
     let units_shown: Vec<(i64, String)> = units
         .iter()
-        .map(|u| (u.id, format!("{}{}", indent(&u.path), u.name)))
+        .map(|u| (u.id, format!("{}{}", indent(&u.path), t.place(&u.name))))
         .collect();
     let summary = summary_for(&state, actor, &query).await.and_then(|s| {
         if (s.to - s.from) / 86_400_000 > MAX_DAYS {
@@ -267,7 +264,6 @@ async fn dashboard(
                     legend: Vec::new(),
                     map: None,
                     export_query: String::new(),
-                    export_partial: false,
                     error: Some(super::field_error(t, &err)),
                     l: v.l,
                 },
@@ -299,7 +295,7 @@ async fn dashboard(
     }
     let index: BTreeMap<NaiveDate, usize> = days.iter().enumerate().map(|(i, d)| (*d, i)).collect();
     let labels: Vec<String> = days.iter().map(ToString::to_string).collect();
-    let states: Vec<&str> = charts::STATE_COLOURS.iter().map(|(s, _)| *s).collect();
+    let states: Vec<OrderState> = charts::STATE_COLOURS.iter().map(|(s, _)| *s).collect();
     let mut per_state: Vec<Vec<i64>> = vec![vec![0; days.len()]; states.len()];
     let mut accept: Vec<Vec<i64>> = vec![Vec::new(); days.len()];
     for o in &timelines {
@@ -313,7 +309,7 @@ async fn dashboard(
             accept[i].push(a - o.created_at);
         }
     }
-    let series: Vec<(&str, Vec<i64>)> = states
+    let series: Vec<(OrderState, Vec<i64>)> = states
         .iter()
         .zip(per_state)
         .filter(|(_, v)| v.iter().any(|c| *c > 0))
@@ -323,7 +319,11 @@ async fn dashboard(
     let orders_chart = Chart {
         svg: charts::stacked_days(&orders_title, &labels, &series).unwrap_or_default(),
         head: std::iter::once(t.t("dash.day").to_string())
-            .chain(series.iter().map(|(s, _)| t.k("state", s).to_string()))
+            .chain(
+                series
+                    .iter()
+                    .map(|(s, _)| t.k("state", s.as_str()).to_string()),
+            )
             .collect(),
         // No orders: the "no data" note instead of empty axes.
         rows: labels
@@ -396,15 +396,19 @@ async fn dashboard(
 
     // A county's map shows its city's other divisions as grey context
     // dots (positions only: their counts are outside the viewer's area).
-    let context_path = match (unit.kind.as_str(), unit.parent_id) {
-        ("county", Some(parent)) => state
-            .store
-            .org_unit(parent)
-            .await
-            .page(t)?
-            .map_or_else(|| unit.path.clone(), |p| p.path),
-        _ => unit.path.clone(),
+    let context = match (unit.kind.as_str(), unit.parent_id) {
+        ("county", Some(parent)) => state.store.org_unit(parent).await.page(t)?,
+        _ => None,
     };
+    let context_path = context
+        .as_ref()
+        .map_or_else(|| unit.path.clone(), |p| p.path.clone());
+    let outline = area_outline(
+        context
+            .as_ref()
+            .and_then(|c| c.adcode.as_deref())
+            .or(unit.adcode.as_deref()),
+    );
     let points: Vec<_> = state
         .store
         .map_points(&context_path)
@@ -422,7 +426,7 @@ async fn dashboard(
     let dots: Vec<MapDot> = points
         .iter()
         .map(|p| MapDot {
-            name: p.name.clone(),
+            name: t.place(&p.name),
             longitude: p.longitude,
             latitude: p.latitude,
             open_orders: p.open_orders,
@@ -431,7 +435,7 @@ async fn dashboard(
         .collect();
     let map_title = t.t("dash.map").to_string();
     let map = Some(Chart {
-        svg: charts::division_map(&map_title, &dots).unwrap_or_default(),
+        svg: charts::division_map(&map_title, &dots, &outline).unwrap_or_default(),
         head: vec![
             t.t("dash.division").into(),
             t.t("dash.open_orders").into(),
@@ -442,7 +446,7 @@ async fn dashboard(
             .filter(|p| p.open_orders > 0 || p.on_duty > 0)
             .map(|p| {
                 vec![
-                    p.name.clone(),
+                    t.place(&p.name),
                     p.open_orders.to_string(),
                     p.on_duty.to_string(),
                 ]
@@ -452,14 +456,14 @@ async fn dashboard(
     });
     let legend = series
         .iter()
-        .map(|(s, _)| (charts::state_hex(s), t.k("state", s).to_string()))
+        .map(|(s, _)| (charts::state_hex(*s), t.k("state", s.as_str()).to_string()))
         .collect();
-    // The exports take the same period as instants (epoch ms, half-open).
+    // The exports take the same period as instants (epoch ms, half-open),
+    // and hold every order of it (as many as the tiles count).
     let export_query = format!(
-        "org_unit={}&from={}&to={}&limit={EXPORT_ROWS}",
+        "org_unit={}&from={}&to={}",
         unit.id, summary.from, summary.to
     );
-    let export_partial = summary.figures.orders.total > EXPORT_ROWS;
     Ok(DashboardPage {
         t,
         units: units_shown,
@@ -471,7 +475,6 @@ async fn dashboard(
         legend,
         map,
         export_query,
-        export_partial,
         error: None,
         l: v.l,
     }
@@ -479,6 +482,30 @@ async fn dashboard(
 }
 
 /// Non-breaking spaces by depth, so the unit picker reads as a tree.
+/// The outline of the division `adcode` for the map: the convex hull of
+/// its county-level divisions' points from the shipped adcode list (a
+/// province's or a city's), pushed out 0.06° so edge divisions sit
+/// inside. Empty when the code is unknown or names a county.
+fn area_outline(adcode: Option<&str>) -> Vec<(f64, f64)> {
+    use homefront_domain::adcode::DivisionLevel;
+    let Some(code) = adcode.and_then(|c| homefront_domain::Adcode::parse(c).ok()) else {
+        return Vec::new();
+    };
+    let prefix = match code.level() {
+        DivisionLevel::Province => 2,
+        DivisionLevel::City => 4,
+        DivisionLevel::County => return Vec::new(),
+    };
+    let own = code.as_string();
+    let points: Vec<(f64, f64)> = homefront_store::divisions::province_divisions(code.province())
+        .into_iter()
+        .filter(|d| d.adcode.level() == DivisionLevel::County)
+        .filter(|d| d.adcode.as_string().get(..prefix) == own.get(..prefix))
+        .map(|d| (d.longitude, d.latitude))
+        .collect();
+    charts::padded(&charts::convex_hull(&points), 0.06)
+}
+
 fn indent(path: &str) -> String {
     let depth = path.matches('/').count().saturating_sub(2);
     "\u{a0}\u{a0}".repeat(depth)

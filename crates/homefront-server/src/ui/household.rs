@@ -147,13 +147,17 @@ impl MemberForm {
     fn of(m: &Member, adcode: String) -> MemberForm {
         MemberForm {
             name: m.name.clone(),
-            relation: m.relation.clone(),
+            relation: m.relation.to_string(),
             adcode,
             street: m.street.clone(),
-            phone: m.phone.clone().unwrap_or_default(),
+            phone: m
+                .phone
+                .as_deref()
+                .map(super::phone_text)
+                .unwrap_or_default(),
             age_years: m.age_years.map(|a| a.to_string()).unwrap_or_default(),
             school_grade: m.school_grade.clone().unwrap_or_default(),
-            guardian_consent: (m.guardian_consent != 0).then(|| "1".to_string()),
+            guardian_consent: m.guardian_consent.then(|| "1".to_string()),
             longitude: m.longitude.map(|x| x.to_string()).unwrap_or_default(),
             latitude: m.latitude.map(|x| x.to_string()).unwrap_or_default(),
             next: String::new(),
@@ -308,10 +312,14 @@ async fn household_page(
         lines.push(MemberLine {
             id: m.id,
             name: m.name.clone(),
-            relation: m.relation.clone(),
+            relation: m.relation.to_string(),
             division,
             street: m.street.clone(),
-            phone: m.phone.clone().unwrap_or_default(),
+            phone: m
+                .phone
+                .as_deref()
+                .map(super::phone_text)
+                .unwrap_or_default(),
             age_years: m.age_years,
             school_grade: m.school_grade.clone().unwrap_or_default(),
             needs_consent: api::lacks_guardian_consent(m),

@@ -7,6 +7,7 @@
 //! say; Fluent's plural and gender rules are not needed for Chinese and the
 //! few English counts here, and TOML is already a dependency.
 
+use homefront_domain::locale::Locale;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -30,6 +31,14 @@ impl Lang {
         match self {
             Lang::Zh => "zh-CN",
             Lang::En => "en",
+        }
+    }
+
+    /// The account language this page language stores as.
+    pub fn locale(self) -> Locale {
+        match self {
+            Lang::Zh => Locale::ZhCn,
+            Lang::En => Locale::En,
         }
     }
 
@@ -151,13 +160,25 @@ impl Tr {
     }
 
     /// The text of `prefix.name`, e.g. `state.assigned`.
-    pub fn k(&self, prefix: &str, name: &str) -> &'static str {
+    pub fn k(&self, prefix: &str, name: impl std::fmt::Display) -> &'static str {
         self.t(&format!("{prefix}.{name}"))
     }
 
     /// The text of `key` with its one placeholder `{name}` filled.
     pub fn f1(&self, key: &str, name: &str, value: impl std::fmt::Display) -> String {
         self.f(key, &[(name, &value.to_string())])
+    }
+
+    /// A division's name in this language: on English pages the shipped
+    /// list's English name (`玄武区` → `Xuanwu District`); names the list
+    /// does not hold (teams, employers) stay as they were entered.
+    pub fn place(&self, zh: &str) -> String {
+        match self.0 {
+            Lang::En => homefront_store::divisions::english_name(zh)
+                .unwrap_or(zh)
+                .to_string(),
+            Lang::Zh => zh.to_string(),
+        }
     }
 
     /// `<html lang>` value.

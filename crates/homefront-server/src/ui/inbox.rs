@@ -49,10 +49,15 @@ struct InboxPage {
     l: Layout,
     unread: i64,
     notices: Vec<Notice>,
+    /// Older notices not listed.
+    more: i64,
     inbox_on: bool,
     mute_offers: bool,
     volunteer: bool,
 }
+
+/// Notices listed on the inbox page, newest first.
+const NOTICES_SHOWN: i64 = 100;
 
 /// Where a notice about an order leads, by the viewer's role.
 fn order_href(actor: &Actor, order: i64) -> String {
@@ -67,28 +72,31 @@ fn order_href(actor: &Actor, order: i64) -> String {
 
 async fn inbox(State(state): State<AppState>, v: Viewer) -> PageResult<InboxPage> {
     let t = v.t();
-    let axum::Json(page) = crate::api::notifications::inbox(
-        State(state.clone()),
-        v.actor.clone(),
-        crate::api::ApiQuery(InboxQuery {
-            unread: false,
-            limit: Some(100),
-        }),
+    let (page, _) = crate::api::notifications::inbox_page(
+        &state,
+        &v.actor,
+        &InboxQuery {
+            limit: Some(NOTICES_SHOWN),
+            ..InboxQuery::default()
+        },
     )
     .await
     .page(t)?;
+    let total = state.store.inbox_count(v.actor.user.id).await.page(t)?;
+    let tz = super::viewer_time_zone(&state, &v.actor).await;
     let axum::Json(prefs) =
         crate::api::notifications::preferences(State(state.clone()), v.actor.clone())
             .await
             .page(t)?;
     let notices = page
         .items
-        .into_iter()
+        .iter()
+        .cloned()
         .map(|n| Notice {
             lead: body_lines(&n.body, false),
             facts: body_lines(&n.body, true),
             title: n.title,
-            at: local_time(n.created_at, "Asia/Shanghai"),
+            at: local_time(n.created_at, tz),
             unread: n.read_at.is_none(),
             href: n.order_id.map(|o| order_href(&v.actor, o)),
         })
@@ -96,6 +104,7 @@ async fn inbox(State(state): State<AppState>, v: Viewer) -> PageResult<InboxPage
     Ok(InboxPage {
         t,
         unread: page.unread,
+        more: total - i64::try_from(page.items.len()).unwrap_or(0),
         notices,
         inbox_on: prefs.inbox,
         mute_offers: prefs.mute_offers_off_duty,
@@ -221,11 +230,11 @@ async fn bots_page(
             .into_iter()
             .map(|b| BotLine {
                 id: b.bot.id,
-                kind: b.bot.kind.clone(),
+                kind: b.bot.kind.to_string(),
                 name: b.bot.name.clone(),
                 host: b.url_host.clone(),
                 signed: b.signed,
-                locale: b.bot.locale.clone(),
+                locale: b.bot.locale.to_string(),
             })
             .collect(),
         notice,

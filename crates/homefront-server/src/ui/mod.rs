@@ -19,6 +19,7 @@ mod coordinator;
 mod dashboard;
 mod household;
 mod inbox;
+mod pwa;
 mod requester;
 mod vetting;
 mod volunteer;
@@ -47,8 +48,9 @@ pub fn router() -> Router<AppState> {
         .route("/", get(home))
         .route("/login", get(login_page).post(login_submit))
         .route("/logout", post(logout))
-        .route("/lang/{code}", get(switch_lang))
+        .route("/lang/{code}", get(switch_lang).post(switch_lang_posted))
         .merge(assets::router())
+        .merge(pwa::router())
         .merge(requester::router())
         .merge(household::router())
         .merge(account::router())
@@ -95,6 +97,8 @@ pub struct Layout {
     pub user: Option<String>,
     /// Navigation links: (href, catalogue key).
     pub nav: Vec<(&'static str, &'static str)>,
+    /// Unread notices in the viewer's inbox (shown beside "Inbox").
+    pub unread: i64,
 }
 
 impl Layout {
@@ -122,6 +126,7 @@ impl Layout {
             path: path.to_string(),
             user: actor.map(|a| a.user.display_name.clone()),
             nav,
+            unread: 0,
         }
     }
 
@@ -142,10 +147,25 @@ impl Layout {
             .collect()
     }
 
-    /// The link that switches to the other language.
+    /// The other language's tag (`en` or `zh-CN`).
+    fn other_lang(&self) -> &'static str {
+        if self.t.is_en() { "zh-CN" } else { "en" }
+    }
+
+    /// The link that switches to the other language (signed out: it sets
+    /// the `lang` cookie only).
     pub fn switch_href(&self) -> String {
-        let other = if self.t.is_en() { "zh-CN" } else { "en" };
-        format!("/lang/{other}?next={}", url_encode(&self.path))
+        format!(
+            "/lang/{}?next={}",
+            self.other_lang(),
+            url_encode(&self.path)
+        )
+    }
+
+    /// Where the signed-in switch posts (it also becomes the account's
+    /// language, in which notifications are written).
+    pub fn switch_action(&self) -> String {
+        format!("/lang/{}", self.other_lang())
     }
 }
 
@@ -311,15 +331,16 @@ impl FromRequestParts<AppState> for Viewer {
         let actor = Actor::from_request_parts(parts, state)
             .await
             .map_err(|err| PageError { t, err, next })?;
-        Ok(Viewer {
-            l: Layout::new(t, &path_of(parts), Some(&actor)),
-            actor,
-        })
+        let mut l = Layout::new(t, &path_of(parts), Some(&actor));
+        // The badge is a convenience: a failed count shows none.
+        l.unread = state.store.unread_count(actor.user.id).await.unwrap_or(0);
+        Ok(Viewer { l, actor })
     }
 }
 
 /// A posted HTML form from a signed-in actor, its `_csrf` field checked
-/// against the session ([`auth::actor_with_form_token`]).
+/// against the session ([`auth::actor_with_form_token`]) and every field
+/// against the text rule ([`crate::input::check_pairs`]).
 pub struct Posted<T> {
     /// The actor.
     pub actor: Actor,
@@ -359,6 +380,11 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
         let actor = auth::actor_with_form_token(&parts, state, csrf.as_deref())
             .await
             .map_err(|err| PageError { t, err, next: None })?;
+        crate::input::check_pairs(form_urlencoded::parse(&bytes)).map_err(|err| PageError {
+            t,
+            err,
+            next: None,
+        })?;
         let Form(form) = Form::<T>::from_request(rebuild(bytes), state)
             .await
             .map_err(|e| PageError {
@@ -376,7 +402,7 @@ pub fn see_other(to: &str) -> Response {
 }
 
 /// A session-less page frame for the request (login, errors).
-fn anonymous(headers: &HeaderMap, path: &str) -> Layout {
+pub(crate) fn anonymous(headers: &HeaderMap, path: &str) -> Layout {
     Layout::new(Tr(Lang::of(headers)), path, None)
 }
 
@@ -416,26 +442,42 @@ struct LoginPage {
     notice: Option<&'static str>,
     /// Local page to go to after signing in ("" = home).
     next: String,
+    /// "Remember this phone" ticked.
+    remember: bool,
+    /// How long a remembered session lasts (`remember_days`).
+    remember_days: i64,
 }
 
 #[derive(Deserialize)]
 struct LoginQuery {
     /// Set after a password change, which ended the session.
     changed: Option<String>,
+    /// Set after signing out everywhere.
+    signed_out: Option<String>,
     /// The page a signed-out visit asked for.
     next: Option<String>,
 }
 
-async fn login_page(headers: HeaderMap, Query(q): Query<LoginQuery>) -> LoginPage {
+async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> LoginPage {
     let l = anonymous(&headers, "/login");
     LoginPage {
         t: l.t,
-        notice: q.changed.map(|_| l.t.t("login.password_changed")),
+        notice: match (q.changed, q.signed_out) {
+            (Some(_), _) => Some(l.t.t("login.password_changed")),
+            (None, Some(_)) => Some(l.t.t("login.signed_out_everywhere")),
+            (None, None) => None,
+        },
         next: local_path(q.next.as_deref()).unwrap_or_default(),
         l,
         phone: String::new(),
         error: None,
         totp: false,
+        remember: false,
+        remember_days: state.config.remember_days,
     }
 }
 
@@ -447,6 +489,9 @@ struct LoginForm {
     totp_code: Option<String>,
     #[serde(default)]
     next: Option<String>,
+    /// The "remember this phone" box (`1` when ticked).
+    #[serde(default)]
+    remember: Option<String>,
 }
 
 async fn login_submit(
@@ -460,8 +505,13 @@ async fn login_submit(
         phone: form.phone.clone(),
         password: form.password,
         totp_code: form.totp_code.filter(|c| !c.trim().is_empty()),
+        remember: form.remember.is_some(),
     };
-    match crate::api::sessions::sign_in(&state, &ip, req).await {
+    let signed_in = match auth::check_same_origin(&headers) {
+        Ok(()) => crate::api::sessions::sign_in(&state, &ip, req).await,
+        Err(e) => Err(e),
+    };
+    match signed_in {
         Ok((_, cookie)) => {
             let to = local_path(form.next.as_deref()).unwrap_or_else(|| "/".into());
             let mut resp = see_other(&to);
@@ -479,6 +529,8 @@ async fn login_submit(
                 totp,
                 notice: None,
                 next: local_path(form.next.as_deref()).unwrap_or_default(),
+                remember: form.remember.is_some(),
+                remember_days: state.config.remember_days,
             };
             (err.status, page).into_response()
         }
@@ -491,12 +543,23 @@ async fn logout(State(state): State<AppState>, posted: Posted<CsrfField>) -> Pag
         .delete_session(&posted.actor.token_hash)
         .await
         .page(posted.t)?;
-    let mut resp = see_other("/login");
+    crate::live::publish_account(&state, posted.actor.user.id).await;
+    Ok(signed_out(see_other("/login")))
+}
+
+/// Clears the session cookie on `resp`, and asks the browser to drop what
+/// it cached for this site (`Clear-Site-Data`, secure contexts only; the
+/// page's script also empties the service worker's copies first).
+pub(crate) fn signed_out(mut resp: Response) -> Response {
     resp.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static("hf_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
     );
-    Ok(resp)
+    resp.headers_mut().insert(
+        header::HeaderName::from_static("clear-site-data"),
+        HeaderValue::from_static("\"cache\""),
+    );
+    resp
 }
 
 #[derive(Deserialize)]
@@ -504,24 +567,10 @@ struct NextQuery {
     next: Option<String>,
 }
 
-/// Sets the `lang` cookie and returns to the page (a local path only, so
-/// the switch cannot redirect elsewhere). Signed in, it also becomes the
-/// account's language, in which notifications are written (a harmless
-/// preference, so a plain link may change it).
-async fn switch_lang(
-    State(state): State<AppState>,
-    actor: Result<Actor, ApiError>,
-    Path(code): Path<String>,
-    Query(q): Query<NextQuery>,
-) -> Response {
-    let lang = Lang::parse(&code).unwrap_or(Lang::Zh);
-    if let Ok(actor) = actor
-        && actor.user.locale != lang.tag()
-        && let Err(e) = state.store.set_locale(actor.user.id, lang.tag()).await
-    {
-        tracing::warn!(error = %e, "could not store the account's language");
-    }
-    let next = local_path(q.next.as_deref()).unwrap_or_else(|| "/".into());
+/// The `lang` cookie for `lang` and a 303 back to `next` (a local path
+/// only, so the switch cannot redirect elsewhere; else `/`).
+fn lang_redirect(lang: Lang, next: Option<&str>) -> Response {
+    let next = local_path(next).unwrap_or_else(|| "/".into());
     let mut resp = see_other(&next);
     if let Ok(v) = HeaderValue::from_str(&format!(
         "{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000",
@@ -530,6 +579,36 @@ async fn switch_lang(
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
+}
+
+/// `GET /lang/{code}`: sets the `lang` cookie (this browser's pages) and
+/// returns to the page. It changes nothing stored: a GET is safe (RFC 9110
+/// §9.2.1), so a link on another site cannot change an account.
+async fn switch_lang(Path(code): Path<String>, Query(q): Query<NextQuery>) -> Response {
+    lang_redirect(Lang::parse(&code).unwrap_or(Lang::Zh), q.next.as_deref())
+}
+
+/// The switch's form when signed in: a `next` path to return to.
+#[derive(Deserialize)]
+struct LangForm {
+    next: Option<String>,
+}
+
+/// `POST /lang/{code}` (the signed-in switch, with the session's CSRF
+/// token): sets the cookie and makes it the account's language, in which
+/// its notifications are written.
+async fn switch_lang_posted(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    p: Posted<LangForm>,
+) -> Response {
+    let lang = Lang::parse(&code).unwrap_or(Lang::Zh);
+    if p.actor.user.locale != lang.locale()
+        && let Err(e) = state.store.set_locale(p.actor.user.id, lang.locale()).await
+    {
+        tracing::warn!(error = %e, "could not store the account's language");
+    }
+    lang_redirect(lang, p.form.next.as_deref())
 }
 
 /// Coordinators' and admins' pages; others get the forbidden page.
@@ -544,6 +623,11 @@ pub(crate) fn coordinator_only(actor: &Actor, t: Tr) -> PageResult<()> {
 /// A form with no fields but the CSRF token (buttons that post).
 #[derive(Deserialize)]
 pub(crate) struct Empty {}
+
+/// A stored phone number (E.164) as people read it: `138 0001 0001`.
+pub(crate) fn phone_text(stored: &str) -> String {
+    homefront_domain::phone::PhoneNumber::display_text(stored)
+}
 
 /// Minutes as hours with one decimal, for display (`90` → `1.5`); sum
 /// minutes first and convert last, so totals do not drift.
@@ -565,9 +649,40 @@ pub fn tree_order(units: &mut [homefront_store::org_units::OrgUnit]) {
     });
 }
 
+/// The time zone a viewer's pages show times in: the zone of the unit
+/// they act for (a coordinator's division, a volunteer's team, a liaison's
+/// employer), else of the district their household lives in, else the
+/// deployment's default (an admin of the whole deployment).
+pub(crate) async fn viewer_time_zone(state: &AppState, actor: &Actor) -> chrono_tz::Tz {
+    for id in actor.grants.iter().filter_map(|g| g.org_unit_id) {
+        if let Ok(Some(unit)) = state.store.org_unit(id).await {
+            return unit.time_zone;
+        }
+    }
+    if actor.has(Role::Requester)
+        && let Ok(h) = state
+            .store
+            .household_of(actor.user.id, state.clock.now().epoch_ms())
+            .await
+        && let Ok(members) = state.store.members(h.id).await
+        && let Some(m) = members.first()
+        && let Ok(Some(unit)) = state.store.org_unit(m.division_id).await
+    {
+        return unit.time_zone;
+    }
+    homefront_domain::clock::DEFAULT_TIME_ZONE
+}
+
+/// An RFC 3339 instant with its offset (an order's `window_start_local`)
+/// as `YYYY-MM-DD HH:MM` at that offset: the order's own local time.
+pub fn offset_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
 /// Local date and time of `ms` in time zone `tz`, e.g. `2020-02-12 14:00`.
-pub fn local_time(ms: i64, tz: &str) -> String {
-    let tz: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+pub fn local_time(ms: i64, tz: chrono_tz::Tz) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|d| d.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_default()

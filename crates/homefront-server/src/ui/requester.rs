@@ -72,13 +72,13 @@ impl OrderLine {
         OrderLine {
             id: o.id,
             item: t.pick(&o.item_name_zh, &o.item_name_en).to_string(),
-            division: o.division_name.clone(),
-            state: o.state.clone(),
-            lane: o.lane.clone(),
+            division: t.place(&o.division_name),
+            state: o.state.to_string(),
+            lane: o.lane.to_string(),
             window: format!(
                 "{} – {}",
-                local_time(o.window_start, &o.time_zone),
-                local_time(o.window_end, &o.time_zone)
+                local_time(o.window_start, o.time_zone),
+                local_time(o.window_end, o.time_zone)
             ),
         }
     }
@@ -91,7 +91,12 @@ struct HistoryPage {
     l: Layout,
     open: Vec<OrderLine>,
     past: Vec<OrderLine>,
+    /// Older orders not listed.
+    more: i64,
 }
+
+/// Orders listed on the requester's history page, newest first.
+const HISTORY_SHOWN: i64 = 200;
 
 async fn history(State(state): State<AppState>, v: Viewer) -> PageResult<HistoryPage> {
     requester_only(&v)?;
@@ -102,21 +107,18 @@ async fn history(State(state): State<AppState>, v: Viewer) -> PageResult<History
         .household_of(v.actor.user.id, now)
         .await
         .page(t)?;
-    let rows = state
-        .store
-        .orders(&OrderFilter {
-            household_id: Some(household.id),
-            limit: Some(200),
-            ..OrderFilter::default()
-        })
-        .await
-        .page(t)?;
-    let (open, past): (Vec<_>, Vec<_>) = rows
-        .iter()
-        .partition(|o| o.order_state().is_ok_and(|s| !s.is_terminal()));
+    let filter = OrderFilter {
+        household_id: Some(household.id),
+        limit: Some(HISTORY_SHOWN),
+        ..OrderFilter::default()
+    };
+    let rows = state.store.orders(&filter).await.page(t)?;
+    let total = state.store.count_matching_orders(&filter).await.page(t)?;
+    let (open, past): (Vec<_>, Vec<_>) = rows.iter().partition(|o| !o.state.is_terminal());
     Ok(HistoryPage {
         t,
         l: v.l,
+        more: total - i64::try_from(rows.len()).unwrap_or(0),
         open: open.into_iter().map(|o| OrderLine::of(t, o)).collect(),
         past: past.into_iter().map(|o| OrderLine::of(t, o)).collect(),
     })
@@ -196,12 +198,12 @@ async fn members_of(state: &AppState, actor: &Actor, t: Tr) -> PageResult<Vec<Me
             .org_unit(m.division_id)
             .await
             .page(t)?
-            .map(|u| u.name)
+            .map(|u| t.place(&u.name))
             .unwrap_or_default();
         out.push(MemberChoice {
             id: m.id,
             name: m.name,
-            relation: m.relation,
+            relation: m.relation.to_string(),
             division,
             street: m.street,
         });
@@ -380,7 +382,7 @@ struct StatusFragment<'a> {
 }
 
 async fn status_view(state: &AppState, order: &OrderRow) -> Result<StatusView, ApiError> {
-    let st = order.order_state().map_err(ApiError::internal)?;
+    let st = order.state;
     let volunteer = match order.assignee_user_id {
         Some(uid) => state
             .store
@@ -394,11 +396,11 @@ async fn status_view(state: &AppState, order: &OrderRow) -> Result<StatusView, A
         .order_events(order.id)
         .await?
         .into_iter()
-        .map(|e| (local_time(e.at, &order.time_zone), e.to_state))
+        .map(|e| (local_time(e.at, order.time_zone), e.to_state.to_string()))
         .collect();
     Ok(StatusView {
         id: order.id,
-        state: order.state.clone(),
+        state: order.state.to_string(),
         volunteer,
         can_cancel: matches!(
             st,
@@ -509,7 +511,7 @@ async fn confirm(
     let order = own_order(&state, &p.actor, p.t, &id).await?;
     // A second tap on "confirm" (double click, or a resent form) lands on
     // the confirmed order instead of an error.
-    if order.order_state() == Ok(OrderState::Confirmed) {
+    if order.state == OrderState::Confirmed {
         return Ok(see_other(&format!("/orders/{}", order.id)));
     }
     let req = api_orders::ConfirmRequest {
@@ -533,6 +535,8 @@ async fn live(
     let t = v.t();
     let order = own_order(&state, &v.actor, t, &id).await?;
     let order_id = order.id;
+    crate::live::may_stream(&state, &v.actor).await.page(t)?;
+    let guard = (state.clone(), v.actor.clone());
     let rx = state.live.subscribe();
     let actor = v.actor;
     let csrf = v.l.csrf;
@@ -558,5 +562,6 @@ async fn live(
             }
         },
     );
+    let stream = crate::live::while_signed_in(guard.0, guard.1, stream);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -19,7 +19,6 @@ use super::{Layout, Localize, PageError, PageResult, Posted, Viewer, local_time,
 use crate::AppState;
 use crate::api::ApiJson;
 use crate::api::volunteers::vetting::BulkMoveRequest;
-use crate::api::volunteers::{ListQuery, VolunteerView};
 use crate::auth::{self, Actor};
 use crate::error::ApiError;
 
@@ -59,16 +58,28 @@ const COLUMNS: [VettingState; 11] = [
 /// Days ahead that the expiring-credentials list looks.
 const EXPIRING_DAYS: i64 = 30;
 
+/// Volunteers listed per page of the vetting board.
+pub const VETTING_PAGE: i64 = 50;
+
+/// Most results of a bulk move listed by name (the count says the rest).
+const RESULTS_SHOWN: usize = 100;
+
 struct Person {
     id: i64,
     name: String,
+    phone: String,
     team: String,
+    state: String,
     on_duty: bool,
 }
 
-struct VettingColumn {
+/// A pipeline stage with how many of the filtered volunteers are in it.
+struct StageCount {
     state: &'static str,
-    people: Vec<Person>,
+    count: i64,
+    /// The board filtered to this stage.
+    href: String,
+    current: bool,
 }
 
 struct Expiring {
@@ -83,56 +94,156 @@ struct MoveResult {
     message: String,
 }
 
+/// The board's filter, from the query string (and echoed by the move form).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub(crate) struct VetQuery {
+    /// Name or phone text.
+    #[serde(default)]
+    q: String,
+    /// Team id ("" = all teams).
+    #[serde(default)]
+    team: String,
+    /// Vetting state ("" = every state).
+    #[serde(default)]
+    state: String,
+    /// Page number, from 1.
+    #[serde(default)]
+    page: Option<i64>,
+}
+
+impl VetQuery {
+    fn team_id(&self) -> Option<i64> {
+        self.team.trim().parse().ok()
+    }
+
+    fn vetting_state(&self) -> Option<VettingState> {
+        VettingState::parse(self.state.trim()).ok()
+    }
+
+    fn page(&self) -> i64 {
+        self.page.unwrap_or(1).max(1)
+    }
+
+    /// The query string for this filter at `page` (and another `state`).
+    fn href(&self, state: Option<&str>, page: i64) -> String {
+        format!(
+            "/board/volunteers?q={}&team={}&state={}&page={page}",
+            super::url_encode(self.q.trim()),
+            super::url_encode(self.team.trim()),
+            super::url_encode(state.unwrap_or(self.state.trim())),
+        )
+    }
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "vetting.html")]
 struct VettingPage {
     t: Tr,
     l: Layout,
-    columns: Vec<VettingColumn>,
+    f: VetQuery,
+    stages: Vec<StageCount>,
+    /// Volunteers matching the filter (all stages when none is chosen).
+    total: i64,
+    people: Vec<Person>,
+    first: i64,
+    last: i64,
+    prev: Option<String>,
+    next: Option<String>,
+    teams: Vec<(i64, String)>,
     targets: Vec<&'static str>,
     expiring: Vec<Expiring>,
     results: Vec<MoveResult>,
+    results_more: usize,
     summary: Option<String>,
     error: Option<String>,
+}
+
+impl VettingPage {
+    /// "1–50 of 5,000" in the page's language.
+    fn showing(&self) -> String {
+        self.t.f(
+            "vet.showing",
+            &[
+                ("first", &self.first.to_string()),
+                ("last", &self.last.to_string()),
+                ("total", &self.total.to_string()),
+            ],
+        )
+    }
+}
+
+/// The store filter for `f` in `actor`'s area (`scopes` from
+/// [`Actor::managed_scopes`]).
+fn store_filter<'a>(
+    f: &'a VetQuery,
+    scopes: Option<&'a [homefront_domain::org::OrgPath]>,
+) -> homefront_store::volunteers::VolunteerFilter<'a> {
+    homefront_store::volunteers::VolunteerFilter {
+        scopes,
+        state: f.vetting_state(),
+        team_id: f.team_id(),
+        search: Some(f.q.as_str()),
+        ..Default::default()
+    }
 }
 
 async fn vetting_page(
     state: &AppState,
     actor: &Actor,
     l: Layout,
-    results: Vec<MoveResult>,
+    f: VetQuery,
+    results: (Vec<MoveResult>, usize),
     summary: Option<String>,
     error: Option<String>,
 ) -> PageResult<VettingPage> {
     let t = l.t;
     super::coordinator_only(actor, t)?;
-    let axum::Json(list) = crate::api::volunteers::list(
-        State(state.clone()),
-        actor.clone(),
-        crate::api::ApiQuery(ListQuery {
-            state: None,
-            team_id: None,
-        }),
-    )
-    .await
-    .page(t)?;
-    let columns = COLUMNS
-        .iter()
-        .map(|s| VettingColumn {
-            state: s.as_str(),
-            people: list
-                .iter()
-                .filter(|v| v.vetting_state == s.as_str())
-                .map(|v: &VolunteerView| Person {
-                    id: v.id,
-                    name: v.display_name.clone(),
-                    team: v.team.name.clone(),
-                    on_duty: v.on_duty,
-                })
-                .collect(),
+    let tz = super::viewer_time_zone(state, actor).await;
+    let scopes = actor.managed_scopes();
+    let filter = store_filter(&f, scopes.as_deref());
+    let counts = state
+        .store
+        .volunteer_counts_by_state(&filter)
+        .await
+        .page(t)?;
+    let count_of = |s: &str| counts.iter().find(|(c, _)| c == s).map_or(0, |(_, n)| *n);
+    let total = match f.vetting_state() {
+        Some(s) => count_of(s.as_str()),
+        None => counts.iter().map(|(_, n)| n).sum(),
+    };
+    let page = f.page();
+    let rows = state
+        .store
+        .volunteers(&homefront_store::volunteers::VolunteerFilter {
+            limit: Some(VETTING_PAGE),
+            offset: (page - 1) * VETTING_PAGE,
+            ..filter.clone()
+        })
+        .await
+        .page(t)?;
+    let first = (page - 1) * VETTING_PAGE + 1;
+    let last = first - 1 + i64::try_from(rows.len()).unwrap_or(0);
+    let people = rows
+        .into_iter()
+        .map(|v| Person {
+            id: v.user_id,
+            name: v.display_name.clone(),
+            phone: super::phone_text(&v.phone),
+            team: v.team_name.clone(),
+            state: v.vetting_state.to_string(),
+            on_duty: v.on_duty,
         })
         .collect();
-    let axum::Json(expiring) = crate::api::volunteers::credentials::expiring(
+    let stages = COLUMNS
+        .iter()
+        .map(|s| StageCount {
+            state: s.as_str(),
+            count: count_of(s.as_str()),
+            href: f.href(Some(s.as_str()), 1),
+            current: f.vetting_state() == Some(*s),
+        })
+        .collect();
+    let expiring = crate::api::volunteers::credentials::expiring(
         State(state.clone()),
         actor.clone(),
         crate::api::ApiQuery(crate::api::volunteers::credentials::ExpiringQuery {
@@ -140,123 +251,174 @@ async fn vetting_page(
         }),
     )
     .await
-    .page(t)?;
-    let expiring = expiring
-        .into_iter()
-        .map(|e| Expiring {
-            name: e.display_name,
-            kind: e.credential.kind.clone(),
-            valid_to: e
-                .credential
-                .valid_to
-                .map(|ms| local_time(ms, "Asia/Shanghai"))
-                .unwrap_or_default(),
-        })
-        .collect();
+    .page(t)?
+    .0
+    .into_iter()
+    .map(|e| Expiring {
+        name: e.display_name,
+        kind: e.credential.kind.to_string(),
+        valid_to: e
+            .credential
+            .valid_to
+            .map(|ms| local_time(ms, tz))
+            .unwrap_or_default(),
+    })
+    .collect();
     Ok(VettingPage {
         t,
         l,
-        columns,
+        stages,
+        total,
+        people,
+        first,
+        last,
+        prev: (page > 1).then(|| f.href(None, page - 1)),
+        next: (last < total).then(|| f.href(None, page + 1)),
+        teams: teams(state, actor).await.page(t)?,
         targets: COLUMNS.iter().map(|s| s.as_str()).collect(),
         expiring,
-        results,
+        results: results.0,
+        results_more: results.1,
         summary,
         error,
+        f,
     })
 }
 
-async fn board(State(state): State<AppState>, v: Viewer) -> PageResult<VettingPage> {
-    vetting_page(&state, &v.actor, v.l, Vec::new(), None, None).await
+async fn board(
+    State(state): State<AppState>,
+    v: Viewer,
+    axum::extract::Query(f): axum::extract::Query<VetQuery>,
+) -> PageResult<VettingPage> {
+    vetting_page(&state, &v.actor, v.l, f, (Vec::new(), 0), None, None).await
 }
 
-/// The bulk-move form: repeated `volunteer` fields, `target_state`, `note`.
+/// The bulk-move form: repeated `volunteer` fields (the ticked people), or
+/// `all_matching` = 1 with the board's filter (`q`, `team`, `state`) for
+/// every volunteer that matches it on every page; `target_state`, `note`.
 async fn bulk_move(State(state): State<AppState>, p: Posted<Vec<(String, String)>>) -> PageResult {
     let t = p.t;
     super::coordinator_only(&p.actor, t)?;
     let mut ids = Vec::new();
     let (mut target, mut note) = (String::new(), None);
+    let mut f = VetQuery::default();
+    let mut all_matching = false;
     for (k, v) in &p.form {
         match k.as_str() {
             "volunteer" => ids.push(crate::api::parse_id(v).page(t)?),
             "target_state" => target.clone_from(v),
             "note" if !v.trim().is_empty() => note = Some(v.trim().to_string()),
+            "all_matching" => all_matching = v == "1",
+            "q" => f.q.clone_from(v),
+            "team" => f.team.clone_from(v),
+            "state" => f.state.clone_from(v),
             _ => {}
         }
     }
-    let layout = Layout::new(t, "/board/volunteers", Some(&p.actor));
+    let layout = Layout::new(t, &f.href(None, 1), Some(&p.actor));
+    if all_matching {
+        let scopes = p.actor.managed_scopes();
+        ids = state
+            .store
+            .volunteer_ids(&store_filter(&f, scopes.as_deref()))
+            .await
+            .page(t)?;
+    }
     if ids.is_empty() {
         let page = vetting_page(
             &state,
             &p.actor,
             layout,
-            Vec::new(),
+            f,
+            (Vec::new(), 0),
             None,
             Some(t.t("vet.pick_someone").to_string()),
         )
         .await?;
         return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
-    let answer = crate::api::volunteers::vetting::bulk(
-        State(state.clone()),
-        p.actor.clone(),
-        ApiJson(BulkMoveRequest {
-            volunteer_ids: ids,
-            target_state: target.clone(),
-            note,
-            document_ref: None,
-        }),
-    )
-    .await;
-    let axum::Json(answer) = match answer {
-        Ok(a) => a,
-        Err(err) if err.status.is_client_error() => {
-            let page = vetting_page(
-                &state,
-                &p.actor,
-                layout,
-                Vec::new(),
-                None,
-                Some(super::error_message(t, &err)),
-            )
-            .await?;
-            return Ok((err.status, page).into_response());
-        }
-        Err(err) => return Err(err).page(t),
-    };
-    // Names from the board itself (every volunteer in the viewer's area is
-    // in one of its columns); ids outside the area show as numbers.
-    let mut page = vetting_page(&state, &p.actor, layout, Vec::new(), None, None).await?;
-    let names: std::collections::HashMap<i64, &str> = page
-        .columns
+    // The API moves at most MAX_BULK at a time: "all that match" goes in
+    // batches, each person checked and logged as in a single move.
+    let mut moved = 0usize;
+    let mut outcomes = Vec::with_capacity(ids.len());
+    let mut moved_to = String::new();
+    for chunk in ids.chunks(crate::api::volunteers::vetting::MAX_BULK) {
+        let answer = crate::api::volunteers::vetting::bulk(
+            State(state.clone()),
+            p.actor.clone(),
+            ApiJson(BulkMoveRequest {
+                volunteer_ids: chunk.to_vec(),
+                target_state: target.clone(),
+                note: note.clone(),
+                document_ref: None,
+            }),
+        )
+        .await;
+        let axum::Json(answer) = match answer {
+            Ok(a) => a,
+            Err(err) if err.status.is_client_error() => {
+                let page = vetting_page(
+                    &state,
+                    &p.actor,
+                    layout,
+                    f,
+                    (Vec::new(), 0),
+                    None,
+                    Some(super::error_message(t, &err)),
+                )
+                .await?;
+                return Ok((err.status, page).into_response());
+            }
+            Err(err) => return Err(err).page(t),
+        };
+        moved += answer.moved;
+        moved_to = answer.target_state.as_str().to_string();
+        outcomes.extend(answer.results);
+    }
+    // Name the people whose move failed (and everyone, for a short list).
+    let few = outcomes.len() <= 20;
+    let listed: Vec<_> = outcomes
         .iter()
-        .flat_map(|c| c.people.iter().map(|p| (p.id, p.name.as_str())))
+        .filter(|r| few || r.outcome != "moved")
         .collect();
-    let results = answer
-        .results
-        .iter()
-        .map(|r| MoveResult {
-            name: names
-                .get(&r.volunteer_id)
-                .map_or_else(|| format!("#{}", r.volunteer_id), |n| (*n).to_string()),
+    let more = listed.len().saturating_sub(RESULTS_SHOWN);
+    let mut results = Vec::new();
+    for r in listed.into_iter().take(RESULTS_SHOWN) {
+        let name = state
+            .store
+            .user(r.volunteer_id)
+            .await
+            .page(t)?
+            .map_or_else(|| format!("#{}", r.volunteer_id), |u| u.display_name);
+        results.push(MoveResult {
+            name,
             moved: r.outcome == "moved",
             message: match r.code {
-                None => t.k("vetting", answer.target_state.as_str()).to_string(),
+                None => t.k("vetting", &moved_to).to_string(),
                 Some(code) => t
                     .get(&format!("err.{code}"))
                     .map_or_else(|| r.message.clone().unwrap_or_default(), str::to_string),
             },
-        })
-        .collect();
+        });
+    }
     let summary = t.f(
         "vet.summary",
         &[
-            ("moved", &answer.moved.to_string()),
-            ("not_moved", &answer.not_moved.to_string()),
-            ("state", t.k("vetting", answer.target_state.as_str())),
+            ("moved", &moved.to_string()),
+            ("not_moved", &(outcomes.len() - moved).to_string()),
+            ("state", t.k("vetting", &moved_to)),
         ],
     );
-    page.results = results;
-    page.summary = Some(summary);
+    let page = vetting_page(
+        &state,
+        &p.actor,
+        layout,
+        f,
+        (results, more),
+        Some(summary),
+        None,
+    )
+    .await?;
     Ok(page.into_response())
 }
 
@@ -497,6 +659,7 @@ struct PairingsPage {
 async fn pairings(State(state): State<AppState>, v: Viewer) -> PageResult<PairingsPage> {
     let t = v.t();
     super::coordinator_only(&v.actor, t)?;
+    let tz = super::viewer_time_zone(&state, &v.actor).await;
     let axum::Json(list) = crate::api::pairings::proposals(State(state.clone()), v.actor.clone())
         .await
         .page(t)?;
@@ -517,13 +680,13 @@ async fn pairings(State(state): State<AppState>, v: Viewer) -> PageResult<Pairin
         proposals.push(ProposalLine {
             id: p.id,
             household: p.household_id,
-            role: p.role.clone(),
+            role: p.role.to_string(),
             former: name(p.former_volunteer_user_id).await,
             proposed: match p.proposed_volunteer_user_id {
                 Some(id) => Some(name(id).await),
                 None => None,
             },
-            created: local_time(p.created_at, "Asia/Shanghai"),
+            created: local_time(p.created_at, tz),
         });
     }
     Ok(PairingsPage {
@@ -656,15 +819,19 @@ async fn volunteer_page(
     )
     .await
     .page(t)?;
-    let tz = v.team.time_zone.clone();
+    let tz = v
+        .team
+        .time_zone
+        .parse()
+        .unwrap_or(homefront_domain::clock::DEFAULT_TIME_ZONE);
     Ok(VolunteerPage {
         t,
         l: Layout::new(t, &format!("/board/volunteers/{}", v.id), Some(actor)),
         id: v.id,
         name: v.display_name.clone(),
-        phone: v.phone.clone(),
+        phone: super::phone_text(&v.phone),
         team: v.team.name.clone(),
-        state: v.vetting_state.clone(),
+        state: v.vetting_state.to_string(),
         on_duty: v.on_duty,
         eligible: elig.eligible,
         reasons: elig
@@ -675,12 +842,12 @@ async fn volunteer_page(
         credentials: creds
             .iter()
             .map(|c| CredentialLine {
-                kind: c.record.kind.clone(),
-                from: local_time(c.record.valid_from, &tz),
+                kind: c.record.kind.to_string(),
+                from: local_time(c.record.valid_from, tz),
                 to: c
                     .record
                     .valid_to
-                    .map(|ms| local_time(ms, &tz))
+                    .map(|ms| local_time(ms, tz))
                     .unwrap_or_default(),
                 status: c.status,
             })
@@ -689,8 +856,8 @@ async fn volunteer_page(
             .iter()
             .rev()
             .map(|e| LogLine {
-                at: local_time(e.at, &tz),
-                to_state: e.to_state.clone(),
+                at: local_time(e.at, tz),
+                to_state: e.to_state.to_string(),
                 note: e.note.clone().unwrap_or_default(),
             })
             .collect(),
@@ -733,9 +900,8 @@ struct CredentialForm {
 
 /// Midnight at the start of `date` (`YYYY-MM-DD`) in `tz`, epoch ms; with
 /// `next_day`, the midnight after it (a "valid until" date is inclusive).
-fn day_start(field: &str, date: &str, tz: &str, next_day: bool) -> Result<i64, ApiError> {
+fn day_start(field: &str, date: &str, tz: chrono_tz::Tz, next_day: bool) -> Result<i64, ApiError> {
     use chrono::TimeZone;
-    let tz: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::Asia::Shanghai);
     chrono::NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
         .ok()
         .map(|d| {
@@ -764,13 +930,13 @@ async fn add_credential(
         .volunteer(vid)
         .await
         .page(t)?
-        .map_or_else(|| "Asia/Shanghai".to_string(), |v| v.time_zone);
+        .map_or(homefront_domain::clock::DEFAULT_TIME_ZONE, |v| v.time_zone);
     let f = p.form;
     let opt = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
     let result = async {
-        let valid_from = day_start("valid_from", &f.valid_from, &tz, false)?;
+        let valid_from = day_start("valid_from", &f.valid_from, tz, false)?;
         let valid_to = match opt(f.valid_to) {
-            Some(d) => Some(day_start("valid_to", &d, &tz, true)?),
+            Some(d) => Some(day_start("valid_to", &d, tz, true)?),
             None => None,
         };
         crate::api::volunteers::credentials::add(

@@ -1,7 +1,14 @@
 //! Volunteer pages: incoming offers with a countdown (item, district and
 //! distance, never the address), accept or decline, the assignment with
 //! the address and phone while it is live, check-in and check-out; the
-//! duty switch, my hours and my pairings.
+//! duty switch, the alerts switch (Web Push), my hours and my pairings.
+//!
+//! Two pages may be kept on the phone for use without network, and say so
+//! to the service worker with `X-Homefront-Offline`: the offer list
+//! (`offers`, naming the live assignments in `X-Homefront-Live-Assignments`
+//! so the worker drops any other) and a live assignment (`assignment`);
+//! an assignment that is no longer live is sent without it, and the worker
+//! drops its copy.
 
 use std::time::Duration;
 
@@ -9,10 +16,13 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Path, State};
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::sse::{KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use homefront_domain::Role;
 use homefront_domain::order_state::OrderState;
+use homefront_domain::privacy::RecordKind;
 use homefront_store::orders::{OrderFilter, OrderRow};
 use serde::Deserialize;
 
@@ -21,7 +31,9 @@ use super::requester::OrderLine;
 use super::{Layout, Localize, PageResult, Posted, Viewer, local_time, see_other};
 use crate::AppState;
 use crate::api::offers::{OfferView, accept_offer, decline_offer, offers_of};
-use crate::api::orders::{CheckInRequest, check_in_order, check_out_order, visible_order};
+use crate::api::orders::{
+    CheckInRequest, CheckOutRequest, check_in_order, check_out_order, visible_order,
+};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::privacy::{order_access, sensitive_fields};
@@ -60,18 +72,18 @@ struct OfferLine {
 }
 
 fn offer_line(t: Tr, o: &OfferView) -> OfferLine {
-    let tz = "Asia/Shanghai";
     OfferLine {
         id: o.id,
         item: t
             .pick(&o.order.item.name_zh, &o.order.item.name_en)
             .to_string(),
-        division: o.order.division.name.clone(),
+        division: t.place(&o.order.division.name),
         distance: o.distance_km.map(|d| format!("{d:.1}")),
+        // In the order's own time zone, as its page and the API show it.
         window: format!(
             "{} – {}",
-            local_time(o.order.window_start, tz),
-            local_time(o.order.window_end, tz)
+            super::offset_time(&o.order.window_start_local),
+            super::offset_time(&o.order.window_end_local)
         ),
         public_note: o.order.public_note.clone().unwrap_or_default(),
         deadline: o.expires_at,
@@ -88,13 +100,13 @@ struct OffersFragment<'a> {
 }
 
 async fn render_offers(state: &AppState, actor: &Actor, t: Tr, csrf: &str) -> ApiResult<String> {
-    let offers = offers_of(state, actor, &["offered"]).await?;
+    // Every open offer: a volunteer holds a few at a time, never pages.
+    let (offers, _) = offers_of(state, actor, &["offered"], None, i64::from(u16::MAX)).await?;
     let active = state
         .store
         .orders(&OrderFilter {
             assignee_user_id: Some(actor.user.id),
-            states: vec!["assigned".into(), "in_service".into()],
-            limit: Some(100),
+            states: vec![OrderState::Assigned, OrderState::InService],
             ..OrderFilter::default()
         })
         .await?;
@@ -117,22 +129,47 @@ struct HomePage {
     active: bool,
     offers: String,
     done: Vec<OrderLine>,
+    /// Earlier done orders not listed (the hours page has their time).
+    done_more: i64,
     now: i64,
+    /// The VAPID public key for the alerts switch ("" when unavailable).
+    push_key: String,
+    /// The account id (the alerts switch renews only its own subscription).
+    user_id: i64,
 }
 
-async fn home(State(state): State<AppState>, v: Viewer) -> PageResult<HomePage> {
+/// Done orders listed on the volunteer's home page, newest first.
+const DONE_SHOWN: i64 = 100;
+
+/// Marks a page the service worker may keep for use without network.
+const OFFLINE: HeaderName = HeaderName::from_static("x-homefront-offline");
+/// The live assignments (order ids, comma-separated): the service worker
+/// drops the kept copy of any other.
+const LIVE_ASSIGNMENTS: HeaderName = HeaderName::from_static("x-homefront-live-assignments");
+
+async fn home(State(state): State<AppState>, v: Viewer) -> PageResult<Response> {
     let t = v.t();
     volunteer_only(&v.actor, t)?;
     let offers = render_offers(&state, &v.actor, t, &v.l.csrf)
         .await
         .page(t)?;
-    let mine = state
+    // Done: completed or ended, newest first; the page shows the latest
+    // DONE_SHOWN and says how many earlier ones there are.
+    let done_filter = OrderFilter {
+        assignee_user_id: Some(v.actor.user.id),
+        states: vec![
+            OrderState::Completed,
+            OrderState::Confirmed,
+            OrderState::Cancelled,
+            OrderState::Unfulfilled,
+        ],
+        limit: Some(DONE_SHOWN),
+        ..OrderFilter::default()
+    };
+    let done = state.store.orders(&done_filter).await.page(t)?;
+    let done_total = state
         .store
-        .orders(&OrderFilter {
-            assignee_user_id: Some(v.actor.user.id),
-            limit: Some(100),
-            ..OrderFilter::default()
-        })
+        .count_matching_orders(&done_filter)
         .await
         .page(t)?;
     let me = state
@@ -142,22 +179,42 @@ async fn home(State(state): State<AppState>, v: Viewer) -> PageResult<HomePage> 
         .page(t)?
         .ok_or_else(ApiError::not_found)
         .page(t)?;
-    let done: Vec<&OrderRow> = mine
+    let live_filter = OrderFilter {
+        assignee_user_id: Some(v.actor.user.id),
+        states: vec![OrderState::Assigned, OrderState::InService],
+        ..OrderFilter::default()
+    };
+    let live: Vec<String> = state
+        .store
+        .orders(&live_filter)
+        .await
+        .page(t)?
         .iter()
-        .filter(|o| {
-            o.order_state()
-                .is_ok_and(|s| s.is_terminal() || s == OrderState::Completed)
-        })
+        .map(|o| o.id.to_string())
         .collect();
-    Ok(HomePage {
+    let push_key = crate::notify::push::vapid(&state)
+        .await
+        .map(|k| k.public_key.clone())
+        .unwrap_or_default();
+    let page = HomePage {
         t,
-        on_duty: me.on_duty != 0,
-        active: me.vetting() == homefront_domain::vetting::VettingState::Active,
+        on_duty: me.on_duty,
+        active: me.vetting_state == homefront_domain::vetting::VettingState::Active,
         offers,
-        done: done.into_iter().map(|o| OrderLine::of(t, o)).collect(),
+        done_more: done_total - i64::try_from(done.len()).unwrap_or(0),
+        done: done.iter().map(|o| OrderLine::of(t, o)).collect(),
         now: state.clock.now().epoch_ms(),
+        push_key,
+        user_id: v.actor.user.id,
         l: v.l,
-    })
+    };
+    let mut resp = page.into_response();
+    let h = resp.headers_mut();
+    h.insert(OFFLINE, HeaderValue::from_static("offers"));
+    if let Ok(ids) = HeaderValue::from_str(&live.join(",")) {
+        h.insert(LIVE_ASSIGNMENTS, ids);
+    }
+    Ok(resp)
 }
 
 /// `GET /live/offers`: the volunteer's open offers, re-rendered when any
@@ -170,6 +227,8 @@ async fn live_offers(
 > {
     let t = v.t();
     volunteer_only(&v.actor, t)?;
+    crate::live::may_stream(&state, &v.actor).await.page(t)?;
+    let guard = (state.clone(), v.actor.clone());
     let rx = state.live.subscribe();
     let (actor, csrf) = (v.actor, v.l.csrf);
     let stream = super::live_stream(
@@ -182,6 +241,7 @@ async fn live_offers(
             async move { render_offers(&state, &actor, t, &csrf).await.ok() }
         },
     );
+    let stream = crate::live::while_signed_in(guard.0, guard.1, stream);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
@@ -216,6 +276,8 @@ struct AssignmentPage {
     live: bool,
     street: String,
     phone: String,
+    /// The phone as people read it (`138 0001 0001`).
+    phone_text: String,
     notes: String,
     public_note: String,
     geo: Option<String>,
@@ -223,6 +285,8 @@ struct AssignmentPage {
     /// have; its URI API takes WGS-84 with `coordinate=wgs84`.
     amap: Option<String>,
     can_check_in: bool,
+    /// When check-in opens, local time, while it is not yet open.
+    check_in_opens: Option<String>,
     can_check_out: bool,
 }
 
@@ -241,7 +305,7 @@ async fn assignment(
     State(state): State<AppState>,
     v: Viewer,
     Path(id): Path<String>,
-) -> PageResult<AssignmentPage> {
+) -> PageResult<Response> {
     let t = v.t();
     let order = assigned(&state, &v.actor, t, &id).await?;
     let access = order_access(&v.actor, &order, false);
@@ -251,7 +315,7 @@ async fn assignment(
             .store
             .log_access(
                 v.actor.user.id,
-                "order",
+                RecordKind::Order,
                 &[order.id],
                 &sensitive_fields(&order),
                 "assignment_page",
@@ -260,7 +324,7 @@ async fn assignment(
             .await
             .page(t)?;
     }
-    let st = order.order_state().ok();
+    let st = Some(order.state);
     let shown = |s: &Option<String>| {
         if live {
             s.clone().unwrap_or_default()
@@ -268,11 +332,12 @@ async fn assignment(
             String::new()
         }
     };
-    Ok(AssignmentPage {
+    let page = AssignmentPage {
         t,
         line: OrderLine::of(t, &order),
         live,
         street: shown(&order.street),
+        phone_text: super::phone_text(&shown(&order.contact_phone)),
         phone: shown(&order.contact_phone),
         notes: shown(&order.notes),
         public_note: order.public_note.clone().unwrap_or_default(),
@@ -294,9 +359,22 @@ async fn assignment(
             None
         },
         can_check_in: st == Some(OrderState::Assigned),
+        check_in_opens: {
+            let opens = crate::api::orders::check_in_opens(&state, &order);
+            (st == Some(OrderState::Assigned) && state.clock.now().epoch_ms() < opens)
+                .then(|| super::local_time(opens, order.time_zone))
+        },
         can_check_out: st == Some(OrderState::InService),
         l: v.l,
-    })
+    };
+    let mut resp = page.into_response();
+    if live {
+        // Kept on the phone only while live: the service worker drops it
+        // once a fetch comes back without this header.
+        resp.headers_mut()
+            .insert(OFFLINE, HeaderValue::from_static("assignment"));
+    }
+    Ok(resp)
 }
 
 async fn check_in(
@@ -306,7 +384,7 @@ async fn check_in(
 ) -> PageResult {
     let order = assigned(&state, &p.actor, p.t, &id).await?;
     // A repeated tap after the check-in went through: show the page.
-    if order.order_state() != Ok(OrderState::Assigned) && order.checked_in_at.is_some() {
+    if order.state != OrderState::Assigned && order.checked_in_at.is_some() {
         return Ok(see_other(&format!("/assignments/{}", order.id)));
     }
     check_in_order(&state, &p.actor, order.id, CheckInRequest::default())
@@ -322,13 +400,10 @@ async fn check_out(
 ) -> PageResult {
     let order = assigned(&state, &p.actor, p.t, &id).await?;
     // A repeated tap after the check-out went through: show the page.
-    if matches!(
-        order.order_state(),
-        Ok(OrderState::Completed | OrderState::Confirmed)
-    ) {
+    if matches!(order.state, OrderState::Completed | OrderState::Confirmed) {
         return Ok(see_other(&format!("/assignments/{}", order.id)));
     }
-    check_out_order(&state, &p.actor, order.id)
+    check_out_order(&state, &p.actor, order.id, CheckOutRequest::default())
         .await
         .page(p.t)?;
     Ok(see_other(&format!("/assignments/{}", order.id)))
@@ -445,6 +520,7 @@ struct PairingsPage {
 async fn my_pairings(State(state): State<AppState>, v: Viewer) -> PageResult<PairingsPage> {
     let t = v.t();
     volunteer_only(&v.actor, t)?;
+    let tz = super::viewer_time_zone(&state, &v.actor).await;
     let axum::Json(mine) = crate::api::pairings::mine(State(state), v.actor.clone())
         .await
         .page(t)?;
@@ -452,13 +528,13 @@ async fn my_pairings(State(state): State<AppState>, v: Viewer) -> PageResult<Pai
         .into_iter()
         .filter(|p| p.pairing.ended_at.is_none())
         .map(|p| PairingCard {
-            role: p.pairing.role.clone(),
-            since: local_time(p.pairing.started_at, "Asia/Shanghai"),
+            role: p.pairing.role.to_string(),
+            since: local_time(p.pairing.started_at, tz),
             members: p
                 .members
                 .iter()
                 .map(|m| {
-                    let mut who = format!("{} · {}", m.name, t.k("relation", &m.relation));
+                    let mut who = format!("{} · {}", m.name, t.k("relation", m.relation.as_str()));
                     if let Some(age) = m.age_years {
                         who.push_str(&format!(" · {}", t.f1("pair.age", "n", age)));
                     }
@@ -475,7 +551,7 @@ async fn my_pairings(State(state): State<AppState>, v: Viewer) -> PageResult<Pai
                     (
                         o.id,
                         t.pick(&o.item.name_zh, &o.item.name_en).to_string(),
-                        o.state.clone(),
+                        o.state.to_string(),
                     )
                 })
                 .collect(),

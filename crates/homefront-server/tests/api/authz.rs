@@ -18,6 +18,7 @@ use crate::helpers::{Session, TestApp};
 struct Fixture {
     app: TestApp,
     xuanwu: i64,
+    employer_e: i64,
     team_a: i64,
     team_b: i64,
     /// Volunteer account of team A.
@@ -119,6 +120,7 @@ async fn fixture() -> Fixture {
     Fixture {
         app,
         xuanwu,
+        employer_e,
         team_a,
         team_b,
         volunteer_a,
@@ -269,11 +271,15 @@ async fn user_endpoints_respect_scope() {
             expect: [200, 200, 200, 200, 200, 403, 403, 403],
         },
         Case {
+            // Once the admin (first in the row) has put volunteer A on
+            // team B too, the account has a role in each county: both
+            // county coordinators see it, neither administers it. Only the
+            // city's coordinator, above both, does.
             what: "grant a role in team B to volunteer A",
             method: Method::POST,
             path: format!("/api/v1/users/{va}/grants"),
             body: Some(json!({"role": "volunteer", "org_unit_id": f.team_b})),
-            expect: [201, 201, 422, 201, 422, 403, 403, 403],
+            expect: [201, 201, 403, 403, 404, 403, 403, 403],
         },
         Case {
             // Targets another account: granting it to an actor would change
@@ -282,7 +288,7 @@ async fn user_endpoints_respect_scope() {
             method: Method::POST,
             path: format!("/api/v1/users/{vb}/grants"),
             body: Some(json!({"role": "admin"})),
-            expect: [201, 403, 403, 403, 403, 403, 403, 403],
+            expect: [201, 403, 404, 403, 404, 403, 403, 403],
         },
     ];
     check(&f, cases).await;
@@ -422,14 +428,14 @@ async fn order_endpoints_respect_scope() {
             expect: [422, 422, 422, 404, 404, 404, 404, 422],
         },
         Case {
-            // Team B's volunteer is outside Xuanwu, so its coordinator gets
-            // 422; the admin manages both and assigns, after which Nanjing's
-            // coordinator finds the order assigned (409).
+            // Team B (Qinhuai) does not serve Xuanwu while the order is not
+            // escalated: not in its candidate list, so not assignable, for
+            // the admin and Nanjing's coordinator as for Xuanwu's (422).
             what: "assign a Xuanwu order to team B's volunteer",
             method: Method::POST,
             path: format!("/api/v1/orders/{xw}/assign"),
             body: Some(json!({"volunteer_user_id": vb})),
-            expect: [200, 409, 422, 404, 404, 404, 404, 403],
+            expect: [422, 422, 422, 404, 404, 404, 404, 403],
         },
         Case {
             what: "list orders",
@@ -504,4 +510,271 @@ async fn password_resets_respect_scope() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// Signs in with `password` and returns the status.
+async fn login_status(f: &Fixture, phone: &str, password: &str) -> StatusCode {
+    f.app
+        .call(
+            None,
+            Method::POST,
+            "/api/v1/auth/login",
+            Some(json!({"phone": phone, "password": password})),
+        )
+        .await
+        .0
+}
+
+/// Ids of the fixture's accounts by actor name.
+fn id_of(f: &Fixture, name: &str) -> i64 {
+    f.session(name).user_id
+}
+
+/// Chains of actions, each allowed on its own, that together would hand a
+/// county coordinator someone else's account: a team of its own, then a
+/// grant there (or a volunteer registration, or a roster row) for an
+/// account elsewhere, then a password reset. None of them may end in a
+/// reset, and the targets can still sign in with their own password.
+#[tokio::test]
+async fn chains_of_actions_do_not_take_over_accounts() {
+    let f = fixture().await;
+    let xw = f.session("county_xuanwu");
+    let new_password = "taken over, 2020!";
+    // 1. A team of the county coordinator's own: allowed.
+    let (status, team) = f
+        .app
+        .post(
+            xw,
+            "/api/v1/org-units",
+            json!({"kind": "team", "name": "x", "parent_id": f.xuanwu}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{team}");
+    let team = team["id"].as_i64().unwrap();
+    // Targets: a superior, peers elsewhere, the admin, a requester with no
+    // employer, another county's volunteer.
+    let targets = [
+        ("city_nanjing", "13800000002"),
+        ("county_qinhuai", "13800000004"),
+        ("city_wuxi", "13800000005"),
+        ("admin", "13800000001"),
+        ("requester", "13800000008"),
+    ];
+    let mut failures = Vec::new();
+    for (name, phone) in targets {
+        let id = id_of(&f, name);
+        // 2a. Create unit → grant → reset.
+        let (s_grant, b) = f
+            .app
+            .post(
+                xw,
+                &format!("/api/v1/users/{id}/grants"),
+                json!({"role": "volunteer", "org_unit_id": team}),
+            )
+            .await;
+        if s_grant != StatusCode::NOT_FOUND {
+            failures.push(format!("grant on {name}: {s_grant} {b}"));
+        }
+        // 2b. Register the account as a volunteer, by id and by phone.
+        let (s_id, b) = f
+            .app
+            .post(
+                xw,
+                "/api/v1/volunteers",
+                json!({"user_id": id, "team_id": team}),
+            )
+            .await;
+        if (s_id, b["code"].as_str()) != (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_user")) {
+            failures.push(format!("register {name} by id: {s_id} {b}"));
+        }
+        let (s_phone, b) = f
+            .app
+            .post(
+                xw,
+                "/api/v1/volunteers",
+                json!({"phone": phone, "team_id": team, "display_name": "x"}),
+            )
+            .await;
+        if (s_phone, b["code"].as_str(), b["field"].as_str())
+            != (
+                StatusCode::FORBIDDEN,
+                Some("account_outside_area"),
+                Some("phone"),
+            )
+        {
+            failures.push(format!("register {name} by phone: {s_phone} {b}"));
+        }
+        // 2c. A roster row with the account's phone.
+        let csv = format!("姓名,手机号\nx,{phone}\n");
+        let resp = f
+            .app
+            .client
+            .post(format!(
+                "{}/api/v1/volunteers/import?team_id={team}",
+                f.app.base
+            ))
+            .bearer_auth(&xw.token)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        let report: Value = resp.json().await.unwrap();
+        if report["rows"][0]["errors"][0]["code"] != "account_outside_area"
+            || report["created"] != 0
+        {
+            failures.push(format!("roster row for {name}: {report}"));
+        }
+        // 3. The reset: the account is still out of reach.
+        let (s_reset, b) = f
+            .app
+            .post(
+                xw,
+                &format!("/api/v1/users/{id}/password"),
+                json!({"password": new_password}),
+            )
+            .await;
+        if s_reset != StatusCode::NOT_FOUND {
+            failures.push(format!("reset {name}: {s_reset} {b}"));
+        }
+        if login_status(&f, phone, new_password).await != StatusCode::UNAUTHORIZED
+            || login_status(&f, phone, crate::helpers::PASSWORD).await != StatusCode::OK
+        {
+            failures.push(format!("{name}'s password changed"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let volunteers: i64 = sqlx::query_scalar("select cast(count(*) as bigint) from volunteer")
+        .fetch_one(f.app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(volunteers, 0, "no account became a volunteer");
+}
+
+/// An account made visible to a county coordinator by an admin (the city
+/// coordinator, added to a county team as a volunteer) is visible, but its
+/// password and roles stay out of the county coordinator's reach; so are a
+/// peer coordinator's. What the county coordinator administers (an account
+/// whose every role is in the county) it may still change.
+#[tokio::test]
+async fn visibility_does_not_open_reset_or_grants() {
+    let f = fixture().await;
+    let xw = f.session("county_xuanwu");
+    let admin = f.session("admin");
+    let city = id_of(&f, "city_nanjing");
+    let (s, _) = f
+        .app
+        .post(
+            admin,
+            &format!("/api/v1/users/{city}/grants"),
+            json!({"role": "volunteer", "org_unit_id": f.team_a}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let peer = f
+        .app
+        .user("13800000010", &[(Role::Coordinator, Some(f.xuanwu))])
+        .await;
+    for (name, id) in [("city coordinator", city), ("peer coordinator", peer)] {
+        let (s, user) = f.app.get(xw, &format!("/api/v1/users/{id}")).await;
+        assert_eq!(s, StatusCode::OK, "{name} is visible");
+        let (s, b) = f
+            .app
+            .post(
+                xw,
+                &format!("/api/v1/users/{id}/password"),
+                json!({"password": "taken over, 2020!"}),
+            )
+            .await;
+        assert_eq!(
+            (s, b["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("account_outside_area")),
+            "reset {name}"
+        );
+        let (s, b) = f
+            .app
+            .post(
+                xw,
+                &format!("/api/v1/users/{id}/grants"),
+                json!({"role": "liaison", "org_unit_id": f.employer_e}),
+            )
+            .await;
+        assert_eq!(
+            (s, b["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("account_outside_area")),
+            "grant to {name}"
+        );
+        let grant = user["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["org_unit_id"] == f.team_a || g["org_unit_id"] == f.xuanwu)
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let (s, b) = f
+            .app
+            .call(
+                Some(xw),
+                Method::DELETE,
+                &format!("/api/v1/users/{id}/grants/{grant}"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (s, b["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("account_outside_area")),
+            "revoke {name}'s grant"
+        );
+    }
+    assert_eq!(
+        login_status(&f, "13800000002", crate::helpers::PASSWORD).await,
+        StatusCode::OK
+    );
+    // The city coordinator administers both (below its level), and the
+    // county coordinator a requester of an employer in the county: it may
+    // make that requester a volunteer, and then reset the password.
+    let city_s = f.session("city_nanjing");
+    let (s, _) = f
+        .app
+        .post(
+            city_s,
+            &format!("/api/v1/users/{peer}/password"),
+            json!({"password": "a new long password"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let nurse = f
+        .app
+        .user("13800000011", &[(Role::Requester, Some(f.employer_e))])
+        .await;
+    let (s, b) = f
+        .app
+        .post(
+            xw,
+            "/api/v1/volunteers",
+            json!({"phone": "13800000011", "team_id": f.team_a}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, _) = f
+        .app
+        .post(
+            xw,
+            &format!("/api/v1/users/{nurse}/password"),
+            json!({"password": "a new long password"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    // The admin attaches anyone.
+    let wuxi = id_of(&f, "city_wuxi");
+    let (s, b) = f
+        .app
+        .post(
+            admin,
+            "/api/v1/volunteers",
+            json!({"user_id": wuxi, "team_id": f.team_b}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
 }

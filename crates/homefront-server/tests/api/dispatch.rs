@@ -4,7 +4,9 @@
 //! clock, as the worker would.
 
 use homefront_domain::credentials::{Credential, CredentialKind};
+use homefront_domain::order_state::{EventAction, OrderState};
 use homefront_domain::org::OrgKind;
+use homefront_domain::pairing::PairingRole;
 use homefront_domain::vetting::VettingState;
 use homefront_domain::{GeoPoint, PhoneNumber, Role, Timestamp};
 use homefront_server::dispatcher;
@@ -91,6 +93,38 @@ impl World {
         quals: &[CredentialKind],
         flaw: Flaw,
     ) -> i64 {
+        self.volunteer_on(self.team, phone, km_east, quals, flaw)
+            .await
+    }
+
+    /// A team under the division with org-unit id `division`.
+    pub async fn team_under(&self, division: i64, name: &str) -> i64 {
+        let parent = self.app.store.org_unit(division).await.unwrap().unwrap();
+        self.app
+            .store
+            .create_org_unit(
+                homefront_store::org_units::NewOrgUnit {
+                    kind: OrgKind::Team,
+                    name,
+                    parent: &parent,
+                    location: None,
+                },
+                T0.0,
+            )
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// As [`World::volunteer`], on `team`.
+    pub async fn volunteer_on(
+        &self,
+        team: i64,
+        phone: &str,
+        km_east: f64,
+        quals: &[CredentialKind],
+        flaw: Flaw,
+    ) -> i64 {
         let store = &self.app.store;
         let phone = PhoneNumber::parse(phone).unwrap();
         let hash = crate::helpers::password_hash().await;
@@ -104,7 +138,7 @@ impl World {
                     password_hash: &hash,
                 },
                 &VolunteerProfile {
-                    team_id: self.team,
+                    team_id: team,
                     home_division_id: self.xuanwu,
                     home_location: Some(GeoPoint::new(lon, HOME.1).unwrap()),
                     service_radius_km: 10.0,
@@ -194,8 +228,10 @@ impl World {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED);
-        resp.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+        let status = resp.status();
+        let body = resp.json::<Value>().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{item_code}: {body}");
+        body["id"].as_i64().unwrap()
     }
 
     pub async fn mode(&self, mode: &str, k: i64) {
@@ -273,7 +309,10 @@ async fn fifty_volunteers_race_for_one_broadcast_offer_and_one_wins() {
     );
     let events = w.app.store.order_events(order).await.unwrap();
     assert_eq!(
-        events.iter().filter(|e| e.to_state == "assigned").count(),
+        events
+            .iter()
+            .filter(|e| e.to_state == OrderState::Assigned)
+            .count(),
         1
     );
     let all = w.app.store.offers_of_order(order).await.unwrap();
@@ -330,7 +369,7 @@ async fn an_accept_at_the_expiry_instant_loses_to_expiry_either_way() {
     let after = w.app.store.offer(offer.id).await.unwrap().unwrap();
     assert_eq!(after.state, "expired");
     let o = w.app.store.order(order).await.unwrap().unwrap();
-    assert_eq!(o.state, "dispatching");
+    assert_eq!(o.state, OrderState::Dispatching);
     assert_eq!(o.assignee_user_id, None);
 
     // The other order of events: expiry first, then the accept.
@@ -448,7 +487,10 @@ async fn an_unaccepted_order_escalates_to_county_then_city() {
         2
     );
     let events = w.app.store.order_events(order).await.unwrap();
-    let escalations: Vec<_> = events.iter().filter(|e| e.action == "escalate").collect();
+    let escalations: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == EventAction::Escalate)
+        .collect();
     assert_eq!(escalations.len(), 2);
     assert!(escalations[0].reason.as_deref().unwrap().contains("county"));
     assert!(escalations[1].reason.as_deref().unwrap().contains("city"));
@@ -464,7 +506,7 @@ async fn an_unaccepted_order_escalates_to_county_then_city() {
     assert_eq!(w.tick().await.unfulfilled, 1);
     assert_eq!(
         w.app.store.order(order).await.unwrap().unwrap().state,
-        "unfulfilled"
+        OrderState::Unfulfilled
     );
 }
 
@@ -477,12 +519,12 @@ async fn a_paired_household_goes_to_its_primary_then_backup() {
     let backup = w.volunteer("13700000003", 7.0, &[], Flaw::default()).await;
     w.app
         .store
-        .create_pairing(w.household, primary, "primary", None, T0.0)
+        .create_pairing(w.household, primary, PairingRole::Primary, None, T0.0)
         .await
         .unwrap();
     w.app
         .store
-        .create_pairing(w.household, backup, "backup", None, T0.0)
+        .create_pairing(w.household, backup, PairingRole::Backup, None, T0.0)
         .await
         .unwrap();
     let order = w.order("groceries", "paired").await;
@@ -600,7 +642,7 @@ async fn manual_mode_waits_for_the_coordinator() {
     assert!(w.app.store.offers_of_order(order).await.unwrap().is_empty());
     assert_eq!(
         w.app.store.order(order).await.unwrap().unwrap().state,
-        "dispatching"
+        OrderState::Dispatching
     );
     let (status, offer) = w
         .app
@@ -631,7 +673,7 @@ async fn suspending_a_volunteer_re_dispatches_their_live_assignment() {
     let second = w.volunteer("13700000002", 3.0, &[], Flaw::default()).await;
     w.app
         .store
-        .create_pairing(w.household, first, "primary", None, T0.0)
+        .create_pairing(w.household, first, PairingRole::Primary, None, T0.0)
         .await
         .unwrap();
     let order = w.order("groceries", "suspend").await;
@@ -655,7 +697,7 @@ async fn suspending_a_volunteer_re_dispatches_their_live_assignment() {
         ("dispatching", None)
     );
     let events = w.app.store.order_events(order).await.unwrap();
-    assert_eq!(events.last().unwrap().action, "release");
+    assert_eq!(events.last().unwrap().action, EventAction::Release);
     // The pairing ended with a re-pairing proposal.
     assert!(
         w.app
@@ -714,4 +756,410 @@ async fn cancelling_or_assigning_by_hand_withdraws_open_offers() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(w.open_offers(by_hand).await.is_empty());
+}
+
+/// The one rule of manual dispatch: whoever an order's candidate list holds
+/// (a team of the order's county, its city or the province; any team of
+/// the city once the order escalated to the city queue) can be offered the
+/// order, assigned it by hand and paired with the household, by the
+/// county's coordinator; a neighbouring county's team only after the
+/// escalation.
+#[tokio::test]
+async fn a_coordinator_may_offer_assign_and_pair_every_listed_candidate() {
+    let w = world().await;
+    w.mode("manual", 1).await;
+    let province = w.app.division("320000").await;
+    let nanjing = w.app.division("320100").await;
+    let qinhuai = w.app.division("320104").await;
+    let province_team = w.team_under(province, "省青年志愿者应急服务队").await;
+    let city_team = w.team_under(nanjing, "南京市志愿服务队").await;
+    let neighbour_team = w.team_under(qinhuai, "秦淮区志愿服务队").await;
+    let from_province = w
+        .volunteer_on(province_team, "13700000001", 0.5, &[], Flaw::default())
+        .await;
+    let from_city = w
+        .volunteer_on(city_team, "13700000002", 0.6, &[], Flaw::default())
+        .await;
+    let neighbour = w
+        .volunteer_on(neighbour_team, "13700000003", 0.7, &[], Flaw::default())
+        .await;
+    let candidates = |order: i64| {
+        let w = &w;
+        async move {
+            let (status, list) = w
+                .app
+                .get(
+                    &w.coordinator,
+                    &format!("/api/v1/orders/{order}/candidates"),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{list}");
+            list.as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["volunteer_user_id"].as_i64().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let listed = candidates(w.order("groceries", "rule-1").await).await;
+    assert!(listed.contains(&from_province) && listed.contains(&from_city));
+    assert!(
+        !listed.contains(&neighbour),
+        "another county's team is not listed"
+    );
+
+    // Offer and hand assignment of listed candidates, as the county's
+    // coordinator: both the province's and the city's volunteer.
+    let offered = w.order("groceries", "rule-2").await;
+    let (status, body) = w
+        .app
+        .post(
+            &w.coordinator,
+            &format!("/api/v1/orders/{offered}/offers"),
+            json!({"volunteer_user_id": from_city}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let assigned = w.order("groceries", "rule-3").await;
+    let (status, body) = w
+        .app
+        .post(
+            &w.coordinator,
+            &format!("/api/v1/orders/{assigned}/assign"),
+            json!({"volunteer_user_id": from_province}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["assignee_user_id"], from_province);
+
+    // Pairing the household with a listed candidate.
+    let (status, body) = w
+        .app
+        .post(
+            &w.coordinator,
+            "/api/v1/pairings",
+            json!({"household_id": w.household, "volunteer_user_id": from_city, "role": "primary"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Another county's volunteer: refused alike for all three.
+    let order = w.order("groceries", "rule-4").await;
+    for (path, body) in [
+        (
+            format!("/api/v1/orders/{order}/offers"),
+            json!({"volunteer_user_id": neighbour}),
+        ),
+        (
+            format!("/api/v1/orders/{order}/assign"),
+            json!({"volunteer_user_id": neighbour}),
+        ),
+        (
+            "/api/v1/pairings".to_string(),
+            json!({"household_id": w.household, "volunteer_user_id": neighbour, "role": "backup"}),
+        ),
+    ] {
+        let (status, answer) = w.app.post(&w.coordinator, &path, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {answer}");
+        assert_eq!(answer["field"], "volunteer_user_id", "{path}");
+    }
+
+    // Escalated to the city queue, the order's candidates widen to the
+    // city's teams, and the same volunteer may be assigned.
+    assert!(
+        w.app
+            .store
+            .escalate_order(order, 0, 2, "city queue", T0.0 + 1)
+            .await
+            .unwrap()
+    );
+    assert!(candidates(order).await.contains(&neighbour));
+    let (status, body) = w
+        .app
+        .post(
+            &w.coordinator,
+            &format!("/api/v1/orders/{order}/assign"),
+            json!({"volunteer_user_id": neighbour}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+impl World {
+    /// Places an order of `item_code` with extra body fields (e.g. a
+    /// `location` in another district); returns its id.
+    pub async fn order_with(&self, item_code: &str, key: &str, extra: Value) -> i64 {
+        let item = self
+            .app
+            .store
+            .service_items(false)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|i| i.code == item_code)
+            .unwrap();
+        let mut body = json!({"item_id": item.id, "member_id": self.member,
+                              "window_start": "2020-02-12T18:00", "window_end": "2020-02-12T22:00"});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let resp = self
+            .app
+            .client
+            .post(format!("{}/api/v1/orders", self.app.base))
+            .bearer_auth(&self.requester.token)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.json::<Value>().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{item_code}: {body}");
+        body["id"].as_i64().unwrap()
+    }
+
+    /// Offers `order` to `volunteer` directly (as a dispatch round would),
+    /// open until `expires_at`; returns the offer's id.
+    pub async fn offer_to(&self, order: i64, volunteer: i64, expires_at: i64) -> i64 {
+        let offer = homefront_store::offers::NewOffer {
+            order_id: order,
+            volunteer_user_id: volunteer,
+            via: "sequential",
+            round: 1,
+            candidate_rank: 1,
+            distance_km: Some(1.0),
+            cost: 1.0,
+            explanation: "{}".into(),
+            expires_at,
+            offered_by: None,
+        };
+        let now = homefront_domain::Clock::now(&self.app.clock).epoch_ms();
+        assert!(
+            self.app
+                .store
+                .write_round(order, &[offer], now)
+                .await
+                .unwrap()
+        );
+        self.open_offers(order)
+            .await
+            .into_iter()
+            .find(|o| o.volunteer_user_id == volunteer)
+            .unwrap()
+            .id
+    }
+
+    /// Lets `volunteer` hold up to `n` services at once.
+    pub async fn max_load(&self, volunteer: i64, n: i64) {
+        let mut tx = self.app.store.begin_write().await.unwrap();
+        sqlx::query("update volunteer set max_concurrent = $1 where user_id = $2")
+            .bind(n)
+            .bind(volunteer)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+}
+
+/// A volunteer holds one on-site service at a time: a second accept whose
+/// window overlaps (another district, same evening) is refused, and the
+/// dispatcher offers them no such order; a remote item the catalogue lets
+/// run alongside is the exception, other remote items are not.
+#[tokio::test]
+async fn overlapping_on_site_assignments_are_refused_and_not_offered() {
+    use homefront_domain::Clock;
+    let w = world().await;
+    let nanjing = w.app.division("320100").await;
+    let city_team = w.team_under(nanjing, "南京市志愿服务队").await;
+    let busy = w
+        .volunteer_on(city_team, "13700000001", 0.5, &[], Flaw::default())
+        .await;
+    let free = w.volunteer("13700000002", 0.6, &[], Flaw::default()).await;
+    for v in [busy, free] {
+        w.max_load(v, 5).await;
+    }
+    let s = w.app.login("13700000001").await;
+    let later = w.app.clock.now().epoch_ms() + 3_600_000;
+    // 18:00-22:00 in Xuanwu, and 19:00-21:00 in Qinhuai (another district).
+    let xuanwu_order = w.order("groceries", "overlap-1").await;
+    let qinhuai_order = w
+        .order_with(
+            "errands",
+            "overlap-2",
+            json!({"window_start": "2020-02-12T19:00", "window_end": "2020-02-12T21:00",
+                   "location": {"adcode": "320104", "street": "中华路1号"}}),
+        )
+        .await;
+    let first = w.offer_to(xuanwu_order, busy, later).await;
+    let second = w.offer_to(qinhuai_order, busy, later).await;
+    // Both accepted at once: exactly one wins, the other is refused.
+    let (a, b) = tokio::join!(accept(&w.app, &s, first), accept(&w.app, &s, second));
+    let mut codes =
+        [a, b].map(|(status, body)| (status, body["code"].as_str().map(str::to_string)));
+    codes.sort_by_key(|c| c.0);
+    assert_eq!(
+        codes,
+        [
+            (StatusCode::OK, None),
+            (StatusCode::CONFLICT, Some("overlapping_assignment".into()))
+        ]
+    );
+    let mut states = Vec::new();
+    for id in [xuanwu_order, qinhuai_order] {
+        let o = w.app.store.order(id).await.unwrap().unwrap();
+        states.push((o.state, o.assignee_user_id));
+    }
+    states.sort();
+    assert_eq!(
+        states,
+        vec![
+            (OrderState::Dispatching, None),
+            (OrderState::Assigned, Some(busy))
+        ]
+    );
+
+    // Not offered such an order: the dispatcher passes the busy volunteer
+    // over for the free one, and the candidate list leaves them out.
+    w.mode("broadcast", 5).await;
+    let third = w.order("supplies_delivery", "overlap-3").await;
+    w.tick().await;
+    let offered: Vec<i64> = w
+        .open_offers(third)
+        .await
+        .iter()
+        .map(|o| o.volunteer_user_id)
+        .collect();
+    assert_eq!(offered, vec![free]);
+    let (_, candidates) = w
+        .app
+        .get(
+            &w.coordinator,
+            &format!("/api/v1/orders/{third}/candidates"),
+        )
+        .await;
+    assert!(
+        candidates
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["volunteer_user_id"] != busy)
+    );
+    // Nor may a coordinator assign it to them by hand.
+    let (status, body) = w
+        .app
+        .post(
+            &w.coordinator,
+            &format!("/api/v1/orders/{third}/assign"),
+            json!({"volunteer_user_id": busy}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "overlapping_assignment");
+
+    // A remote item that runs alongside (activating call time and data)
+    // may be taken in the same hours; a remote call that does not, may not.
+    w.mode("manual", 1).await;
+    let data = w.order("carrier_data", "overlap-4").await;
+    let advice = w.order("repair_advice", "overlap-5").await;
+    let data_offer = w.offer_to(data, busy, later).await;
+    let advice_offer = w.offer_to(advice, busy, later).await;
+    let (status, body) = accept(&w.app, &s, advice_offer).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("overlapping_assignment"))
+    );
+    let (status, body) = accept(&w.app, &s, data_offer).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// An accept 200 ms after the order's window ended is refused under the
+/// same compare-and-set (409 `window_passed`), nothing is assigned, and
+/// the order is unfulfilled at once, without waiting for a dispatcher
+/// pass; a hand assignment then is refused alike. One just before the end
+/// is accepted.
+#[tokio::test]
+async fn an_accept_after_the_window_ends_is_refused_and_the_order_given_up() {
+    let w = world().await;
+    let v = w.volunteer("13700000001", 0.5, &[], Flaw::default()).await;
+    w.max_load(v, 5).await;
+    let s = w.app.login("13700000001").await;
+    let late = w.order("groceries", "late").await;
+    let (_, view) = w
+        .app
+        .get(&w.requester, &format!("/api/v1/orders/{late}"))
+        .await;
+    let window_end = view["window_end"].as_i64().unwrap();
+    // An offer that outlives the window (as a long offer timeout would).
+    let offer = w.offer_to(late, v, window_end + 3_600_000).await;
+    w.app.clock.set(Timestamp(window_end + 200));
+    let (status, body) = accept(&w.app, &s, offer).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "window_passed");
+    let order = w.app.store.order(late).await.unwrap().unwrap();
+    assert_eq!(
+        (order.state.as_str(), order.assignee_user_id),
+        ("unfulfilled", None)
+    );
+    let events = w.app.store.order_events(late).await.unwrap();
+    assert!(
+        events.iter().all(|e| e.action != EventAction::Assign),
+        "{events:?}"
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last.to_state, OrderState::Unfulfilled);
+    assert_eq!(last.at, window_end + 200);
+    assert_eq!(
+        w.app.store.offer_responses(offer).await.unwrap(),
+        vec![("accept".to_string(), "window_passed".to_string())]
+    );
+
+    // Hand assignment after the end: refused, the order given up.
+    let by_hand = w
+        .order_with(
+            "groceries",
+            "late-hand",
+            json!({"window_start": "2020-02-12T22:00", "window_end": "2020-02-12T23:00"}),
+        )
+        .await;
+    let (_, view) = w
+        .app
+        .get(&w.requester, &format!("/api/v1/orders/{by_hand}"))
+        .await;
+    w.app
+        .clock
+        .set(Timestamp(view["window_end"].as_i64().unwrap() + 1));
+    let (status, body) = w
+        .app
+        .post(
+            &w.coordinator,
+            &format!("/api/v1/orders/{by_hand}/assign"),
+            json!({"volunteer_user_id": v}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("window_passed"))
+    );
+    let order = w.app.store.order(by_hand).await.unwrap().unwrap();
+    assert_eq!(order.state, OrderState::Unfulfilled);
+
+    // Just before its end, an order is still accepted.
+    let in_time = w
+        .order_with(
+            "groceries",
+            "in-time",
+            json!({"window_start": "2020-02-12T23:00", "window_end": "2020-02-12T23:30"}),
+        )
+        .await;
+    let (_, view) = w
+        .app
+        .get(&w.requester, &format!("/api/v1/orders/{in_time}"))
+        .await;
+    let end = view["window_end"].as_i64().unwrap();
+    let offer = w.offer_to(in_time, v, end + 3_600_000).await;
+    w.app.clock.set(Timestamp(end - 1));
+    let (status, body) = accept(&w.app, &s, offer).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

@@ -4,6 +4,7 @@
 
 use homefront_domain::Timestamp;
 use homefront_domain::credentials::CredentialKind;
+use homefront_domain::order_state::OrderState;
 use homefront_server::workers;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -206,7 +207,7 @@ async fn unconfirmed_orders_confirm_themselves_after_n_days() {
         1
     );
     let o = w.app.store.order(order).await.unwrap().unwrap();
-    assert_eq!(o.state, "confirmed");
+    assert_eq!(o.state, OrderState::Confirmed);
     let last = w
         .app
         .store
@@ -313,7 +314,7 @@ async fn counselling_is_followed_up_after_seven_days_by_the_same_volunteer_first
     );
     let list = w.app.store.orders(&Default::default()).await.unwrap();
     let follow = list.iter().find(|o| o.follow_up_of == Some(order)).unwrap();
-    assert_eq!(follow.state, "submitted");
+    assert_eq!(follow.state, OrderState::Submitted);
     assert_eq!(follow.created_at, Timestamp(done).plus_days(7).epoch_ms());
     w.tick().await;
     let offers = w.open_offers(follow.id).await;

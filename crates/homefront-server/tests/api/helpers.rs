@@ -1,5 +1,6 @@
 //! `TestApp`: spawns the application on a fresh database and drives it.
 
+use homefront_domain::locale::Locale;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -223,7 +224,13 @@ impl TestApp {
         let phone = PhoneNumber::parse(phone).unwrap();
         let user = self
             .store
-            .create_user(&phone, "Test 测试", &password_hash().await, "zh-CN", T0.0)
+            .create_user(
+                &phone,
+                "Test 测试",
+                &password_hash().await,
+                Locale::ZhCn,
+                T0.0,
+            )
             .await
             .unwrap();
         for (role, unit) in grants {
@@ -288,5 +295,142 @@ impl TestApp {
     pub async fn post(&self, session: &Session, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Some(session), Method::POST, path, Some(body))
             .await
+    }
+}
+
+/// Counts the SQL statements each HTTP request runs: a tracing layer that
+/// files every `sqlx::query` event (sqlx logs each statement it runs,
+/// with its text) under the `x-request-id` of the `http` span around it.
+/// The SQLite driver's thread and the group-commit writer run statements
+/// inside the caller's span, so they count for the request too.
+pub mod statements {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id};
+    use tracing::{Event, Subscriber};
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+    use tracing_subscriber::registry::LookupSpan;
+    use tracing_subscriber::{Layer, Registry};
+
+    fn counts() -> &'static Mutex<HashMap<String, Vec<String>>> {
+        static COUNTS: OnceLock<Mutex<HashMap<String, Vec<String>>>> = OnceLock::new();
+        COUNTS.get_or_init(Default::default)
+    }
+
+    struct RequestId(String);
+
+    #[derive(Default)]
+    struct Find {
+        name: &'static str,
+        value: Option<String>,
+    }
+
+    impl Visit for Find {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            if field.name() == self.name {
+                self.value = Some(value.to_string());
+            }
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            if field.name() == self.name {
+                self.value = Some(format!("{value:?}").trim_matches('"').to_string());
+            }
+        }
+    }
+
+    struct Counter;
+
+    impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Counter {
+        fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+            if attrs.metadata().name() != "http" {
+                return;
+            }
+            let mut f = Find {
+                name: "request_id",
+                value: None,
+            };
+            attrs.record(&mut f);
+            if let (Some(rid), Some(span)) = (f.value, ctx.span(id)) {
+                span.extensions_mut().insert(RequestId(rid));
+            }
+        }
+
+        fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+            if event.metadata().target() != "sqlx::query" {
+                return;
+            }
+            let Some(scope) = ctx.event_scope(event) else {
+                return;
+            };
+            for span in scope {
+                if let Some(RequestId(rid)) = span.extensions().get::<RequestId>() {
+                    let mut f = Find {
+                        name: "db.statement",
+                        value: None,
+                    };
+                    event.record(&mut f);
+                    let mut s = Find {
+                        name: "summary",
+                        value: None,
+                    };
+                    event.record(&mut s);
+                    let text = f
+                        .value
+                        .filter(|t| !t.is_empty())
+                        .or(s.value)
+                        .unwrap_or_default();
+                    counts()
+                        .lock()
+                        .unwrap()
+                        .entry(rid.clone())
+                        .or_default()
+                        .push(text);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Installs the counting layer as the global subscriber (once).
+    pub fn install() {
+        static ONCE: OnceLock<()> = OnceLock::new();
+        ONCE.get_or_init(|| {
+            let filter = Targets::new()
+                .with_default(tracing::Level::INFO)
+                .with_target("sqlx::query", tracing::Level::DEBUG);
+            let subscriber = Registry::default().with(Counter.with_filter(filter));
+            // Another test may have installed one first: then counts stay empty
+            // and the test using them fails visibly.
+            let _ = tracing::subscriber::set_global_default(subscriber);
+        });
+    }
+
+    /// The statements run for the request sent with `x-request-id: rid`,
+    /// one entry per statement (a text of several sent in one round trip
+    /// counts each).
+    pub fn of(rid: &str) -> Vec<String> {
+        counts()
+            .lock()
+            .unwrap()
+            .remove(rid)
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|text| text.split(';'))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// Whether a statement only steers a transaction (BEGIN, COMMIT,
+    /// SAVEPOINT, RELEASE, ROLLBACK).
+    pub fn is_transaction_control(sql: &str) -> bool {
+        let first = sql.split_whitespace().next().unwrap_or("").to_lowercase();
+        matches!(
+            first.as_str(),
+            "begin" | "commit" | "rollback" | "savepoint" | "release" | "end"
+        )
     }
 }

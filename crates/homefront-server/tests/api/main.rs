@@ -8,6 +8,7 @@
 
 mod authz;
 mod catalogue;
+mod constraints;
 mod demo;
 mod dispatch;
 mod fulfilment;
@@ -18,7 +19,10 @@ mod openapi;
 mod orders;
 mod org_units;
 mod pages;
+mod province_pages;
+mod push;
 mod reports;
+mod security;
 mod sessions;
 mod ui;
 mod volunteers;

@@ -2,6 +2,7 @@
 //! event log, privacy by field with the access log, and retention.
 
 use homefront_domain::org::OrgKind;
+use homefront_domain::privacy::RecordKind;
 use homefront_domain::{Role, Timestamp};
 use homefront_server::workers;
 use reqwest::{Method, StatusCode};
@@ -500,7 +501,7 @@ async fn sensitive_reads_are_logged_without_values() {
     assert!(
         w.app
             .store
-            .access_log("order", id)
+            .access_log(RecordKind::Order, id)
             .await
             .unwrap()
             .is_empty()
@@ -520,7 +521,7 @@ async fn sensitive_reads_are_logged_without_values() {
     w.app
         .get(&w.volunteer, &format!("/api/v1/orders/{id}"))
         .await;
-    let log = w.app.store.access_log("order", id).await.unwrap();
+    let log = w.app.store.access_log(RecordKind::Order, id).await.unwrap();
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(log[0].actor_user_id, w.coordinator_id().await);
     assert_eq!(log[1].actor_user_id, w.volunteer_id);
@@ -535,7 +536,7 @@ async fn sensitive_reads_are_logged_without_values() {
     let m = w
         .app
         .store
-        .access_log("household_member", w.member_self)
+        .access_log(RecordKind::HouseholdMember, w.member_self)
         .await
         .unwrap();
     assert_eq!(m.len(), 1);
@@ -635,4 +636,162 @@ async fn member_names_in_any_script_round_trip() {
             "{name:?} not returned byte for byte"
         );
     }
+}
+
+/// Phones as people type them: full-width digits from a Chinese input
+/// method are the same number (a member, an order's contact, a sign-in),
+/// and an extension is refused with the number to enter instead.
+#[tokio::test]
+async fn phones_are_read_as_typed_and_an_extension_gets_a_hint() {
+    let w = crate::dispatch::world().await;
+    let (status, member) = w
+        .app
+        .post(
+            &w.requester,
+            "/api/v1/household/members",
+            json!({"name": "刘父", "relation": "parent", "adcode": "320102",
+                   "street": "龙蟠中路1号", "phone": "１３９００１３９０００"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{member}");
+    assert_eq!(member["phone"], "+8613900139000");
+
+    let item = w.app.store.service_items(false).await.unwrap()[0].id;
+    let place = |key: &'static str, phone: &'static str| {
+        let w = &w;
+        async move {
+            let resp = w
+                .app
+                .client
+                .post(format!("{}/api/v1/orders", w.app.base))
+                .bearer_auth(&w.requester.token)
+                .header("Idempotency-Key", key)
+                .json(&json!({"item_id": item, "member_id": w.member, "contact_phone": phone,
+                              "window_start": "2020-02-12T18:00", "window_end": "2020-02-12T22:00"}))
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, order) = place("fw", "＋８６　１３８　００１３　８０００").await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(order["contact_phone"], "+8613800138000");
+    for typed in ["０２５－８４６８１２３４转１２３", "025-8468 1234 ext. 123"] {
+        let (status, body) = place("ext", typed).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(
+            (body["field"].as_str(), body["code"].as_str()),
+            (Some("contact_phone"), Some("phone_extension")),
+            "{typed}"
+        );
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("enter 025 8468 1234") && message.contains("123"),
+            "{message}"
+        );
+    }
+    assert_eq!(w.app.store.count_orders().await.unwrap(), 1);
+
+    // Signing in with the number typed in full width.
+    let (status, body) = w
+        .app
+        .call(
+            None,
+            Method::POST,
+            "/api/v1/auth/login",
+            Some(json!({"phone": "１３８０００００００１", "password": crate::helpers::PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn an_order_submission_runs_at_most_six_statements() {
+    crate::helpers::statements::install();
+    let w = world().await;
+    let body = order_body(&w, w.member_self);
+    // Warm up: the first request of a connection prepares its statements.
+    assert_eq!(place(&w, "warm-up", &body).await.0, StatusCode::CREATED);
+    let rid = format!("count-{}", uuid::Uuid::now_v7());
+    let resp = w
+        .app
+        .client
+        .post(format!("{}/api/v1/orders", w.app.base))
+        .bearer_auth(&w.requester.token)
+        .header("Idempotency-Key", "counted")
+        .header("x-request-id", &rid)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let all = crate::helpers::statements::of(&rid);
+    let data: Vec<&String> = all
+        .iter()
+        .filter(|s| !crate::helpers::statements::is_transaction_control(s))
+        .collect();
+    eprintln!("statements of one submission: {all:#?}");
+    // Authentication (1), the order's context (1), and in the order's
+    // transaction: the order, its event, its outbox event and its
+    // idempotency key (four inserts: four statements on SQLite, sent in two
+    // round trips; two on PostgreSQL, whose second writes three tables).
+    // Nothing is read back and nothing is written outside.
+    assert!(
+        data.len() <= 6 && data.len() >= 4,
+        "{} statements: {data:#?}",
+        data.len()
+    );
+    let writes: usize = data
+        .iter()
+        .map(|s| s.to_lowercase().matches("insert into").count())
+        .sum();
+    assert_eq!(writes, 4, "{data:#?}");
+    // The transaction's own control: BEGIN and COMMIT on PostgreSQL; a
+    // savepoint and its release in the SQLite writer's batch (and the
+    // batch's BEGIN when it comes first).
+    assert!(all.len() - data.len() <= 3, "transaction control: {all:#?}");
+    assert!(
+        !all.iter().any(|s| s.contains("pg_notify")),
+        "NOTIFY ran inside the request: {all:#?}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_submissions_commit_apart_from_a_refused_one() {
+    let w = world().await;
+    let body = order_body(&w, w.member_self);
+    assert_eq!(place(&w, "reused", &body).await.0, StatusCode::CREATED);
+    let mut other = body.clone();
+    other["public_note"] = json!("另一单");
+    // Twelve submissions at once, one of them reusing a key with a
+    // different body: it is refused and rolled back inside its
+    // transaction; the others all commit.
+    let w = &w;
+    let mut jobs = Vec::new();
+    for i in 0..12 {
+        let (key, b) = if i == 5 {
+            ("reused".to_string(), other.clone())
+        } else {
+            (format!("batch-{i}"), body.clone())
+        };
+        jobs.push(async move { (i, place(w, &key, &b).await) });
+    }
+    let results = futures::future::join_all(jobs).await;
+    let mut ids = std::collections::HashSet::new();
+    for (i, (status, text)) in results {
+        if i == 5 {
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+            assert!(text.contains("idempotency_key_reused"), "{text}");
+        } else {
+            assert_eq!(status, StatusCode::CREATED, "{text}");
+            let id = serde_json::from_str::<Value>(&text).unwrap()["id"]
+                .as_i64()
+                .unwrap();
+            assert!(ids.insert(id));
+            assert!(w.app.store.order(id).await.unwrap().is_some());
+            assert_eq!(w.app.store.order_events(id).await.unwrap().len(), 1);
+        }
+    }
+    assert_eq!(w.app.store.count_orders().await.unwrap(), 12);
 }

@@ -509,7 +509,7 @@ async fn pages_admin_forms_name_the_bad_field_and_lose_nothing() {
         assert_eq!(resp.status(), expect);
     }
     let (_, html) = page(&client, &w.app, "/admin/users").await;
-    assert_eq!(html.matches("+8613900000031").count(), 1, "{html}");
+    assert_eq!(html.matches("139 0000 0031").count(), 1, "{html}");
     // No role picked: refused, naming the field.
     let mut no_role = new_user("13900000032");
     no_role[4].1 = String::new();
@@ -704,6 +704,60 @@ async fn pages_inbox_lists_notices_and_marks_them_read() {
     assert_eq!(inbox["unread"], 0);
 }
 
+/// The inbox page shows each notice's time in the viewer's unit's time
+/// zone: a coordinator of a unit in Asia/Yangon (UTC+06:30) reads Yangon
+/// time, not Shanghai's (UTC+08:00).
+#[tokio::test]
+async fn pages_inbox_times_are_in_the_units_time_zone() {
+    let w = world().await;
+    let nanjing = w.app.division("320100").await;
+    let (status, body) = w
+        .app
+        .call(
+            Some(&w.nanjing),
+            reqwest::Method::PATCH,
+            &format!("/api/v1/org-units/{nanjing}"),
+            Some(json!({"time_zone": "Asia/Yangon"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // An escalation puts a notice in the coordinator's inbox.
+    let order = w
+        .app
+        .store
+        .orders(&homefront_store::orders::OrderFilter::default())
+        .await
+        .unwrap()[0]
+        .id;
+    assert!(
+        w.app
+            .store
+            .escalate_order(order, 0, 2, "city queue", T0.epoch_ms() + 1)
+            .await
+            .unwrap()
+    );
+    homefront_server::notify::deliver_pass(&w.app.state())
+        .await
+        .unwrap();
+    let (_, inbox) = w.app.get(&w.nanjing, "/api/v1/inbox").await;
+    let at = inbox["items"][0]["created_at"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("a notice: {inbox}"));
+    let shown = |tz: chrono_tz::Tz| {
+        chrono::DateTime::from_timestamp_millis(at)
+            .unwrap()
+            .with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    };
+    let client = browser();
+    sign_in(&w.app, &client, "13800000002", "/inbox").await;
+    let (status, html) = page(&client, &w.app, "/inbox").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&shown(chrono_tz::Asia::Yangon)), "{html}");
+    assert!(!html.contains(&shown(chrono_tz::Asia::Shanghai)));
+}
+
 #[tokio::test]
 async fn pages_sign_in_returns_to_the_page_asked_for() {
     let w = world().await;
@@ -835,7 +889,8 @@ async fn a_coordinator_cannot_make_an_account_outside_their_area_a_coordinator()
     assert_eq!(status, StatusCode::NOT_FOUND);
     let grants = w.app.store.grants(suzhou_user).await.unwrap();
     assert_eq!(grants.len(), 1, "only the Suzhou grant: {grants:?}");
-    // The volunteer role stays grantable to anyone (it opens no one's data).
+    // Nor a volunteer role: on a team of Nanjing's, the account would be
+    // visible to Nanjing's coordinator, a step towards resetting it.
     let (status, body) = w
         .app
         .post(
@@ -844,23 +899,59 @@ async fn a_coordinator_cannot_make_an_account_outside_their_area_a_coordinator()
             json!({"role": "volunteer", "org_unit_id": w.team}),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(w.app.store.grants(suzhou_user).await.unwrap().len(), 1);
 }
 
+/// The language switch: a GET (a link, perhaps on another site) changes
+/// only this browser's cookie; the signed-in switch posts with the
+/// session's CSRF token and becomes the account's language for notices.
 #[tokio::test]
-async fn the_language_switch_becomes_the_accounts_language_for_notices() {
+async fn the_language_switch_posts_to_become_the_accounts_language() {
     let w = world().await;
     let client = browser();
-    sign_in(&w.app, &client, "13800000002", "/inbox").await;
-    let (_, _) = page(&client, &w.app, "/lang/en?next=/inbox").await;
-    let me = w
-        .app
-        .store
-        .user_by_phone(&homefront_domain::PhoneNumber::parse("13800000002").unwrap())
+    let csrf = sign_in(&w.app, &client, "13800000002", "/inbox").await;
+    let locale = || async {
+        w.app
+            .store
+            .user_by_phone(&homefront_domain::PhoneNumber::parse("13800000002").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .locale
+            .as_str()
+    };
+    // A GET: the pages turn English, the account does not.
+    let resp = client
+        .get(format!("{}/lang/en?next=/inbox", w.app.base))
+        .send()
         .await
-        .unwrap()
         .unwrap();
-    assert_eq!(me.locale, "en");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(
+        resp.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("lang=en")
+    );
+    assert_eq!(locale().await, "zh-CN");
+    let (_, inbox) = page(&client, &w.app, "/inbox").await;
+    assert!(inbox.contains("<html lang=\"en\">"));
+    // The page's switch is a form that posts back with the CSRF token.
+    assert!(inbox.contains("action=\"/lang/zh-CN\""), "{inbox}");
+    // Without the token the post is refused and nothing changes.
+    let (status, _) = post_form(&client, &w.app, "/lang/en", &[("next", "/inbox")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(locale().await, "zh-CN");
+    let resp = client
+        .post(format!("{}/lang/en", w.app.base))
+        .form(&[("_csrf", csrf.as_str()), ("next", "/inbox")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/inbox");
+    assert_eq!(locale().await, "en");
 }
 
 #[tokio::test]
@@ -949,4 +1040,58 @@ async fn pages_a_volunteers_page_says_why_they_get_no_orders_and_records_credent
     sign_in(&w.app, &other, "13800000005", "/board").await;
     let (status, _) = page(&other, &w.app, &path).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn pages_board_search_finds_open_and_closed_orders_with_filters_and_counts() {
+    let w = world().await;
+    let client = browser();
+    sign_in(&w.app, &client, "13800000002", "/board").await;
+    let (_, list) = w.app.get(&w.nanjing, "/api/v1/orders").await;
+    let ids: Vec<i64> = list["items"]
+        .as_array()
+        .or_else(|| list.as_array())
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{list}");
+    // By number, and by the family member's name.
+    let (status, html) = page(&client, &w.app, &format!("/board?q=%23{}", ids[0])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"result-count\">1<"), "{html}");
+    let (_, html) = page(&client, &w.app, "/board?q=%E7%8E%8B%E8%8A%B3").await;
+    assert!(html.contains("id=\"result-count\">2<"), "{html}");
+    assert!(html.contains("第 1–2 单，共 2 单"), "{html}");
+    // Waiting time shows, and the filter by it.
+    w.app.clock.advance_ms(45 * 60_000);
+    let (_, html) = page(&client, &w.app, "/board?waiting=30").await;
+    assert!(
+        html.contains("id=\"result-count\">2<") && html.contains("已等待 45 分钟"),
+        "{html}"
+    );
+    let (_, html) = page(&client, &w.app, "/board?waiting=60").await;
+    assert!(html.contains("id=\"result-count\">0<"), "{html}");
+    // A closed order is found among the closed ones, not the open ones.
+    let (status, body) = w
+        .app
+        .post(
+            &w.nanjing,
+            &format!("/api/v1/orders/{}/cancel", ids[0]),
+            json!({"reason": "重复下单"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, html) = page(&client, &w.app, "/board?state=closed").await;
+    assert!(
+        html.contains("id=\"result-count\">1<") && html.contains("data-state=\"cancelled\""),
+        "{html}"
+    );
+    let (_, html) = page(&client, &w.app, "/board?state=open&lane=standard").await;
+    assert!(html.contains("id=\"result-count\">1<"), "{html}");
+    // Another area's coordinator finds none of them.
+    let other = browser();
+    sign_in(&w.app, &other, "13800000005", "/board").await;
+    let (_, html) = page(&other, &w.app, "/board?q=%E7%8E%8B%E8%8A%B3").await;
+    assert!(html.contains("id=\"result-count\">0<"), "{html}");
 }

@@ -5,6 +5,8 @@
 //! dispatcher and the API write it, and the tests compare what the API
 //! reports with figures computed here from the raw tables.
 
+use homefront_domain::catalogue::{Lane, Relation, Urgency};
+use homefront_domain::pairing::PairingRole;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -135,7 +137,7 @@ async fn household(app: &TestApp, phone: &str, division: i64) -> (i64, i64, i64)
             h.id,
             &MemberFields {
                 name: "刘护士".into(),
-                relation: "self".into(),
+                relation: Relation::SelfMember,
                 age_years: None,
                 school_grade: None,
                 phone: Some("+8613900000000".into()),
@@ -159,7 +161,7 @@ async fn place(
     member: i64,
     division: i64,
     item: i64,
-    lane: &str,
+    lane: Lane,
     note: Option<&str>,
     at: i64,
 ) -> i64 {
@@ -169,8 +171,8 @@ async fn place(
         member_id: member,
         placed_by: requester,
         division_id: division,
-        lane: lane.into(),
-        urgency: "normal".into(),
+        lane,
+        urgency: Urgency::Normal,
         window_start: at + HOUR,
         window_end: at + 4 * HOUR,
         street: "龙蟠中路1号".into(),
@@ -178,6 +180,7 @@ async fn place(
         location: Some((118.797, 32.049)),
         notes: Some("门口放".into()),
         public_note: note.map(str::to_string),
+        labels: None,
     };
     let key = format!("k{at}-{item}-{household}");
     match store
@@ -281,7 +284,7 @@ async fn month() -> Month {
             None
         };
         let order = place(
-            store, requester, hh, member, division, item.id, &item.lane, note, at,
+            store, requester, hh, member, division, item.id, item.lane, note, at,
         )
         .await;
         let v = volunteers[usize::try_from(rng.next(5)).unwrap()];
@@ -394,7 +397,13 @@ async fn month() -> Month {
     }
     // Pairings: one live, one ended in February, one started in March.
     let p = store
-        .create_pairing(h1, volunteers[0], "primary", None, FEB_1 - 24 * HOUR)
+        .create_pairing(
+            h1,
+            volunteers[0],
+            PairingRole::Primary,
+            None,
+            FEB_1 - 24 * HOUR,
+        )
         .await
         .unwrap();
     store
@@ -402,11 +411,23 @@ async fn month() -> Month {
         .await
         .unwrap();
     store
-        .create_pairing(h1, volunteers[1], "primary", None, FEB_1 + 5 * 24 * HOUR)
+        .create_pairing(
+            h1,
+            volunteers[1],
+            PairingRole::Primary,
+            None,
+            FEB_1 + 5 * 24 * HOUR,
+        )
         .await
         .unwrap();
     store
-        .create_pairing(h1, volunteers[2], "backup", None, MAR_1 + 24 * HOUR)
+        .create_pairing(
+            h1,
+            volunteers[2],
+            PairingRole::Backup,
+            None,
+            MAR_1 + 24 * HOUR,
+        )
         .await
         .unwrap();
     Month {
@@ -839,6 +860,14 @@ async fn exports_have_the_screen_rows_and_no_formulas_or_personal_data() {
     assert_eq!(table[0][1], "姓名");
     assert_eq!(table.len() - 1, screen.len());
     assert!(!String::from_utf8(bytes).unwrap().contains("1370000"));
+    // A masked phone (+86*******0001) is no formula in any spreadsheet's
+    // grammar (no operator takes "**"), so Excel and LibreOffice show it as
+    // written: the CSV cell is the value itself, without a guard quote.
+    for (row, shown) in table[1..].iter().zip(screen) {
+        let masked = shown["masked_phone"].as_str().unwrap();
+        assert!(masked.starts_with("+86*"), "{masked}");
+        assert_eq!(row[2], masked);
+    }
     let (_, bytes, _) = download(
         &m.app,
         &m.coordinator,
@@ -846,9 +875,14 @@ async fn exports_have_the_screen_rows_and_no_formulas_or_personal_data() {
     )
     .await;
     let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+    let sheet = book.worksheet_range("服务时长").unwrap();
+    assert_eq!(sheet.height() - 1, screen.len());
     assert_eq!(
-        book.worksheet_range("服务时长").unwrap().height() - 1,
-        screen.len()
+        sheet.get((1, 2)),
+        Some(&Data::String(
+            screen[0]["masked_phone"].as_str().unwrap().to_string()
+        )),
+        "a text cell, shown as written"
     );
 
     // A volunteer's export holds only their own orders, like their list.
@@ -859,6 +893,213 @@ async fn exports_have_the_screen_rows_and_no_formulas_or_personal_data() {
     let (status, _, _) =
         download(&m.app, &v, &format!("/api/v1/exports/hours?format=csv&{q}")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// Follows `Link: <…>; rel="next"` from `first` until the last page; returns
+/// each page's ids.
+async fn pages(app: &TestApp, s: &Session, first: &str) -> Vec<Vec<i64>> {
+    let mut out = Vec::new();
+    let mut next = Some(first.to_string());
+    while let Some(path) = next.take() {
+        let resp = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let link = resp
+            .headers()
+            .get("link")
+            .map(|v| v.to_str().unwrap().to_string());
+        let cursor = resp
+            .headers()
+            .get("x-next-cursor")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body: Value = resp.json().await.unwrap();
+        out.push(
+            body.as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["id"].as_i64().unwrap())
+                .collect(),
+        );
+        if let Some(link) = link {
+            let url = link
+                .strip_prefix('<')
+                .and_then(|l| l.split_once(">; rel=\"next\""))
+                .map(|(u, _)| u.to_string())
+                .unwrap_or_else(|| panic!("Link header {link}"));
+            assert!(url.ends_with(&format!("cursor={}", cursor.unwrap())));
+            next = Some(url);
+        }
+    }
+    out
+}
+
+/// More orders than any page holds: the lists page through all of them
+/// with a cursor, and both export formats hold every one, as many as the
+/// summary counts.
+#[tokio::test]
+async fn exports_hold_every_order_and_lists_page_through_them() {
+    use calamine::Reader;
+    const N: i64 = 1_041;
+    let app = TestApp::spawn().await;
+    app.import_jiangsu().await;
+    let xuanwu = app.division("320102").await;
+    let qinhuai = app.division("320104").await;
+    app.user("13800000002", &[(Role::Coordinator, Some(xuanwu))])
+        .await;
+    let coordinator = app.login("13800000002").await;
+    let (r1, h1, m1) = household(&app, "13800000011", xuanwu).await;
+    let (r2, h2, m2) = household(&app, "13800000012", qinhuai).await;
+    let item = app.store.service_items(false).await.unwrap()[0].clone();
+    // N orders in Xuanwu in February; some in Qinhuai and in March that
+    // the period and scope leave out.
+    for n in 0..N {
+        let at = FEB_1 + n * 37 * 60_000;
+        place(&app.store, r1, h1, m1, xuanwu, item.id, item.lane, None, at).await;
+    }
+    for n in 0..7 {
+        let at = FEB_1 + n * HOUR;
+        place(
+            &app.store, r2, h2, m2, qinhuai, item.id, item.lane, None, at,
+        )
+        .await;
+        place(
+            &app.store,
+            r1,
+            h1,
+            m1,
+            xuanwu,
+            item.id,
+            item.lane,
+            None,
+            MAR_1 + n,
+        )
+        .await;
+    }
+    let (status, summary) = app
+        .get(
+            &coordinator,
+            &format!("/api/v1/reports/summary?org_unit={xuanwu}&{MONTH}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(summary["orders"]["total"], N);
+    let (from, to) = (
+        summary["from"].as_i64().unwrap(),
+        summary["to"].as_i64().unwrap(),
+    );
+    let query = format!("org_unit={xuanwu}&from={from}&to={to}");
+
+    // The export holds every order of the period, newest first, as many as
+    // X-Row-Count says, with no limit given (as the dashboard links it).
+    let (status, bytes, count) = download(
+        &app,
+        &coordinator,
+        &format!("/api/v1/exports/orders?format=csv&{query}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let table = csv_rows(&bytes);
+    assert_eq!(table.len() - 1, usize::try_from(N).unwrap());
+    assert_eq!(count, Some(N.to_string()));
+    let exported: Vec<i64> = table[1..].iter().map(|r| r[0].parse().unwrap()).collect();
+    let distinct: HashSet<i64> = exported.iter().copied().collect();
+    assert_eq!(distinct.len(), exported.len(), "no order twice");
+    let (status, bytes, count) = download(
+        &app,
+        &coordinator,
+        &format!("/api/v1/exports/orders?format=xlsx&{query}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(count, Some(N.to_string()));
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+    let sheet = book.worksheet_range("订单").unwrap();
+    assert_eq!(i64::try_from(sheet.height()).unwrap() - 1, N);
+
+    // The list pages: the largest page, then the rest; the default page
+    // size takes six pages. Every page but the last says more exist.
+    let big = pages(
+        &app,
+        &coordinator,
+        &format!("/api/v1/orders?{query}&limit=1000"),
+    )
+    .await;
+    assert_eq!(
+        big.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![1000, usize::try_from(N - 1000).unwrap()]
+    );
+    let listed: Vec<i64> = big.concat();
+    assert_eq!(
+        listed, exported,
+        "the list's pages are the export's rows, in order"
+    );
+    let small = pages(&app, &coordinator, &format!("/api/v1/orders?{query}")).await;
+    assert_eq!(small.len(), 6);
+    assert_eq!(small.concat(), exported);
+
+    // The board shows each column's most urgent orders and says how many
+    // more there are (N in February and 7 in March, all waiting); the
+    // dashboard's export links carry no row limit.
+    let client = crate::ui::browser();
+    crate::ui::sign_in(&app, &client, "13800000002", "/board").await;
+    let board = client
+        .get(format!("{}/board", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        board.contains(&format!("<span class=\"badge\">{}</span>", N + 7)),
+        "the column counts every open order"
+    );
+    assert!(
+        board.contains(&format!("另有 {} 单", N + 7 - 200)),
+        "the board says how many it does not show"
+    );
+    let dashboard = client
+        .get(format!(
+            "{}/board/dashboard?org_unit={xuanwu}&from=2020-02-01&to=2020-02-29",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let href = dashboard
+        .split("href=\"/api/v1/exports/orders?")
+        .nth(1)
+        .and_then(|h| h.split('"').next())
+        .unwrap()
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    assert_eq!(href, format!("{query}&format=xlsx"));
+    assert!(!dashboard.contains("limit="));
+
+    // A larger page, an offset or a cursor the server did not hand out is
+    // refused, naming the parameter, instead of answering a silent subset.
+    for (q, field, code) in [
+        ("limit=5000", "limit", "invalid_limit"),
+        ("offset=1000", "offset", "offset_unsupported"),
+        ("cursor=bm9wZQ", "cursor", "invalid_cursor"),
+    ] {
+        let (status, body) = app
+            .get(&coordinator, &format!("/api/v1/orders?{query}&{q}"))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{q}: {body}");
+        assert_eq!(
+            (body["field"].as_str(), body["code"].as_str()),
+            (Some(field), Some(code))
+        );
+    }
 }
 
 #[tokio::test]

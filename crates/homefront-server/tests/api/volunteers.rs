@@ -313,15 +313,22 @@ async fn volunteers_register_read_update_within_scope() {
         (s, e["code"].as_str()),
         (StatusCode::CONFLICT, Some("already_volunteer"))
     );
+    // A requester bound to no employer in the county is out of the county
+    // coordinator's reach (joining the team would hand it the account): an
+    // admin attaches it.
     let requester_id = f.requester.user_id;
-    let (s, v) = f
+    let body = json!({"user_id": requester_id, "team_id": f.team_a, "home_adcode": "320104"});
+    let (s, e) = f
         .app
-        .post(
-            &f.xuanwu,
-            "/api/v1/volunteers",
-            json!({"user_id": requester_id, "team_id": f.team_a, "home_adcode": "320104"}),
-        )
+        .post(&f.xuanwu, "/api/v1/volunteers", body.clone())
         .await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_user"))
+    );
+    f.app.user("13800000001", &[(Role::Admin, None)]).await;
+    let admin = f.app.login("13800000001").await;
+    let (s, v) = f.app.post(&admin, "/api/v1/volunteers", body).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["home"]["adcode"], "320104000000");
     let (s, _) = f

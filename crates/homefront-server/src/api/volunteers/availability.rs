@@ -62,14 +62,14 @@ pub(crate) async fn duty(
 ) -> ApiResult<Json<DutyStatus>> {
     let id = volunteer_id(&actor, &id)?;
     let v = visible(&state, &actor, id).await?;
-    if req.on_duty && v.vetting() != VettingState::Active {
+    if req.on_duty && v.vetting_state != VettingState::Active {
         return Err(ApiError {
             field: Some("on_duty".into()),
             ..ApiError::conflict(
                 "not_active",
                 format!(
                     "only active volunteers go on duty; the vetting state is {}",
-                    v.vetting()
+                    v.vetting_state
                 ),
             )
         });
@@ -201,7 +201,7 @@ pub(super) async fn show(
     let id = volunteer_id(&actor, &id)?;
     let v = visible(&state, &actor, id).await?;
     Ok(Json(AvailabilityView {
-        time_zone: v.tz().name().to_string(),
+        time_zone: v.time_zone.name().to_string(),
         on_duty_since: v.on_duty_since,
         weekly: state
             .store

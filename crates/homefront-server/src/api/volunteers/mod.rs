@@ -152,7 +152,7 @@ fn profile_error(e: ProfileError) -> ApiError {
 async fn managed_team(state: &AppState, actor: &Actor, team_id: i64) -> ApiResult<OrgPath> {
     match state.store.org_unit(team_id).await? {
         Some(u) if actor.manages(&u.org_path()) => {
-            if u.kind != OrgKind::Team.as_str() {
+            if u.kind != OrgKind::Team {
                 return Err(ApiError::invalid(
                     "team_id",
                     "wrong_org_kind",
@@ -177,7 +177,7 @@ async fn division_by_adcode(state: &AppState, raw: &str) -> ApiResult<i64> {
     let code = Adcode::parse(raw)
         .map_err(|e| ApiError::invalid("home_adcode", "invalid_adcode", e.to_string()))?;
     match state.store.org_unit_by_adcode(&code.as_string()).await? {
-        Some(u) if u.kind != OrgKind::Team.as_str() && u.adcode.is_some() => Ok(u.id),
+        Some(u) if u.kind != OrgKind::Team && u.adcode.is_some() => Ok(u.id),
         _ => Err(ApiError::invalid(
             "home_adcode",
             "unknown_adcode",
@@ -222,9 +222,8 @@ pub struct ContactInput {
 fn contact(c: &ContactInput) -> ApiResult<EmergencyContact> {
     Ok(EmergencyContact {
         name: profile::person_name("emergency_contact.name", &c.name).map_err(profile_error)?,
-        phone: PhoneNumber::parse(&c.phone).map_err(|e| {
-            ApiError::invalid("emergency_contact.phone", "invalid_phone", e.to_string())
-        })?,
+        phone: PhoneNumber::parse(&c.phone)
+            .map_err(|e| ApiError::invalid("emergency_contact.phone", e.code(), e.to_string()))?,
     })
 }
 
@@ -267,7 +266,7 @@ pub struct RegisterVolunteer {
     pub phone: Option<String>,
     /// Name for a new account, 1–100 characters.
     pub display_name: Option<String>,
-    /// Password for a new account, at least 8 characters.
+    /// Password for a new account: 10 to 256 characters, not easy to guess.
     pub password: Option<String>,
     /// The team (org unit of kind `team`) in the caller's area.
     pub team_id: i64,
@@ -361,7 +360,8 @@ pub struct VolunteerView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emergency_contact: Option<ContactView>,
     /// Vetting state.
-    pub vetting_state: String,
+    #[schema(value_type = String)]
+    pub vetting_state: VettingState,
     /// Duty toggle.
     pub on_duty: bool,
     /// On duty since, epoch ms.
@@ -382,7 +382,7 @@ impl VolunteerView {
             team: TeamView {
                 id: v.team_id,
                 name: v.team_name.clone(),
-                time_zone: v.time_zone.clone(),
+                time_zone: v.time_zone.name().to_string(),
             },
             home: HomeView {
                 division_id: v.home_division_id,
@@ -401,10 +401,10 @@ impl VolunteerView {
             vehicle_seats: v.vehicle_seats,
             languages: v.language_list(),
             max_concurrent: v.max_concurrent,
-            gender: v.gender(),
+            gender: v.gender,
             emergency_contact: None,
-            vetting_state: v.vetting_state.clone(),
-            on_duty: v.on_duty != 0,
+            vetting_state: v.vetting_state,
+            on_duty: v.on_duty,
             on_duty_since: v.on_duty_since,
             created_at: v.created_at,
             updated_at: v.updated_at,
@@ -425,10 +425,20 @@ impl VolunteerView {
     }
 }
 
+fn unknown_user() -> ApiError {
+    ApiError::invalid(
+        "user_id",
+        "unknown_user",
+        "no account with this id; give phone and display_name to create one",
+    )
+}
+
 /// Register a volunteer: an account (existing, or new from `phone`), a
 /// volunteer grant on a team, and a profile in vetting state `applied`.
 ///
-/// For coordinators of the team's area and admins. Without `password` a
+/// For coordinators of the team's area and admins. An existing account
+/// only when the coordinator administers it (every role inside its area
+/// and below its level); any other joins through an admin. Without `password` a
 /// new account cannot sign in until someone sets one
 /// (`POST /api/v1/users/{id}/password`).
 #[utoipa::path(post, path = "/api/v1/volunteers", tag = "volunteers", operation_id = "register_volunteer",
@@ -436,9 +446,9 @@ impl VolunteerView {
     responses(
         (status = 201, description = "Registered, state `applied`", body = VolunteerView),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
-        (status = 403, description = "`forbidden` for roles other than coordinator and admin; or `csrf_failed`", body = ErrorShape),
+        (status = 403, description = "`forbidden` for roles other than coordinator and admin; `account_outside_area` (field `user_id` or `phone`): the existing account holds a role outside the coordinator's area or at its level, so an admin must add it; or `csrf_failed`", body = ErrorShape),
         (status = 409, description = "`already_volunteer`, or `phone_taken` (field `phone`) when an account with the phone was created meanwhile", body = ErrorShape),
-        (status = 422, description = "Invalid input naming the field: `account_required` (`phone`: give `user_id` or `phone`, not both), `unknown_user` (`user_id`), `invalid_phone`, `invalid_name` (`display_name`), `weak_password` (`password`), `unknown_team` or `wrong_org_kind` (`team_id`), `adcode_required`, `invalid_adcode` or `unknown_adcode` (`home_adcode`), `invalid_coordinates` (`home_location.longitude`/`.latitude`), `invalid_radius` (`service_radius_km`, above 0 and at most 200 km), `invalid_qualification` (`declared_qualifications`), `invalid_vehicle_seats` (`vehicle_seats`, 1–60, drivers only), `invalid_languages` (`languages`), `invalid_max_concurrent` (`max_concurrent`, 1–10), `invalid_gender` (`gender`), `invalid_name` or `invalid_phone` (`emergency_contact.name`/`.phone`)", body = ErrorShape),
+        (status = 422, description = "Invalid input naming the field: `account_required` (`phone`: give `user_id` or `phone`, not both), `unknown_user` (`user_id`), `invalid_phone`, `invalid_name` (`display_name`), `weak_password`, `password_too_long` or `common_password` (`password`), `unknown_team` or `wrong_org_kind` (`team_id`), `adcode_required`, `invalid_adcode` or `unknown_adcode` (`home_adcode`), `invalid_coordinates` (`home_location.longitude`/`.latitude`), `invalid_radius` (`service_radius_km`, above 0 and at most 200 km), `invalid_qualification` (`declared_qualifications`), `invalid_vehicle_seats` (`vehicle_seats`, 1–60, drivers only), `invalid_languages` (`languages`), `invalid_max_concurrent` (`max_concurrent`, 1–10), `invalid_gender` (`gender`), `invalid_name` or `invalid_phone` (`emergency_contact.name`/`.phone`)", body = ErrorShape),
         BodyRejection))]
 pub(crate) async fn register(
     State(state): State<AppState>,
@@ -497,7 +507,7 @@ pub(crate) async fn register(
         (Some(id), None) => Account::Existing(id),
         (None, Some(raw)) => {
             phone = PhoneNumber::parse(raw)
-                .map_err(|e| ApiError::invalid("phone", "invalid_phone", e.to_string()))?;
+                .map_err(|e| ApiError::invalid("phone", e.code(), e.to_string()))?;
             match state.store.user_by_phone(&phone).await? {
                 Some(u) => Account::Existing(u.id),
                 None => {
@@ -508,7 +518,11 @@ pub(crate) async fn register(
                     .map_err(profile_error)?;
                     hash = match req.password {
                         Some(pw) => {
-                            auth::check_password_strength("password", &pw)?;
+                            auth::check_password_strength(
+                                "password",
+                                &pw,
+                                &auth::personal_inputs(phone.as_str(), &name),
+                            )?;
                             auth::hash_password(pw).await?
                         }
                         None => UNUSABLE_PASSWORD_HASH.to_string(),
@@ -529,6 +543,25 @@ pub(crate) async fn register(
             ));
         }
     };
+    // Attaching an existing account to a team makes it visible to the
+    // team's coordinators: only for accounts the caller administers. One it
+    // cannot see by id answers as a missing one; one found by its phone
+    // (which the caller typed) is named.
+    if let &Account::Existing(user_id) = &account
+        && !actor.is_admin()
+    {
+        let grants = state.store.grants(user_id).await?;
+        let by_id = req.user_id.is_some();
+        if by_id && !crate::api::users::can_see(&actor, user_id, &grants) {
+            return Err(unknown_user());
+        }
+        if !actor.administers(&grants) {
+            return Err(ApiError {
+                field: Some(if by_id { "user_id" } else { "phone" }.into()),
+                ..auth::account_outside_area()
+            });
+        }
+    }
     let id = match state
         .store
         .register_volunteer(account, &p, Some(actor.user.id), now)
@@ -550,13 +583,7 @@ pub(crate) async fn register(
                 )
             });
         }
-        Err(RegisterRefused::NoSuchAccount) => {
-            return Err(ApiError::invalid(
-                "user_id",
-                "unknown_user",
-                "no account with this id; give phone and display_name to create one",
-            ));
-        }
+        Err(RegisterRefused::NoSuchAccount) => return Err(unknown_user()),
     };
     let v = state
         .store
@@ -737,10 +764,12 @@ async fn update(
             .declared_qualifications
             .contains(&Qualification::DrivingLicence)
     {
-        let licensed =
-            state.store.credentials_of(id).await?.iter().any(|c| {
-                c.kind() == Some(CredentialKind::DrivingLicence) && c.revoked_at.is_none()
-            });
+        let licensed = state
+            .store
+            .credentials_of(id)
+            .await?
+            .iter()
+            .any(|c| c.kind == CredentialKind::DrivingLicence && c.revoked_at.is_none());
         if !licensed {
             let seats = p.vehicle_seats.map_or(0, i64::from);
             if let Err(e) = profile::vehicle_seats(seats, false) {

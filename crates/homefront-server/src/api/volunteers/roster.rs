@@ -62,6 +62,14 @@ fn roster_error(e: RosterError) -> ApiError {
     match e {
         RosterError::Store(s) => s.into(),
         RosterError::Write(e) => ApiError::internal(e),
+        RosterError::WorkbookTooLarge => ApiError {
+            field: Some("file".into()),
+            ..ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "workbook_too_large",
+                RosterError::WorkbookTooLarge.to_string(),
+            )
+        },
         other => ApiError::invalid("file", other.code(), other.to_string()),
     }
 }
@@ -81,8 +89,8 @@ fn roster_error(e: RosterError) -> ApiError {
         (status = 200, description = "Every row's outcome (`committed` says whether anything was written)", body = ImportReport),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden` for roles other than coordinator and admin; or `csrf_failed`", body = ErrorShape),
-        (status = 413, description = "The file is larger than 10 MiB (plain text from axum)", content_type = "text/plain", body = String),
-        (status = 422, description = "Field `file`: `empty_file`, `unreadable_workbook`, `unknown_encoding` (CSV neither UTF-8 nor GB18030), `malformed_csv`, `unknown_column`, `duplicate_column`, `missing_column` or `too_many_rows`; also `invalid_format` (`format`), `unknown_team` or `wrong_org_kind` (`team_id`)", body = ErrorShape),
+        (status = 413, description = "The file is larger than 10 MiB (plain text from axum), or `workbook_too_large` (field `file`): an xlsx that unpacks to more than 32 MiB or has more than 1,000 parts", content_type = "text/plain", body = String),
+        (status = 422, description = "Field `file`: `empty_file`, `unreadable_workbook`, `unknown_encoding` (CSV neither UTF-8 nor GB18030), `malformed_csv`, `unknown_column`, `duplicate_column`, `missing_column`, `too_many_rows` or `cell_too_long` (a cell over 1,000 characters); also `invalid_format` (`format`), `unknown_team` or `wrong_org_kind` (`team_id`)", body = ErrorShape),
         QueryRejection))]
 pub(crate) async fn import(
     State(state): State<AppState>,
@@ -217,7 +225,7 @@ pub(super) async fn export(
         scopes: scopes.as_deref(),
         state: vetting,
         team_id: q.team_id,
-        user_id: None,
+        ..VolunteerFilter::default()
     };
     let (bytes, _) = roster::export_roster(&state.store, &filter, format, state.clock.now())
         .await

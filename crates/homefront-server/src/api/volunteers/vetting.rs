@@ -105,9 +105,9 @@ pub(super) async fn move_one(
     .await?;
     match moved {
         Ok(event) => {
-            tx.commit()
-                .await
-                .map_err(homefront_store::StoreError::from)?;
+            tx.commit().await?;
+            // A suspended volunteer's live streams end.
+            crate::live::publish_account(&state, id).await;
             Ok(Json(event))
         }
         Err(e) => Err(refused(&e)),
@@ -264,9 +264,10 @@ pub(crate) async fn bulk(
             Err(e) => fail("refused", e.code(), e.to_string()),
         });
     }
-    tx.commit()
-        .await
-        .map_err(homefront_store::StoreError::from)?;
+    tx.commit().await?;
+    for r in results.iter().filter(|r| r.outcome == "moved") {
+        crate::live::publish_account(&state, r.volunteer_id).await;
+    }
     let moved = results.iter().filter(|r| r.outcome == "moved").count();
     Ok(Json(BulkAnswer {
         target_state: target,

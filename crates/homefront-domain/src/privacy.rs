@@ -1,0 +1,13 @@
+//! What the access log of sensitive reads names.
+
+use crate::text_enum;
+
+text_enum! {
+    /// The kind of record whose sensitive fields were read.
+    RecordKind {
+        /// An order: street, phone, coordinates, notes.
+        Order => "order",
+        /// A household member: phone, street, age, school grade.
+        HouseholdMember => "household_member",
+    }
+}
