@@ -10,7 +10,8 @@
 //! Modes per org unit (the deepest unit on the order's path with a
 //! setting; default `auto`):
 //! - `sequential`: one offer to the best candidate; the next after a
-//!   decline or expiry.
+//!   decline or expiry (and, after the unit's cooldown, a volunteer who let
+//!   it expire again: see [`not_to_offer`]).
 //! - `broadcast`: offers to the k best at once; the first accept wins.
 //! - `batch`: each pass, all waiting orders of the unit against all
 //!   available volunteers, solved exactly (maximum matches, then minimum
@@ -39,7 +40,7 @@ use homefront_store::Store;
 use homefront_store::StoreError;
 use homefront_store::availability::{DispatchQuery, DispatchableVolunteer};
 use homefront_store::catalogue::ServiceItem;
-use homefront_store::offers::NewOffer;
+use homefront_store::offers::{NewOffer, Offer};
 use homefront_store::orders::OrderRow;
 use serde::Serialize;
 
@@ -95,6 +96,10 @@ pub struct Setting {
     pub broadcast_k: usize,
     /// Cost weights.
     pub weights: CostWeights,
+    /// Minutes after a volunteer's offer of an order expired or was
+    /// withdrawn before they may be offered that order again (see
+    /// [`not_to_offer`]).
+    pub reoffer_cooldown_minutes: i64,
 }
 
 impl Default for Setting {
@@ -103,6 +108,7 @@ impl Default for Setting {
             mode: Mode::Auto,
             broadcast_k: 5,
             weights: CostWeights::default(),
+            reoffer_cooldown_minutes: homefront_store::dispatch::DEFAULT_REOFFER_COOLDOWN_MINUTES,
         }
     }
 }
@@ -134,8 +140,33 @@ pub async fn setting_for(store: &Store, path: &OrgPath) -> Result<Setting, Store
             mode: Mode::parse(&s.mode).unwrap_or(Mode::Auto),
             broadcast_k: usize::try_from(s.broadcast_k).unwrap_or(5).max(1),
             weights: serde_json::from_str(&s.weights).unwrap_or_default(),
+            reoffer_cooldown_minutes: s.reoffer_cooldown_minutes.max(0),
         },
     })
+}
+
+/// The volunteers the dispatcher must not offer an order to at `now`,
+/// given the order's earlier offers `prior`: whoever holds an open offer of
+/// it, declined it or accepted it (a decline is final for that order), and
+/// whoever let an offer of it expire, or had one withdrawn, less than
+/// `cooldown_minutes` ago (timed from the expiry, or from the withdrawal).
+/// After the cooldown they are candidates again, so an order keeps being
+/// dispatched until it is served or its window passes.
+pub fn not_to_offer(prior: &[Offer], now: Timestamp, cooldown_minutes: i64) -> HashSet<i64> {
+    let cooldown_ms = cooldown_minutes.max(0) * Timestamp::MINUTE_MS;
+    prior
+        .iter()
+        .filter(|o| match o.state.as_str() {
+            "expired" => o.expires_at + cooldown_ms > now.epoch_ms(),
+            "withdrawn" => {
+                o.responded_at.unwrap_or(o.expires_at).min(o.expires_at) + cooldown_ms
+                    > now.epoch_ms()
+            }
+            // offered, declined, accepted (and anything unknown).
+            _ => true,
+        })
+        .map(|o| o.volunteer_user_id)
+        .collect()
 }
 
 fn qualification_bit(q: Qualification) -> u64 {
@@ -426,7 +457,7 @@ pub async fn tick(state: &AppState) -> Result<TickReport, DispatchError> {
         let setting =
             setting_for(store, &OrgPath::from_stored(order.division_path.clone())).await?;
         let prior = store.offers_of_order(order.id).await?;
-        let offered: HashSet<i64> = prior.iter().map(|o| o.volunteer_user_id).collect();
+        let offered = not_to_offer(&prior, now, setting.reoffer_cooldown_minutes);
         let round = prior.iter().map(|o| o.round).max().unwrap_or(0) + 1;
         let pool = pool_for(store, &order, now).await?;
 
@@ -572,7 +603,7 @@ async fn batch_round(
             by_id.insert(id, d);
         }
         let prior = store.offers_of_order(order.id).await?;
-        let offered: HashSet<i64> = prior.iter().map(|o| o.volunteer_user_id).collect();
+        let offered = not_to_offer(&prior, now, setting.reoffer_cooldown_minutes);
         let round = prior.iter().map(|o| o.round).max().unwrap_or(0) + 1;
         let (_, mask) = requirements(&item);
         pending.push(PendingOrder {

@@ -20,7 +20,26 @@ pub struct DispatchSetting {
     pub weights: String,
     /// Last change, epoch ms.
     pub updated_at: i64,
+    /// Minutes after a volunteer's offer of an order expired (or was
+    /// withdrawn) before the dispatcher may offer them that order again.
+    pub reoffer_cooldown_minutes: i64,
 }
+
+/// A unit's dispatch setting to store (see [`Store::set_dispatch_setting`]).
+#[derive(Clone, Copy, Debug)]
+pub struct NewDispatchSetting<'a> {
+    /// `auto`, `sequential`, `broadcast`, `batch` or `manual` (CHECK).
+    pub mode: &'a str,
+    /// Offers sent at once in broadcast mode, 1–50 (CHECK).
+    pub broadcast_k: i64,
+    /// Cost weights JSON (`homefront_dispatch::CostWeights`).
+    pub weights: &'a str,
+    /// Re-offer cooldown in minutes, 0–1440 (CHECK).
+    pub reoffer_cooldown_minutes: i64,
+}
+
+/// Default re-offer cooldown in minutes (the column's default).
+pub const DEFAULT_REOFFER_COOLDOWN_MINUTES: i64 = 10;
 
 /// An order waiting for its next dispatch round.
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
@@ -82,7 +101,8 @@ impl Store {
     pub async fn dispatch_setting_for(&self, path_ids: &[i64]) -> Result<Option<DispatchSetting>> {
         for id in path_ids.iter().rev() {
             let s: Option<DispatchSetting> = sqlx::query_as(
-                "select org_unit_id, mode, broadcast_k, weights, updated_at from dispatch_setting where org_unit_id = $1",
+                "select org_unit_id, mode, broadcast_k, weights, updated_at, reoffer_cooldown_minutes
+                 from dispatch_setting where org_unit_id = $1",
             )
             .bind(id)
             .fetch_optional(self.pool())
@@ -118,29 +138,30 @@ impl Store {
     /// Sets a unit's dispatch setting.
     ///
     /// # Errors
-    /// Database errors (CHECK on the mode).
+    /// Database errors (CHECK on the mode, `broadcast_k` and the cooldown).
     #[tracing::instrument(skip_all)]
     pub async fn set_dispatch_setting(
         &self,
         org_unit_id: i64,
-        mode: &str,
-        broadcast_k: i64,
-        weights: &str,
+        setting: &NewDispatchSetting<'_>,
         now_ms: i64,
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "insert into dispatch_setting (org_unit_id, mode, broadcast_k, weights, updated_at)
-             values ($1, $2, $3, $4, $5)
+            "insert into dispatch_setting (org_unit_id, mode, broadcast_k, weights, updated_at,
+                reoffer_cooldown_minutes)
+             values ($1, $2, $3, $4, $5, $6)
              on conflict (org_unit_id) do update set mode = excluded.mode,
                 broadcast_k = excluded.broadcast_k, weights = excluded.weights,
-                updated_at = excluded.updated_at",
+                updated_at = excluded.updated_at,
+                reoffer_cooldown_minutes = excluded.reoffer_cooldown_minutes",
         )
         .bind(org_unit_id)
-        .bind(mode)
-        .bind(broadcast_k)
-        .bind(weights)
+        .bind(setting.mode)
+        .bind(setting.broadcast_k)
+        .bind(setting.weights)
         .bind(now_ms)
+        .bind(setting.reoffer_cooldown_minutes)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -393,10 +393,19 @@ pub struct SettingBody {
     /// Cost weights (km-equivalents); missing keys take the defaults.
     #[serde(default)]
     pub weights: CostWeights,
+    /// Minutes, 0–1440 (default 10), after a volunteer's offer of an order
+    /// expired or was withdrawn before the dispatcher may offer them the
+    /// same order again; a decline is final for that order.
+    #[serde(default = "default_cooldown")]
+    pub reoffer_cooldown_minutes: i64,
 }
 
 fn default_k() -> i64 {
     5
+}
+
+fn default_cooldown() -> i64 {
+    homefront_store::dispatch::DEFAULT_REOFFER_COOLDOWN_MINUTES
 }
 
 /// The dispatch setting in force for a unit (its own or inherited from the
@@ -419,6 +428,7 @@ async fn get_setting(
         mode: format!("{:?}", s.mode).to_lowercase(),
         broadcast_k: i64::try_from(s.broadcast_k).unwrap_or(5),
         weights: s.weights,
+        reoffer_cooldown_minutes: s.reoffer_cooldown_minutes,
     }))
 }
 
@@ -432,7 +442,7 @@ async fn get_setting(
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: not a coordinator or admin, or the caller does not manage the unit; or `csrf_failed`", body = ErrorShape),
         (status = 404, description = "No such unit, or not readable by the caller", body = ErrorShape),
-        (status = 422, description = "`invalid_mode` (field `mode`), `out_of_range` (`broadcast_k`, 1–50) or `invalid_weights` (`weights`: finite, ≥ 0)", body = ErrorShape),
+        (status = 422, description = "`invalid_mode` (field `mode`), `out_of_range` (`broadcast_k`, 1–50; `reoffer_cooldown_minutes`, 0–1440) or `invalid_weights` (`weights`: finite, ≥ 0)", body = ErrorShape),
         BodyRejection))]
 async fn put_setting(
     State(state): State<AppState>,
@@ -458,6 +468,13 @@ async fn put_setting(
             "broadcast_k must be between 1 and 50",
         ));
     }
+    if !(0..=1440).contains(&req.reoffer_cooldown_minutes) {
+        return Err(ApiError::invalid(
+            "reoffer_cooldown_minutes",
+            "out_of_range",
+            "reoffer_cooldown_minutes must be between 0 and 1440 (minutes; default 10)",
+        ));
+    }
     req.weights
         .validate()
         .map_err(|e| ApiError::invalid("weights", "invalid_weights", e.to_string()))?;
@@ -466,9 +483,12 @@ async fn put_setting(
         .store
         .set_dispatch_setting(
             unit.id,
-            &req.mode,
-            req.broadcast_k,
-            &weights,
+            &homefront_store::dispatch::NewDispatchSetting {
+                mode: &req.mode,
+                broadcast_k: req.broadcast_k,
+                weights: &weights,
+                reoffer_cooldown_minutes: req.reoffer_cooldown_minutes,
+            },
             state.clock.now().epoch_ms(),
         )
         .await?;

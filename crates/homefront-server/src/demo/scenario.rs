@@ -18,6 +18,7 @@ use homefront_domain::org::OrgKind;
 use homefront_domain::vetting::VettingState;
 use homefront_domain::{GeoPoint, PhoneNumber, Role, Timestamp};
 use homefront_store::credentials::NewCredential;
+use homefront_store::dispatch::{DEFAULT_REOFFER_COOLDOWN_MINUTES, NewDispatchSetting};
 use homefront_store::households::MemberFields;
 use homefront_store::org_units::{NewOrgUnit, OrgUnit};
 use homefront_store::volunteers::{Account, VolunteerProfile};
@@ -492,7 +493,16 @@ pub async fn build(
     // The provincial team offers orders to the k nearest at once, like the
     // WeChat work group in which volunteers "grabbed" orders.
     store
-        .set_dispatch_setting(province.id, "broadcast", 3, "{}", at.epoch_ms())
+        .set_dispatch_setting(
+            province.id,
+            &NewDispatchSetting {
+                mode: "broadcast",
+                broadcast_k: 3,
+                weights: "{}",
+                reoffer_cooldown_minutes: DEFAULT_REOFFER_COOLDOWN_MINUTES,
+            },
+            at.epoch_ms(),
+        )
         .await?;
 
     // Accounts for each role.
@@ -696,7 +706,16 @@ pub async fn build(
     let xuzhou = b.division("320300").await?;
     let xz_counties = b.counties("3203").await?;
     store
-        .set_dispatch_setting(xuzhou.id, "sequential", 1, "{}", at.epoch_ms())
+        .set_dispatch_setting(
+            xuzhou.id,
+            &NewDispatchSetting {
+                mode: "sequential",
+                broadcast_k: 1,
+                weights: "{}",
+                reoffer_cooldown_minutes: DEFAULT_REOFFER_COOLDOWN_MINUTES,
+            },
+            at.epoch_ms(),
+        )
         .await?;
     let xz_teams = [
         b.unit(OrgKind::Team, "徐州助医青年志愿服务队", &xuzhou)

@@ -11,6 +11,7 @@ mod catalogue;
 mod constraints;
 mod demo;
 mod dispatch;
+mod dispatch_effective;
 mod fulfilment;
 mod helpers;
 mod household_pages;
