@@ -224,6 +224,8 @@ pub async fn pool_for(
         })
         .await?;
     let loads = store.active_loads().await?;
+    // Open offers of other orders count toward the load cap.
+    let open_offers = store.open_offer_counts(now.epoch_ms(), order.id).await?;
     // Volunteers whose live assignment overlaps this order are not offered
     // it (the check an accept runs again under its lock).
     let booking = homefront_store::bookings::order_booking(order);
@@ -261,7 +263,10 @@ pub async fn pool_for(
                 .fold(0, |m, q| m | qualification_bit(*q)),
             current_load: u32::try_from(loads.get(&v.user_id).copied().unwrap_or(0))
                 .unwrap_or(u32::MAX),
-            max_load: v.max_concurrent,
+            max_load: spare_capacity(
+                v.max_concurrent,
+                open_offers.get(&v.user_id).copied().unwrap_or(0),
+            ),
             recent_service_minutes: u32::try_from(
                 minutes.get(&v.user_id).copied().unwrap_or(0).max(0),
             )
@@ -271,6 +276,14 @@ pub async fn pool_for(
     }
     let index = VolunteerIndex::new(entries)?;
     Ok(Pool { index, by_id })
+}
+
+/// A volunteer's cap as the engine sees it: `max_concurrent` less the open
+/// offers they hold of other orders, so that live assignments plus open
+/// offers never exceed it (the engine offers only while `current_load <
+/// max_load`; the load cost term still counts live assignments only).
+fn spare_capacity(max_concurrent: u32, open_offers: i64) -> u32 {
+    max_concurrent.saturating_sub(u32::try_from(open_offers.max(0)).unwrap_or(u32::MAX))
 }
 
 /// The order's location for the engine: on-site at its coordinates (or its

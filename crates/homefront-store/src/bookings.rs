@@ -119,6 +119,34 @@ pub async fn clashing_assignment(
         .map(|b| b.order_id))
 }
 
+/// Whether `volunteer` already holds as many live assignments (assigned or
+/// in service, other than order `order_id`) as their `max_concurrent`
+/// allows: the load-cap check of an accept, run inside its write
+/// transaction after [`Store::lock_volunteer`], beside
+/// [`clashing_assignment`]. No such volunteer counts as at the cap.
+///
+/// # Errors
+/// Database errors.
+pub async fn at_load_cap(conn: &mut AnyConnection, order_id: i64, volunteer: i64) -> Result<bool> {
+    let cap: Option<i64> =
+        sqlx::query_scalar("select max_concurrent from volunteer where user_id = $1")
+            .bind(volunteer)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(cap) = cap else {
+        return Ok(true);
+    };
+    let live: i64 = sqlx::query_scalar(
+        "select cast(count(*) as bigint) from service_order
+         where assignee_user_id = $1 and state in ('assigned', 'in_service') and id <> $2",
+    )
+    .bind(volunteer)
+    .bind(order_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(live >= cap)
+}
+
 impl Store {
     /// Every live assignment's booking, by volunteer (for the candidate
     /// pool: one query per dispatcher pass, like the loads).

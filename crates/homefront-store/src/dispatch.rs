@@ -92,6 +92,31 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
+    /// Open offers (`offered`, not yet expired at `now_ms`) per volunteer,
+    /// leaving out those of order `except_order`: they count toward the
+    /// volunteer's `max_concurrent` when the dispatcher builds that order's
+    /// candidate pool, so a volunteer at the cap gets no new offers.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn open_offer_counts(
+        &self,
+        now_ms: i64,
+        except_order: i64,
+    ) -> Result<HashMap<i64, i64>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "select volunteer_user_id, cast(count(*) as bigint) from offer
+             where state = 'offered' and expires_at > $1 and order_id <> $2
+             group by volunteer_user_id",
+        )
+        .bind(now_ms)
+        .bind(except_order)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// The setting that applies to a unit at `path`: the deepest unit on the
     /// path that has one; `None` when no unit does (the default applies).
     ///

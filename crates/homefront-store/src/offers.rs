@@ -91,6 +91,9 @@ pub enum Refusal {
     /// The volunteer holds a live assignment whose window overlaps this
     /// order's (`overlapping_assignment`; see [`crate::bookings`]).
     Overlapping,
+    /// The volunteer already holds as many live assignments as their
+    /// `max_concurrent` allows (`load_cap_reached`).
+    AtLoadCap,
 }
 
 impl Refusal {
@@ -104,6 +107,7 @@ impl Refusal {
             Refusal::AlreadyDeclined => "already_declined",
             Refusal::WindowPassed => "window_passed",
             Refusal::Overlapping => "overlapping_assignment",
+            Refusal::AtLoadCap => "load_cap_reached",
         }
     }
 
@@ -121,6 +125,10 @@ impl Refusal {
             Refusal::Overlapping => {
                 "you already have a service whose time overlaps this order's; \
                  finish it (check out) before accepting another for the same hours"
+            }
+            Refusal::AtLoadCap => {
+                "you already hold as many live services as your load cap (max_concurrent) \
+                 allows; finish one (check out) before accepting another"
             }
         }
     }
@@ -432,11 +440,16 @@ impl Store {
                 e => return Err(e),
             },
         };
+        // The load cap, under the same locks as the claim: two accepts of
+        // different orders by one volunteer serialise on lock_volunteer.
+        let at_cap =
+            claimed && crate::bookings::at_load_cap(&mut tx, offer.order_id, volunteer).await?;
         let overlapping = claimed
+            && !at_cap
             && crate::bookings::clashing_assignment(&mut tx, offer.order_id, volunteer)
                 .await?
                 .is_some();
-        let assigned = if claimed && !overlapping {
+        let assigned = if claimed && !at_cap && !overlapping {
             match transition_in(
                 &mut tx,
                 offer.order_id,
@@ -463,7 +476,9 @@ impl Store {
                 .bind(offer_id)
                 .fetch_one(&mut *tx)
                 .await?;
-            let why = if overlapping {
+            let why = if at_cap {
+                Refusal::AtLoadCap
+            } else if overlapping {
                 Refusal::Overlapping
             } else {
                 refusal(&mut tx, &current, volunteer, now_ms).await?
@@ -614,6 +629,43 @@ impl Store {
             .await?;
         }
         Ok(withdrawn.len() as u64)
+    }
+
+    /// Withdraws every open offer of `volunteer` inside `tx` (they went off
+    /// duty: an offer they can no longer serve must not keep a working
+    /// accept button, nor keep the order from its next candidate), telling
+    /// them through the outbox. Returns the orders that lost an offer.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn withdraw_offers_of_volunteer(
+        tx: &mut crate::Tx,
+        volunteer: i64,
+        now_ms: i64,
+    ) -> Result<Vec<i64>> {
+        let withdrawn: Vec<(i64, i64)> = sqlx::query_as(
+            "update offer set state = 'withdrawn', responded_at = $1
+             where volunteer_user_id = $2 and state = 'offered'
+             returning id, order_id",
+        )
+        .bind(now_ms)
+        .bind(volunteer)
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut orders = Vec::with_capacity(withdrawn.len());
+        for (id, order_id) in withdrawn {
+            outbox::enqueue_order_in(
+                tx,
+                outbox::kind::OFFER_WITHDRAWN,
+                order_id,
+                Some(volunteer),
+                &[("offer_id", id.into())],
+                now_ms,
+            )
+            .await?;
+            orders.push(order_id);
+        }
+        Ok(orders)
     }
 
     /// Responses recorded against an offer: `(response, outcome)` pairs, oldest first.

@@ -979,7 +979,9 @@ impl Store {
     }
 
     /// Switches the duty toggle: idempotent (switching on twice keeps the
-    /// first `on_duty_since`). Switching on only works for an `active`
+    /// first `on_duty_since`). Switching off withdraws the volunteer's open
+    /// offers in the same transaction
+    /// ([`Store::withdraw_offers_of_volunteer`]). Switching on only works for an `active`
     /// volunteer; callers check the state first to explain a refusal.
     /// Returns the state after the call, or `None` for no such volunteer.
     ///
@@ -995,6 +997,10 @@ impl Store {
     ) -> Result<Option<DutyStatus>> {
         let mut tx = self.begin_write().await?;
         let changed = Self::switch_duty_tx(&mut tx, volunteer_id, on, "toggle", actor, now).await?;
+        if changed && !on {
+            // Off duty: their open offers go back to dispatch, each with a notice.
+            Self::withdraw_offers_of_volunteer(&mut tx, volunteer_id, now.epoch_ms()).await?;
+        }
         let row: Option<(i64, Option<i64>)> =
             sqlx::query_as("select on_duty, on_duty_since from volunteer where user_id = $1")
                 .bind(volunteer_id)

@@ -183,8 +183,10 @@ fn refused(r: homefront_store::offers::Refusal) -> ApiError {
 /// The answer carries the order with its address and phone for the new
 /// assignee; that read writes an `access_log` row. Late or repeated
 /// answers are refused with 409 and recorded, as is an accept after the
-/// order's window ended (the order becomes `unfulfilled` at once) or one
-/// that would overlap another live assignment of the caller.
+/// order's window ended (the order becomes `unfulfilled` at once), one
+/// that would overlap another live assignment of the caller, and one over
+/// the caller's load cap (`max_concurrent` live assignments), all checked
+/// in the compare-and-set's transaction.
 #[utoipa::path(post, path = "/api/v1/offers/{id}/accept", tag = "offers", operation_id = "accept_offer",
     params(("id" = i64, Path, description = "Offer id")),
     responses(
@@ -192,7 +194,7 @@ fn refused(r: homefront_store::offers::Refusal) -> ApiError {
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
         (status = 404, description = "No such offer, or not the caller's", body = ErrorShape),
-        (status = 409, description = "Refused and recorded: `offer_taken`, `offer_expired`, `offer_withdrawn`, `already_accepted` or `already_declined`; `window_passed`: the order's service window has ended (the order is now `unfulfilled`); `overlapping_assignment`: the caller holds a live assignment whose window overlaps this order's (unless one of them is a remote item that runs alongside)", body = ErrorShape)))]
+        (status = 409, description = "Refused and recorded: `offer_taken`, `offer_expired`, `offer_withdrawn`, `already_accepted` or `already_declined`; `window_passed`: the order's service window has ended (the order is now `unfulfilled`); `overlapping_assignment`: the caller holds a live assignment whose window overlaps this order's (unless one of them is a remote item that runs alongside); `load_cap_reached`: the caller already holds as many live assignments as their `max_concurrent` allows", body = ErrorShape)))]
 async fn accept(
     State(state): State<AppState>,
     actor: Actor,

@@ -128,3 +128,138 @@ async fn the_reoffer_cooldown_is_a_unit_setting() {
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].volunteer_user_id, again[0].round), (v, 2));
 }
+
+/// Open offers count toward a volunteer's `max_concurrent`: at the cap
+/// (one open offer, cap 1) they get no offer of a second order, which goes
+/// to the next candidate.
+#[tokio::test]
+async fn a_volunteer_at_the_cap_gets_no_new_offer() {
+    let w = world().await;
+    w.mode("broadcast", 5).await;
+    let capped = w.volunteer("13700000001", 0.5, &[], Flaw::default()).await;
+    let first = w.order("groceries", "cap-1").await;
+    w.tick().await;
+    let offers = w.open_offers(first).await;
+    assert_eq!(offers.len(), 1);
+    assert_eq!(offers[0].volunteer_user_id, capped);
+
+    // Another day's order: no overlap, but the cap (1) is taken by the
+    // open offer.
+    let other = w.volunteer("13700000002", 3.0, &[], Flaw::default()).await;
+    let second = w
+        .order_with(
+            "groceries",
+            "cap-2",
+            json!({"window_start": "2020-02-13T18:00", "window_end": "2020-02-13T22:00"}),
+        )
+        .await;
+    w.tick().await;
+    let offered: Vec<i64> = w
+        .open_offers(second)
+        .await
+        .iter()
+        .map(|o| o.volunteer_user_id)
+        .collect();
+    assert_eq!(offered, vec![other]);
+
+    // With a cap of 2 the same volunteer may hold both.
+    w.max_load(capped, 2).await;
+    let third = w
+        .order_with(
+            "groceries",
+            "cap-3",
+            json!({"window_start": "2020-02-14T18:00", "window_end": "2020-02-14T22:00"}),
+        )
+        .await;
+    w.tick().await;
+    assert!(
+        w.open_offers(third)
+            .await
+            .iter()
+            .any(|o| o.volunteer_user_id == capped)
+    );
+}
+
+/// An accept re-checks the cap in the same compare-and-set: a volunteer
+/// with cap 1 holding two offers (of orders on different days, so they do
+/// not overlap) accepts the first and gets 409 `load_cap_reached` for the
+/// second, which stays open for others.
+#[tokio::test]
+async fn a_volunteer_at_the_cap_cannot_accept_a_second_order() {
+    use homefront_domain::Clock;
+    let w = world().await;
+    w.mode("manual", 1).await;
+    let v = w.volunteer("13700000001", 0.5, &[], Flaw::default()).await;
+    let s = w.app.login("13700000001").await;
+    let later = w.app.clock.now().epoch_ms() + 3_600_000;
+    let first = w.order("groceries", "cap-accept-1").await;
+    let second = w
+        .order_with(
+            "groceries",
+            "cap-accept-2",
+            json!({"window_start": "2020-02-13T18:00", "window_end": "2020-02-13T22:00"}),
+        )
+        .await;
+    let a = w.offer_to(first, v, later).await;
+    let b = w.offer_to(second, v, later).await;
+    let (status, body) = accept(&w.app, &s, a).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = accept(&w.app, &s, b).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("load_cap_reached")),
+        "{body}"
+    );
+    let o = w.app.store.order(second).await.unwrap().unwrap();
+    assert_eq!(
+        (o.state, o.assignee_user_id),
+        (OrderState::Dispatching, None)
+    );
+    assert_eq!(
+        w.app.store.offer_responses(b).await.unwrap(),
+        vec![("accept".to_string(), "load_cap_reached".to_string())]
+    );
+    // With a cap of 2 the second can be accepted too.
+    w.max_load(v, 2).await;
+    let (status, body) = accept(&w.app, &s, b).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// Going off duty withdraws the volunteer's open offers at once (a late
+/// accept is 409 `offer_withdrawn`), tells them, and the order goes to
+/// the next candidate.
+#[tokio::test]
+async fn going_off_duty_withdraws_open_offers() {
+    let w = world().await;
+    w.mode("sequential", 1).await;
+    let leaving = w.volunteer("13700000001", 0.5, &[], Flaw::default()).await;
+    let staying = w.volunteer("13700000002", 2.0, &[], Flaw::default()).await;
+    let s = w.app.login("13700000001").await;
+    let order = w.order("groceries", "off-duty").await;
+    w.tick().await;
+    let offer = w.open_offers(order).await.pop().unwrap();
+    assert_eq!(offer.volunteer_user_id, leaving);
+
+    let (status, body) = w
+        .app
+        .post(&s, "/api/v1/volunteers/me/duty", json!({"on_duty": false}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        w.app.store.offer(offer.id).await.unwrap().unwrap().state,
+        "withdrawn"
+    );
+    let (status, body) = accept(&w.app, &s, offer.id).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("offer_withdrawn")),
+        "{body}"
+    );
+    // Their offer list no longer shows it as open.
+    let (_, open) = w.app.get(&s, "/api/v1/offers").await;
+    assert!(open.as_array().unwrap().is_empty(), "{open}");
+    w.tick().await;
+    let next = w.open_offers(order).await;
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].volunteer_user_id, staying);
+}

@@ -342,7 +342,9 @@ async fn push_an_offer_reaches_the_phone_signed_encrypted_and_once() {
 async fn push_retries_with_the_same_id_and_a_gone_subscription_ends() {
     let w = world().await;
     w.mode("sequential", 1).await;
-    w.volunteer(VOLUNTEER, 1.0, &[], Flaw::default()).await;
+    let id = w.volunteer(VOLUNTEER, 1.0, &[], Flaw::default()).await;
+    // Open offers count toward the load cap: room for one per order below.
+    w.max_load(id, 5).await;
     let v = w.app.login(VOLUNTEER).await;
     let rx = PushService::start().await;
     let (status, sub) = subscribe(&w.app, &v, rx.subscription("/p/2")).await;

@@ -41,7 +41,9 @@ pub struct DutyRequest {
 ///
 /// Idempotent: switching on twice keeps the first `on_duty_since` and
 /// answers `changed: false`. Only an `active` volunteer may go on duty
-/// (409 `not_active`); going off always works. The volunteer itself or a
+/// (409 `not_active`); going off always works, and withdraws the
+/// volunteer's open offers (each withdrawal is announced to them, and the
+/// orders go to their next candidates). The volunteer itself or a
 /// coordinator of its team.
 #[utoipa::path(post, path = "/api/v1/volunteers/{id}/duty", tag = "availability", operation_id = "set_duty",
     params(("id" = String, Path, description = "The volunteer's account id, or `me` for the caller")),
@@ -79,6 +81,11 @@ pub(crate) async fn duty(
         .set_duty(id, req.on_duty, Some(actor.user.id), state.clock.now())
         .await?
         .ok_or_else(ApiError::not_found)?;
+    if status.changed && !status.on_duty {
+        // Their open offers were withdrawn: the next candidates should not
+        // wait for a pass.
+        state.dispatch_wake.notify_one();
+    }
     Ok(Json(status))
 }
 
