@@ -11,6 +11,7 @@ pub mod catalogue;
 pub mod clock;
 pub mod credentials;
 pub mod enums;
+pub mod escalation;
 pub mod follow_up;
 pub mod geo;
 pub mod hours;

@@ -106,6 +106,18 @@ pub struct Config {
     /// Log format on standard error: `text` (default, for people) or `json`
     /// (one JSON object per line, for log collectors).
     pub log_format: LogFormat,
+    /// Each escalation level multiplies every volunteer's service radius by
+    /// this factor for the order (level 2, the city queue: × factor²).
+    /// Values below 1 count as 1. Default 1.5 (10 km → 15, 22.5, 33.75 km).
+    pub escalation_radius_factor: f64,
+    /// Minutes before its window at which an unaccepted priority-lane order
+    /// goes to the top (province) queue, whatever its lane deadline says.
+    /// Default 5.
+    pub escalation_lead_minutes_priority: i64,
+    /// The same for the urgent lane. Default 10.
+    pub escalation_lead_minutes_urgent: i64,
+    /// The same for the standard lane. Default 10.
+    pub escalation_lead_minutes_standard: i64,
 }
 
 /// How logs are written.
@@ -149,6 +161,23 @@ impl Default for Config {
             check_in_lead_minutes: 30,
             metrics_bind: None,
             log_format: LogFormat::Text,
+            escalation_radius_factor: 1.5,
+            escalation_lead_minutes_priority: homefront_domain::escalation::Leads::default()
+                .priority,
+            escalation_lead_minutes_urgent: homefront_domain::escalation::Leads::default().urgent,
+            escalation_lead_minutes_standard: homefront_domain::escalation::Leads::default()
+                .standard,
+        }
+    }
+}
+
+impl Config {
+    /// The escalation leads per lane, in minutes.
+    pub fn escalation_leads(&self) -> homefront_domain::escalation::Leads {
+        homefront_domain::escalation::Leads {
+            priority: self.escalation_lead_minutes_priority,
+            urgent: self.escalation_lead_minutes_urgent,
+            standard: self.escalation_lead_minutes_standard,
         }
     }
 }
@@ -195,6 +224,19 @@ impl fmt::Debug for Config {
             .field("check_in_lead_minutes", &self.check_in_lead_minutes)
             .field("metrics_bind", &self.metrics_bind)
             .field("log_format", &self.log_format)
+            .field("escalation_radius_factor", &self.escalation_radius_factor)
+            .field(
+                "escalation_lead_minutes_priority",
+                &self.escalation_lead_minutes_priority,
+            )
+            .field(
+                "escalation_lead_minutes_urgent",
+                &self.escalation_lead_minutes_urgent,
+            )
+            .field(
+                "escalation_lead_minutes_standard",
+                &self.escalation_lead_minutes_standard,
+            )
             .finish()
     }
 }

@@ -33,6 +33,7 @@ use homefront_dispatch::{
 use homefront_domain::availability::TimeWindow;
 use homefront_domain::catalogue::Lane;
 use homefront_domain::credentials::{ItemRequirements, Qualification, is_eligible};
+use homefront_domain::escalation;
 use homefront_domain::order_state::Reason;
 use homefront_domain::org::{OrgPath, team_serves};
 use homefront_domain::{GeoPoint, Timestamp};
@@ -203,7 +204,10 @@ pub struct Pool {
 /// its window, on a team that serves the order's division by
 /// [`team_serves`]: one whose division encloses it, or, once the order
 /// escalated to the city or province queue, any team there), with loads
-/// and recent hours, indexed for the k-nearest search.
+/// and recent hours, indexed for the k-nearest search. Each service
+/// radius is widened by `radius_factor` per escalation level
+/// ([`escalation::radius_multiplier`]; the `escalation_radius_factor`
+/// setting).
 ///
 /// # Errors
 /// Database errors.
@@ -211,7 +215,9 @@ pub async fn pool_for(
     store: &Store,
     order: &OrderRow,
     now: Timestamp,
+    radius_factor: f64,
 ) -> Result<Pool, DispatchError> {
+    let radius = escalation::radius_multiplier(radius_factor, order.escalation_level);
     let order_path = OrgPath::from_stored(order.division_path.clone());
     let root = order_path.ids().first().map(|id| OrgPath::root(*id));
     let scopes: Vec<OrgPath> = root.into_iter().collect();
@@ -256,7 +262,7 @@ pub async fn pool_for(
         entries.push(Volunteer {
             id: v.user_id,
             location: v.location,
-            service_radius_km: v.service_radius_km,
+            service_radius_km: v.service_radius_km * radius,
             qualifications: v
                 .qualifications
                 .iter()
@@ -419,7 +425,8 @@ pub async fn tick(state: &AppState) -> Result<TickReport, DispatchError> {
     }
 
     // Give up on orders whose window ended without a volunteer; escalate
-    // the others that waited past their lane's deadline.
+    // the others that waited past their lane's deadline or are close to
+    // their window (homefront_domain::escalation).
     for w in store.orders_unassigned().await? {
         let Some(order) = store.order(w.id).await? else {
             continue;
@@ -431,18 +438,15 @@ pub async fn tick(state: &AppState) -> Result<TickReport, DispatchError> {
             continue;
         }
         let lane: Lane = w.lane.parse().unwrap_or(Lane::Standard);
-        let deadline = lane.deadline_minutes() * Timestamp::MINUTE_MS;
-        let due = ((now.epoch_ms() - w.created_at) / deadline).clamp(0, 3);
+        let (due, cause) = escalation::level_due(
+            lane,
+            &state.config.escalation_leads(),
+            w.created_at,
+            order.window_start,
+            now.epoch_ms(),
+        );
         if due > w.escalation_level {
-            let queue = match due {
-                1 => "county",
-                2 => "city",
-                _ => "province",
-            };
-            let reason = format!(
-                "not accepted within {} min: moved to the {queue} coordinators' queue",
-                lane.deadline_minutes() * due
-            );
+            let reason = escalation_reason(due, cause);
             if store
                 .escalate_order(w.id, w.escalation_level, due, &reason, now.epoch_ms())
                 .await?
@@ -472,7 +476,7 @@ pub async fn tick(state: &AppState) -> Result<TickReport, DispatchError> {
         let prior = store.offers_of_order(order.id).await?;
         let offered = not_to_offer(&prior, now, setting.reoffer_cooldown_minutes);
         let round = prior.iter().map(|o| o.round).max().unwrap_or(0) + 1;
-        let pool = pool_for(store, &order, now).await?;
+        let pool = pool_for(store, &order, now, state.config.escalation_radius_factor).await?;
 
         // Paired volunteers (and a follow-up's preferred volunteer) first.
         let mut preferred: Vec<i64> = order.preferred_volunteer_user_id.into_iter().collect();
@@ -573,6 +577,24 @@ pub async fn tick(state: &AppState) -> Result<TickReport, DispatchError> {
     Ok(report)
 }
 
+/// The event's reason for raising an order to level `due`.
+fn escalation_reason(due: i64, cause: Option<escalation::Cause>) -> String {
+    let queue = match due {
+        1 => "county",
+        2 => "city",
+        _ => "province",
+    };
+    match cause {
+        Some(escalation::Cause::WindowLead(lead)) => format!(
+            "not accepted {lead} min before its window: moved to the {queue} coordinators' queue"
+        ),
+        Some(escalation::Cause::Deadline(minutes)) => {
+            format!("not accepted within {minutes} min: moved to the {queue} coordinators' queue")
+        }
+        None => format!("moved to the {queue} coordinators' queue"),
+    }
+}
+
 /// Marks an unassigned order whose window ended as unfulfilled.
 async fn give_up(state: &AppState, order: &OrderRow) -> Result<bool, DispatchError> {
     let Ok(reason) = Reason::parse(homefront_store::orders::WINDOW_ENDED) else {
@@ -607,7 +629,7 @@ async fn batch_round(
         let Some(item) = store.service_item(order.item_id).await? else {
             continue;
         };
-        let pool = pool_for(store, order, now).await?;
+        let pool = pool_for(store, order, now, state.config.escalation_radius_factor).await?;
         let eligible: HashSet<i64> = pool.by_id.keys().copied().collect();
         for (id, d) in pool.by_id {
             if let Some(v) = pool.index.get(id) {

@@ -121,9 +121,14 @@ pub async fn ranked(state: &AppState, order: &OrderRow, k: usize) -> ApiResult<V
         &OrgPath::from_stored(order.division_path.clone()),
     )
     .await?;
-    let pool = dispatcher::pool_for(&state.store, order, now)
-        .await
-        .map_err(ApiError::internal)?;
+    let pool = dispatcher::pool_for(
+        &state.store,
+        order,
+        now,
+        state.config.escalation_radius_factor,
+    )
+    .await
+    .map_err(ApiError::internal)?;
     let paired: Vec<i64> = state
         .store
         .live_pairings(order.household_id)

@@ -444,8 +444,16 @@ async fn a_decline_moves_the_order_to_the_next_candidate() {
 #[tokio::test]
 async fn an_unaccepted_order_escalates_to_county_then_city() {
     let w = world().await;
-    // Nobody to dispatch to: the order waits.
-    let order = w.order("meal_delivery", "escalate").await; // urgent lane: 30 min
+    // Nobody to dispatch to: the order waits. Its window is the next
+    // morning, so the lane's deadline (urgent: 30 min) rules, not the lead
+    // before the window.
+    let order = w
+        .order_with(
+            "meal_delivery",
+            "escalate",
+            json!({"window_start": "2020-02-13T10:00", "window_end": "2020-02-13T12:00"}),
+        )
+        .await;
     w.tick().await;
     let o = w.app.store.order(order).await.unwrap().unwrap();
     assert_eq!((o.state.as_str(), o.escalation_level), ("dispatching", 0));
@@ -502,7 +510,7 @@ async fn an_unaccepted_order_escalates_to_county_then_city() {
     assert_eq!(queue[0]["escalation_level"], 2);
 
     // After the window ends it is given up, with a reason.
-    w.app.clock.set(Timestamp(1_581_516_000_000)); // 2020-02-12T22:00+08:00
+    w.app.clock.set(Timestamp(1_581_566_400_000)); // 2020-02-13T12:00+08:00
     assert_eq!(w.tick().await.unfulfilled, 1);
     assert_eq!(
         w.app.store.order(order).await.unwrap().unwrap().state,

@@ -5,11 +5,13 @@
 //! `dispatcher::tick` as the worker would.
 
 use homefront_domain::Timestamp;
+use homefront_domain::credentials::CredentialKind;
 use homefront_domain::order_state::OrderState;
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::dispatch::{Flaw, accept, world};
+use crate::helpers::T0;
 
 /// A volunteer who let an offer expire is offered the same order again
 /// once the unit's cooldown (default 10 min) has passed, accepts and is
@@ -262,4 +264,100 @@ async fn going_off_duty_withdraws_open_offers() {
     let next = w.open_offers(order).await;
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].volunteer_user_id, staying);
+}
+
+/// Escalation widens the pool: at the city queue (level 2) a team of a
+/// neighbouring county serves, and every service radius is widened by the
+/// configured factor per level (1.5 by default: 10 km → 22.5 km), so a
+/// volunteer 13 km away in the next county is offered the order.
+#[tokio::test]
+async fn escalation_to_the_city_reaches_a_neighbouring_countys_volunteer() {
+    let w = world().await;
+    w.mode("broadcast", 5).await;
+    let qinhuai = w.app.division("320104").await;
+    let neighbour_team = w.team_under(qinhuai, "秦淮区志愿服务队").await;
+    let neighbour = w
+        .volunteer_on(neighbour_team, "13700000001", 13.0, &[], Flaw::default())
+        .await;
+    // Tomorrow's window: the lane's deadline (standard, 120 min) rules.
+    let order = w
+        .order_with(
+            "groceries",
+            "widen-city",
+            json!({"window_start": "2020-02-13T18:00", "window_end": "2020-02-13T22:00"}),
+        )
+        .await;
+    w.tick().await;
+    assert!(w.open_offers(order).await.is_empty());
+    w.app.clock.set(T0.plus_minutes(120));
+    w.tick().await;
+    let o = w.app.store.order(order).await.unwrap().unwrap();
+    assert_eq!(o.escalation_level, 1);
+    assert!(
+        w.open_offers(order).await.is_empty(),
+        "the county queue widens nothing"
+    );
+    w.app.clock.set(T0.plus_minutes(240).plus_ms(-1));
+    w.tick().await;
+    assert!(w.open_offers(order).await.is_empty());
+    w.app.clock.set(T0.plus_minutes(240));
+    w.tick().await;
+    let o = w.app.store.order(order).await.unwrap().unwrap();
+    assert_eq!(o.escalation_level, 2);
+    let offers = w.open_offers(order).await;
+    assert_eq!(offers.len(), 1, "{offers:?}");
+    assert_eq!(offers[0].volunteer_user_id, neighbour);
+    assert!(offers[0].distance_km.unwrap() > 12.0);
+}
+
+/// A remote item (counselling by phone) reaches any qualified volunteer of
+/// the province at the top level; an order that would otherwise wait out
+/// its lane's deadline escalates `lead` minutes (urgent: 10) before its
+/// window starts.
+#[tokio::test]
+async fn counselling_at_province_level_reaches_another_citys_counsellor() {
+    let w = world().await;
+    w.mode("broadcast", 5).await;
+    let suzhou = w.app.division("320500").await;
+    let suzhou_team = w.team_under(suzhou, "苏州12355青少年服务台").await;
+    let counsellor = w
+        .volunteer_on(
+            suzhou_team,
+            "13700000001",
+            200.0,
+            &[CredentialKind::Counsellor],
+            Flaw::default(),
+        )
+        .await;
+    // 18:00 today, about 19 minutes ahead; urgent lane: 30 min deadline.
+    let order = w.order("counselling", "widen-province").await;
+    w.tick().await;
+    assert!(w.open_offers(order).await.is_empty());
+    let window_start = w
+        .app
+        .store
+        .order(order)
+        .await
+        .unwrap()
+        .unwrap()
+        .window_start;
+    w.app.clock.set(Timestamp(window_start - 10 * 60_000 - 1));
+    w.tick().await;
+    assert_eq!(
+        w.app
+            .store
+            .order(order)
+            .await
+            .unwrap()
+            .unwrap()
+            .escalation_level,
+        0
+    );
+    w.app.clock.set(Timestamp(window_start - 10 * 60_000));
+    w.tick().await;
+    let o = w.app.store.order(order).await.unwrap().unwrap();
+    assert_eq!(o.escalation_level, 3);
+    let offers = w.open_offers(order).await;
+    assert_eq!(offers.len(), 1, "{offers:?}");
+    assert_eq!(offers[0].volunteer_user_id, counsellor);
 }

@@ -161,6 +161,12 @@ async fn world() -> World {
 
 impl World {
     async fn order(&self, key: &str) -> i64 {
+        self.order_in(key, "2020-02-12T18:00", "2020-02-12T22:00")
+            .await
+    }
+
+    /// An order for the window `[start, end)` (local times).
+    async fn order_in(&self, key: &str, start: &str, end: &str) -> i64 {
         let resp = self
             .app
             .client
@@ -169,7 +175,7 @@ impl World {
             .header("Idempotency-Key", key)
             .json(&json!({"item_id": self.item, "member_id": self.member,
                           "contact_phone": PHONE,
-                          "window_start": "2020-02-12T18:00", "window_end": "2020-02-12T22:00"}))
+                          "window_start": start, "window_end": end}))
             .send()
             .await
             .unwrap();
@@ -894,8 +900,11 @@ async fn notify_an_escalation_to_the_city_reaches_the_city_group_and_the_coordin
     assert_eq!(status, StatusCode::CREATED, "{b}");
     let city_bot = b["id"].as_i64().unwrap();
 
-    // Nobody to dispatch to: the order waits past its lane's deadline twice.
-    let order = w.order("escalate").await;
+    // Nobody to dispatch to: the order waits past its lane's deadline twice
+    // (tomorrow's window, so the lead before the window plays no part).
+    let order = w
+        .order_in("escalate", "2020-02-13T18:00", "2020-02-13T22:00")
+        .await;
     let lane: Lane = w.app.store.order(order).await.unwrap().unwrap().lane;
     let deadline = lane.deadline_minutes();
     let state = w.app.state();
