@@ -20,6 +20,10 @@
 //! - `auto`: `batch` when supply is tight, nearest-first otherwise
 //!   ([`homefront_dispatch::AutoPolicy`]).
 //!
+//! Sequential and broadcast offers go to the best by full cost (distance +
+//! load + fairness − pairing bonus) among the [`K`] nearest eligible
+//! volunteers, not merely to the nearest.
+//!
 //! Paired households first: an order of a paired household is offered to
 //! its primary volunteer, then its backup, then by the unit's mode.
 
@@ -114,7 +118,9 @@ impl Default for Setting {
     }
 }
 
-/// Candidates considered per order (the k of the k-nearest search).
+/// Candidates considered per order (the k of the k-nearest search): the
+/// sequential and broadcast offers go to the cheapest of these by full
+/// cost, the batch solver links each order to them.
 pub const K: usize = 16;
 
 /// What one pass did.
@@ -359,6 +365,22 @@ pub async fn rank(store: &Store, input: &RankInput<'_>) -> Result<Vec<Candidate>
     }))
 }
 
+/// The `n` cheapest of `ranked` (candidates of one order, already sorted by
+/// full cost): the sequential and broadcast modes draw their candidates
+/// from the [`K`] nearest eligible volunteers and offer to the best by
+/// distance + load + fairness − pairing bonus, so the load and fairness
+/// terms can choose among more people than are offered the order.
+fn best_by_cost(mut ranked: Vec<Candidate>, n: usize) -> Vec<Candidate> {
+    // `rank` returns them cheapest first (ranks 1, 2, ...).
+    debug_assert!(
+        ranked
+            .windows(2)
+            .all(|p| p[0].explanation.cost.total <= p[1].explanation.cost.total)
+    );
+    ranked.truncate(n);
+    ranked
+}
+
 fn explanation_json(c: &Candidate, via: &str) -> String {
     serde_json::json!({
         "via": via,
@@ -526,24 +548,27 @@ pub async fn tick(state: &AppState) -> Result<TickReport, DispatchError> {
                 make_offers(state, &order, &[]).await?;
             }
             Mode::Sequential | Mode::Broadcast => {
-                let k = if setting.mode == Mode::Broadcast {
+                let offers_at_once = if setting.mode == Mode::Broadcast {
                     setting.broadcast_k
                 } else {
                     1
                 };
-                let ranked = rank(
-                    store,
-                    &RankInput {
-                        order: &order,
-                        item: &item,
-                        pool: &pool,
-                        weights: &setting.weights,
-                        paired: &preferred,
-                        exclude: &offered,
-                        k,
-                    },
-                )
-                .await?;
+                let ranked = best_by_cost(
+                    rank(
+                        store,
+                        &RankInput {
+                            order: &order,
+                            item: &item,
+                            pool: &pool,
+                            weights: &setting.weights,
+                            paired: &preferred,
+                            exclude: &offered,
+                            k: K.max(offers_at_once),
+                        },
+                    )
+                    .await?,
+                    offers_at_once,
+                );
                 let via = if setting.mode == Mode::Broadcast {
                     "broadcast"
                 } else {

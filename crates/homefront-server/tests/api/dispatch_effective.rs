@@ -361,3 +361,50 @@ async fn counselling_at_province_level_reaches_another_citys_counsellor() {
     assert_eq!(offers.len(), 1, "{offers:?}");
     assert_eq!(offers[0].volunteer_user_id, counsellor);
 }
+
+/// Offers go to the best by full cost among the k (16) nearest, not to the
+/// nearest: a volunteer 0.5 km away already holding a service (load term
+/// 2 km by default: cost 2.5) loses the sequential offer to an idle one
+/// 2 km away (cost 2.0), and the offer's explanation says why.
+#[tokio::test]
+async fn offers_go_to_the_best_by_full_cost_among_the_nearest() {
+    use homefront_domain::Clock;
+    let w = world().await;
+    w.mode("sequential", 1).await;
+    let busy = w.volunteer("13700000001", 0.5, &[], Flaw::default()).await;
+    w.max_load(busy, 2).await;
+    // The busy volunteer holds tomorrow's service (no overlap with tonight).
+    let s = w.app.login("13700000001").await;
+    let tomorrow = w
+        .order_with(
+            "groceries",
+            "cost-held",
+            json!({"window_start": "2020-02-13T18:00", "window_end": "2020-02-13T22:00"}),
+        )
+        .await;
+    let later = w.app.clock.now().epoch_ms() + 3_600_000;
+    let held = w.offer_to(tomorrow, busy, later).await;
+    assert_eq!(accept(&w.app, &s, held).await.0, StatusCode::OK);
+    let idle = w.volunteer("13700000002", 2.0, &[], Flaw::default()).await;
+
+    let order = w.order("groceries", "cost-tonight").await;
+    w.tick().await;
+    let offers = w.open_offers(order).await;
+    assert_eq!(offers.len(), 1, "{offers:?}");
+    assert_eq!(offers[0].volunteer_user_id, idle);
+    assert_eq!(offers[0].candidate_rank, 1);
+    let why: serde_json::Value = serde_json::from_str(&offers[0].explanation).unwrap();
+    assert!(why["distance_km"].as_f64().unwrap() > 1.5, "{why}");
+    // The coordinator's list shows both, the nearer one second by its load.
+    let (status, list) = w
+        .app
+        .get(
+            &w.coordinator,
+            &format!("/api/v1/orders/{order}/candidates"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list[0]["volunteer_user_id"], idle);
+    assert_eq!(list[1]["volunteer_user_id"], busy);
+    assert!(list[1]["cost"]["load"].as_f64().unwrap() > 1.9, "{list}");
+}
