@@ -118,6 +118,11 @@ pub struct Config {
     pub escalation_lead_minutes_urgent: i64,
     /// The same for the standard lane. Default 10.
     pub escalation_lead_minutes_standard: i64,
+    /// Rank-aware acceptance in broadcast mode: seconds an accept from a
+    /// lower-ranked candidate is held at most while better-ranked ones are
+    /// still deciding; then the best-ranked accept wins. 0 turns it off
+    /// (first accept wins). Default 90.
+    pub broadcast_hold_seconds: u64,
 }
 
 /// How logs are written.
@@ -167,6 +172,7 @@ impl Default for Config {
             escalation_lead_minutes_urgent: homefront_domain::escalation::Leads::default().urgent,
             escalation_lead_minutes_standard: homefront_domain::escalation::Leads::default()
                 .standard,
+            broadcast_hold_seconds: 90,
         }
     }
 }
@@ -237,6 +243,7 @@ impl fmt::Debug for Config {
                 "escalation_lead_minutes_standard",
                 &self.escalation_lead_minutes_standard,
             )
+            .field("broadcast_hold_seconds", &self.broadcast_hold_seconds)
             .finish()
     }
 }

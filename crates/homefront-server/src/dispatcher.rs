@@ -12,7 +12,11 @@
 //! - `sequential`: one offer to the best candidate; the next after a
 //!   decline or expiry (and, after the unit's cooldown, a volunteer who let
 //!   it expire again: see [`not_to_offer`]).
-//! - `broadcast`: offers to the k best at once; the first accept wins.
+//! - `broadcast`: offers to the k best at once; an accept from the
+//!   best-ranked open candidate wins at once, a lower-ranked accept is held
+//!   (at most `broadcast_hold_seconds`) while better-ranked candidates
+//!   decide, then the best-ranked accept wins
+//!   ([`homefront_store::Store::resolve_holds`]).
 //! - `batch`: each pass, all waiting orders of the unit against all
 //!   available volunteers, solved exactly (maximum matches, then minimum
 //!   total cost).
@@ -134,6 +138,8 @@ pub struct TickReport {
     pub offers: usize,
     /// Orders given up because their window ended.
     pub unfulfilled: usize,
+    /// Orders assigned to their best-ranked held accept (rank-aware broadcast).
+    pub held_accepts_assigned: usize,
 }
 
 /// The effective setting for a division path.
@@ -443,6 +449,12 @@ pub async fn tick(state: &AppState) -> Result<TickReport, DispatchError> {
 
     for order_id in store.expire_offers(now.epoch_ms()).await? {
         report.expired_orders += 1;
+        crate::live::publish(state, order_id);
+    }
+    // Rank-aware broadcast: held accepts win once no better-ranked
+    // candidate is still deciding, or their hold ended.
+    for order_id in store.resolve_holds(now.epoch_ms()).await? {
+        report.held_accepts_assigned += 1;
         crate::live::publish(state, order_id);
     }
 

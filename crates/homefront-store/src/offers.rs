@@ -45,6 +45,11 @@ pub struct Offer {
     pub responded_at: Option<i64>,
     /// The coordinator of a manual offer; `None` for the dispatcher.
     pub offered_by: Option<i64>,
+    /// A held accept (rank-aware broadcast): when it was held, epoch ms.
+    pub held_at: Option<i64>,
+    /// A held accept wins by this time at the latest (epoch ms), unless a
+    /// better-ranked candidate accepts first.
+    pub hold_until: Option<i64>,
 }
 
 /// A new offer.
@@ -144,10 +149,20 @@ pub enum Response {
     },
     /// Refused, and recorded against the offer.
     Refused(Refusal),
+    /// Rank-aware broadcast: better-ranked candidates are still deciding,
+    /// so the accept is held until `until` (epoch ms) at the latest; the
+    /// dispatcher then assigns the best-ranked held accept
+    /// ([`Store::resolve_holds`]).
+    Held {
+        /// The order.
+        order_id: i64,
+        /// The hold's end, epoch ms.
+        until: i64,
+    },
 }
 
 pub(crate) const COLUMNS: &str = "id, order_id, volunteer_user_id, state, via, round, candidate_rank, distance_km, \
-    cost, explanation, offered_at, expires_at, responded_at, offered_by";
+    cost, explanation, offered_at, expires_at, responded_at, offered_by, held_at, hold_until";
 
 /// Takes the order's row lock (a no-op write), so that every claim on one
 /// order's offers serialises: on PostgreSQL two accepts would otherwise
@@ -218,6 +233,69 @@ async fn refusal(
         ("offered", _) if offer.expires_at <= now_ms => Refusal::Expired,
         _ => Refusal::Withdrawn,
     })
+}
+
+/// A held accept: until when, and whether this call held it (false: it
+/// was held already).
+struct Held {
+    until: i64,
+    fresh: bool,
+}
+
+/// Rank-aware broadcast: holds an accept of `offer` (inside the accept's
+/// transaction, after the order's lock) when `hold_ms > 0`, the offer came
+/// from a broadcast round and a better-ranked candidate of the same round
+/// is still deciding (an open offer not yet expired) or has an accept held
+/// already. Returns `None` when the accept should go ahead now; an offer
+/// held earlier answers with its hold again.
+async fn hold(
+    tx: &mut crate::Tx,
+    offer: &Offer,
+    now_ms: i64,
+    hold_ms: i64,
+) -> Result<Option<Held>> {
+    if offer.state != "offered" {
+        return Ok(None);
+    }
+    if let (Some(_), Some(until)) = (offer.held_at, offer.hold_until) {
+        return Ok(Some(Held {
+            until,
+            fresh: false,
+        }));
+    }
+    if hold_ms <= 0 || offer.via != "broadcast" || offer.expires_at <= now_ms {
+        return Ok(None);
+    }
+    let better: i64 = sqlx::query_scalar(
+        "select cast(count(*) as bigint) from offer
+         where order_id = $1 and round = $2 and id <> $3 and state = 'offered'
+           and candidate_rank < $4 and (held_at is not null or expires_at > $5)",
+    )
+    .bind(offer.order_id)
+    .bind(offer.round)
+    .bind(offer.id)
+    .bind(offer.candidate_rank)
+    .bind(now_ms)
+    .fetch_one(&mut **tx)
+    .await?;
+    if better == 0 {
+        return Ok(None);
+    }
+    let until = now_ms + hold_ms;
+    let n = sqlx::query(
+        "update offer set held_at = $1, hold_until = $2
+         where id = $3 and state = 'offered' and held_at is null and expires_at > $1
+           and exists (select 1 from service_order o where o.id = $4 and o.window_end > $1)",
+    )
+    .bind(now_ms)
+    .bind(until)
+    .bind(offer.id)
+    .bind(offer.order_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    // Not held (the window ended meanwhile): the ordinary accept refuses it.
+    Ok((n == 1).then_some(Held { until, fresh: true }))
 }
 
 impl Store {
@@ -409,6 +487,7 @@ impl Store {
         offer_id: i64,
         volunteer: i64,
         now_ms: i64,
+        hold_ms: i64,
     ) -> Result<Option<Response>> {
         let mut tx = self.begin_write().await?;
         let sql = format!("select {COLUMNS} from offer where id = $1");
@@ -421,6 +500,16 @@ impl Store {
         };
         lock_order(&mut tx, offer.order_id).await?;
         self.lock_volunteer(&mut tx, volunteer).await?;
+        if let Some(held) = hold(&mut tx, &offer, now_ms, hold_ms).await? {
+            if held.fresh {
+                record_response(&mut tx, offer_id, volunteer, "accept", "held", now_ms).await?;
+                tx.commit().await?;
+            }
+            return Ok(Some(Response::Held {
+                order_id: offer.order_id,
+                until: held.until,
+            }));
+        }
         let claimed = sqlx::query(
             "update offer set state = 'accepted', responded_at = $1
              where id = $2 and state = 'offered' and expires_at > $1
@@ -545,7 +634,7 @@ impl Store {
         };
         let rows = sqlx::query(
             "update offer set state = 'declined', responded_at = $1
-             where id = $2 and state = 'offered' and expires_at > $1",
+             where id = $2 and state = 'offered' and (expires_at > $1 or held_at is not null)",
         )
         .bind(now_ms)
         .bind(offer_id)
@@ -562,13 +651,188 @@ impl Store {
         let text = match outcome {
             Response::Done { .. } => "declined",
             Response::Refused(r) => r.code(),
+            // A decline is never held.
+            Response::Held { .. } => "held",
         };
         record_response(&mut tx, offer_id, volunteer, "decline", text, now_ms).await?;
         tx.commit().await?;
         Ok(Some(outcome))
     }
 
-    /// Expires every open offer whose time is up (`expires_at <= now`).
+    /// Settles held accepts (rank-aware broadcast) at `now_ms`: for each
+    /// order with a held accept, once no better-ranked candidate than the
+    /// best held one is still deciding (all declined, expired or held), or
+    /// the best one's hold has ended, the best-ranked held accept that can
+    /// still be served wins: compare-and-set to `accepted` (the unique index
+    /// `offer_one_accepted` backs it), the order moves to `assigned`, and
+    /// every other open offer is withdrawn with an offer-taken notice, in
+    /// one transaction under the order's lock. A held accept that can no
+    /// longer be served (its volunteer reached the load cap or took an
+    /// overlapping service meanwhile) is withdrawn with that refusal
+    /// recorded, and the next held one is tried. Returns the orders assigned.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn resolve_holds(&self, now_ms: i64) -> Result<Vec<i64>> {
+        let orders: Vec<i64> = sqlx::query_scalar(
+            "select distinct order_id from offer
+             where state = 'offered' and held_at is not null order by order_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut assigned = Vec::new();
+        for order_id in orders {
+            let mut tx = self.begin_write().await?;
+            lock_order(&mut tx, order_id).await?;
+            let sql = format!(
+                "select {COLUMNS} from offer where order_id = $1 and state = 'offered'
+                 order by candidate_rank, id"
+            );
+            let open: Vec<Offer> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(order_id)
+                .fetch_all(&mut *tx)
+                .await?;
+            let held: Vec<&Offer> = open.iter().filter(|o| o.held_at.is_some()).collect();
+            let Some(best) = held.first() else {
+                continue;
+            };
+            let deciding = open.iter().any(|o| {
+                o.held_at.is_none()
+                    && o.round == best.round
+                    && o.candidate_rank < best.candidate_rank
+                    && o.expires_at > now_ms
+            });
+            if deciding && best.hold_until.is_some_and(|u| u > now_ms) {
+                continue;
+            }
+            let mut winner = None;
+            for h in &held {
+                self.lock_volunteer(&mut tx, h.volunteer_user_id).await?;
+                let why = if crate::bookings::at_load_cap(&mut tx, order_id, h.volunteer_user_id)
+                    .await?
+                {
+                    Some(Refusal::AtLoadCap)
+                } else if crate::bookings::clashing_assignment(
+                    &mut tx,
+                    order_id,
+                    h.volunteer_user_id,
+                )
+                .await?
+                .is_some()
+                {
+                    Some(Refusal::Overlapping)
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    sqlx::query(
+                        "update offer set state = 'withdrawn', responded_at = $1
+                         where id = $2 and state = 'offered'",
+                    )
+                    .bind(now_ms)
+                    .bind(h.id)
+                    .execute(&mut *tx)
+                    .await?;
+                    record_response(
+                        &mut tx,
+                        h.id,
+                        h.volunteer_user_id,
+                        "accept",
+                        why.code(),
+                        now_ms,
+                    )
+                    .await?;
+                    outbox::enqueue_order_in(
+                        &mut tx,
+                        outbox::kind::OFFER_WITHDRAWN,
+                        order_id,
+                        Some(h.volunteer_user_id),
+                        &[("offer_id", h.id.into())],
+                        now_ms,
+                    )
+                    .await?;
+                    continue;
+                }
+                winner = Some(*h);
+                break;
+            }
+            let Some(w) = winner else {
+                tx.commit().await?;
+                continue;
+            };
+            let n = sqlx::query(
+                "update offer set state = 'accepted', responded_at = $1
+                 where id = $2 and state = 'offered' and held_at is not null
+                   and exists (select 1 from service_order o
+                               where o.id = $3 and o.window_end > $1)",
+            )
+            .bind(now_ms)
+            .bind(w.id)
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n != 1 {
+                // The window ended: the dispatcher's pass gives the order up.
+                tx.rollback().await?;
+                continue;
+            }
+            match transition_in(
+                &mut tx,
+                order_id,
+                &OrderAction::Assign,
+                Some(w.volunteer_user_id),
+                Some(w.volunteer_user_id),
+                now_ms,
+            )
+            .await
+            {
+                Ok(_) => {}
+                Err(StoreError::Transition(_) | StoreError::Stale) => {
+                    tx.rollback().await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            let losers: Vec<(i64, i64)> = sqlx::query_as(
+                "update offer set state = 'withdrawn', responded_at = $1
+                 where order_id = $2 and state = 'offered' and id <> $3
+                 returning id, volunteer_user_id",
+            )
+            .bind(now_ms)
+            .bind(order_id)
+            .bind(w.id)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (id, loser) in losers {
+                outbox::enqueue_order_in(
+                    &mut tx,
+                    outbox::kind::OFFER_TAKEN,
+                    order_id,
+                    Some(loser),
+                    &[("offer_id", id.into())],
+                    now_ms,
+                )
+                .await?;
+            }
+            record_response(
+                &mut tx,
+                w.id,
+                w.volunteer_user_id,
+                "accept",
+                "accepted",
+                now_ms,
+            )
+            .await?;
+            tx.commit().await?;
+            assigned.push(order_id);
+        }
+        Ok(assigned)
+    }
+
+    /// Expires every open offer whose time is up (`expires_at <= now`),
+    /// except held accepts (see [`Store::resolve_holds`]).
     /// Returns the ids of the orders that lost an offer.
     ///
     /// # Errors
@@ -576,7 +840,8 @@ impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn expire_offers(&self, now_ms: i64) -> Result<Vec<i64>> {
         let orders: Vec<i64> = sqlx::query_scalar(
-            "select distinct order_id from offer where state = 'offered' and expires_at <= $1 order by order_id",
+            "select distinct order_id from offer
+             where state = 'offered' and expires_at <= $1 and held_at is null order by order_id",
         )
         .bind(now_ms)
         .fetch_all(self.pool())
@@ -588,7 +853,7 @@ impl Store {
             lock_order(&mut tx, order_id).await?;
             let n = sqlx::query(
                 "update offer set state = 'expired'
-                 where order_id = $1 and state = 'offered' and expires_at <= $2",
+                 where order_id = $1 and state = 'offered' and expires_at <= $2 and held_at is null",
             )
             .bind(order_id)
             .bind(now_ms)

@@ -52,6 +52,13 @@ pub struct OfferView {
     pub distance_km: Option<f64>,
     /// Candidate rank when offered (1 = best).
     pub candidate_rank: i64,
+    /// Rank-aware broadcast: the caller accepted while better-ranked
+    /// candidates were still deciding, and waits for confirmation (the
+    /// order is theirs by `hold_until` unless a better-ranked candidate
+    /// accepts first; either way they are told).
+    pub waiting_for_confirmation: bool,
+    /// While waiting: the latest time of the decision, epoch ms.
+    pub hold_until: Option<i64>,
     /// The order (summary before acceptance; address and phone only while
     /// this volunteer's assignment is live).
     pub order: OrderView,
@@ -90,6 +97,8 @@ pub async fn offer_view(state: &AppState, actor: &Actor, offer: &Offer) -> ApiRe
         offered_at: offer.offered_at,
         distance_km: offer.distance_km.map(|d| (d * 10.0).round() / 10.0),
         candidate_rank: offer.candidate_rank,
+        waiting_for_confirmation: offer.state == "offered" && offer.held_at.is_some(),
+        hold_until: offer.hold_until.filter(|_| offer.state == "offered"),
         order: view(&order, Some(access.min(OrderAccess::Limited))),
     })
 }
@@ -158,7 +167,7 @@ pub async fn offers_of(
     let mut out = Vec::with_capacity(offers.len());
     for o in offers
         .iter()
-        .filter(|o| o.state != "offered" || o.expires_at > now)
+        .filter(|o| o.state != "offered" || o.expires_at > now || o.held_at.is_some())
     {
         out.push(offer_view(state, actor, o).await?);
     }
@@ -191,6 +200,7 @@ fn refused(r: homefront_store::offers::Refusal) -> ApiError {
     params(("id" = i64, Path, description = "Offer id")),
     responses(
         (status = 200, description = "Accepted: the order is the caller's", body = Accepted),
+        (status = 202, description = "Held (broadcast, rank-aware): better-ranked candidates are still deciding; the offer shows `waiting_for_confirmation` and `hold_until`, and the caller is told the outcome", body = OfferView),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
         (status = 404, description = "No such offer, or not the caller's", body = ErrorShape),
@@ -199,8 +209,23 @@ async fn accept(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-) -> ApiResult<Json<Accepted>> {
-    Ok(Json(accept_offer(&state, &actor, parse_id(&id)?).await?))
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    Ok(match accept_offer(&state, &actor, parse_id(&id)?).await? {
+        AcceptOutcome::Assigned(a) => Json(a).into_response(),
+        AcceptOutcome::Held(o) => (axum::http::StatusCode::ACCEPTED, Json(o)).into_response(),
+    })
+}
+
+/// What an accept did. Both variants are large views, returned once per
+/// request; boxing would only add an allocation.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum AcceptOutcome {
+    /// The order is the caller's.
+    Assigned(Accepted),
+    /// Held while better-ranked candidates decide (rank-aware broadcast).
+    Held(OfferView),
 }
 
 /// The volunteer accepts offer `id` (first valid accept wins, exactly
@@ -208,9 +233,15 @@ async fn accept(
 ///
 /// # Errors
 /// 404 for someone else's or no offer; 409 with the refusal's code.
-pub async fn accept_offer(state: &AppState, actor: &Actor, id: i64) -> ApiResult<Accepted> {
+pub async fn accept_offer(state: &AppState, actor: &Actor, id: i64) -> ApiResult<AcceptOutcome> {
     let now = state.clock.now().epoch_ms();
-    let response = state.store.accept_offer(id, actor.user.id, now).await?;
+    let hold_ms = i64::try_from(state.config.broadcast_hold_seconds)
+        .unwrap_or(i64::MAX / 2_000)
+        .saturating_mul(1000);
+    let response = state
+        .store
+        .accept_offer(id, actor.user.id, now, hold_ms)
+        .await?;
     crate::metrics::offer_outcome(outcome_label(&response, "accepted"), 1);
     match response {
         None => Err(ApiError::not_found()),
@@ -223,6 +254,17 @@ pub async fn accept_offer(state: &AppState, actor: &Actor, id: i64) -> ApiResult
                 }
             }
             Err(refused(r))
+        }
+        Some(Response::Held { order_id, .. }) => {
+            // The dispatcher settles holds; wake it for the hold's end.
+            state.dispatch_wake.notify_one();
+            crate::live::publish(state, order_id);
+            let offer = state
+                .store
+                .offer(id)
+                .await?
+                .ok_or_else(ApiError::not_found)?;
+            Ok(AcceptOutcome::Held(offer_view(state, actor, &offer).await?))
         }
         Some(Response::Done { order_id }) => {
             crate::live::publish(state, order_id);
@@ -248,10 +290,10 @@ pub async fn accept_offer(state: &AppState, actor: &Actor, id: i64) -> ApiResult
                     now,
                 )
                 .await?;
-            Ok(Accepted {
+            Ok(AcceptOutcome::Assigned(Accepted {
                 offer: offer_view(state, actor, &offer).await?,
                 order: view(&order, Some(OrderAccess::AssignedLive)),
-            })
+            }))
         }
     }
 }
@@ -285,7 +327,8 @@ pub async fn decline_offer(state: &AppState, actor: &Actor, id: i64) -> ApiResul
     match response {
         None => Err(ApiError::not_found()),
         Some(Response::Refused(r)) => Err(refused(r)),
-        Some(Response::Done { order_id }) => {
+        // A decline is never held; answer like a done one.
+        Some(Response::Done { order_id } | Response::Held { order_id, .. }) => {
             // Wake the dispatcher: the next candidate should not wait for a tick.
             state.dispatch_wake.notify_one();
             crate::live::publish(state, order_id);
@@ -304,6 +347,7 @@ pub async fn decline_offer(state: &AppState, actor: &Actor, id: i64) -> ApiResul
 fn outcome_label(r: &Option<Response>, done: &'static str) -> &'static str {
     match r {
         Some(Response::Done { .. }) => done,
+        Some(Response::Held { .. }) => "held",
         _ => "refused",
     }
 }

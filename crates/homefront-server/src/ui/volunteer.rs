@@ -69,6 +69,9 @@ struct OfferLine {
     window: String,
     public_note: String,
     deadline: i64,
+    /// A held accept: the latest time of the decision, in the order's
+    /// local time (`HH:MM`).
+    waiting_until: Option<String>,
 }
 
 fn offer_line(t: Tr, o: &OfferView) -> OfferLine {
@@ -87,6 +90,18 @@ fn offer_line(t: Tr, o: &OfferView) -> OfferLine {
         ),
         public_note: o.order.public_note.clone().unwrap_or_default(),
         deadline: o.expires_at,
+        waiting_until: o
+            .hold_until
+            .filter(|_| o.waiting_for_confirmation)
+            .map(|until| {
+                // At the order's own offset, like its window.
+                let offset = chrono::DateTime::parse_from_rfc3339(&o.order.window_start_local)
+                    .map(|d| *d.offset())
+                    .unwrap_or_else(|_| chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"));
+                chrono::DateTime::from_timestamp_millis(until)
+                    .map(|d| d.with_timezone(&offset).format("%H:%M").to_string())
+                    .unwrap_or_default()
+            }),
     }
 }
 
@@ -252,8 +267,13 @@ async fn accept(
 ) -> PageResult {
     volunteer_only(&p.actor, p.t)?;
     let id = crate::api::parse_id(&id).page(p.t)?;
-    let accepted = accept_offer(&state, &p.actor, id).await.page(p.t)?;
-    Ok(see_other(&format!("/assignments/{}", accepted.order.id)))
+    match accept_offer(&state, &p.actor, id).await.page(p.t)? {
+        crate::api::offers::AcceptOutcome::Assigned(a) => {
+            Ok(see_other(&format!("/assignments/{}", a.order.id)))
+        }
+        // Held: the offer list says "waiting for confirmation" and until when.
+        crate::api::offers::AcceptOutcome::Held(_) => Ok(see_other("/volunteer")),
+    }
 }
 
 async fn decline(

@@ -32,7 +32,12 @@ pub struct World {
 }
 
 pub async fn world() -> World {
-    let app = TestApp::spawn().await;
+    world_with(homefront_server::config::Config::default()).await
+}
+
+/// As [`world`], with the app's configuration `config`.
+pub async fn world_with(config: homefront_server::config::Config) -> World {
+    let app = TestApp::spawn_with(config).await;
     app.import_jiangsu().await;
     let xuanwu = app.division("320102").await;
     let parent = app.store.org_unit(xuanwu).await.unwrap().unwrap();
@@ -270,7 +275,13 @@ pub async fn accept(app: &TestApp, s: &Session, offer: i64) -> (StatusCode, Valu
 
 #[tokio::test]
 async fn fifty_volunteers_race_for_one_broadcast_offer_and_one_wins() {
-    let w = world().await;
+    // First accept wins: rank-aware holds off (see dispatch_effective for
+    // the same race with holds).
+    let w = world_with(homefront_server::config::Config {
+        broadcast_hold_seconds: 0,
+        ..homefront_server::config::Config::default()
+    })
+    .await;
     w.mode("broadcast", 50).await;
     let mut sessions = Vec::new();
     for i in 0..50 {

@@ -408,3 +408,201 @@ async fn offers_go_to_the_best_by_full_cost_among_the_nearest() {
     assert_eq!(list[1]["volunteer_user_id"], busy);
     assert!(list[1]["cost"]["load"].as_f64().unwrap() > 1.9, "{list}");
 }
+
+/// Rank-aware broadcast: an accept from the farthest of three is held
+/// (202, "waiting for confirmation" with the time, on the API and on the
+/// page in both languages) while nearer candidates decide; the nearest
+/// accepts within the hold and wins at once, and the held one is told it
+/// was taken.
+#[tokio::test]
+async fn a_farther_accept_is_held_and_the_nearer_accept_wins_within_the_hold() {
+    let w = world().await;
+    w.mode("broadcast", 3).await;
+    let near = w.volunteer("13700000001", 0.5, &[], Flaw::default()).await;
+    let _mid = w.volunteer("13700000002", 1.5, &[], Flaw::default()).await;
+    let far = w.volunteer("13700000003", 3.0, &[], Flaw::default()).await;
+    let s_near = w.app.login("13700000001").await;
+    let s_far = w.app.login("13700000003").await;
+    let order = w.order("groceries", "rank-aware").await;
+    w.tick().await;
+    let offers = w.open_offers(order).await;
+    assert_eq!(offers.len(), 3);
+    let offer_of = |v: i64| offers.iter().find(|o| o.volunteer_user_id == v).unwrap();
+    assert_eq!(offer_of(near).candidate_rank, 1);
+    assert_eq!(offer_of(far).candidate_rank, 3);
+
+    let (status, body) = accept(&w.app, &s_far, offer_of(far).id).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["waiting_for_confirmation"], true);
+    assert_eq!(body["hold_until"], T0.0 + 90_000);
+    assert_eq!(
+        w.app.store.order(order).await.unwrap().unwrap().state,
+        OrderState::Dispatching
+    );
+    // Asking again answers the same; the offer list shows the wait.
+    let (status, _) = accept(&w.app, &s_far, offer_of(far).id).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, mine) = w.app.get(&s_far, "/api/v1/offers").await;
+    assert_eq!(mine[0]["waiting_for_confirmation"], true, "{mine}");
+    for (lang, text) in [
+        ("zh-CN", "等待确认，最迟 17:42 确定"),
+        ("en", "decided by 17:42 at the latest"),
+    ] {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(
+                [(reqwest::header::ACCEPT_LANGUAGE, lang.parse().unwrap())]
+                    .into_iter()
+                    .collect(),
+            )
+            .build()
+            .unwrap();
+        crate::ui::sign_in(&w.app, &client, "13700000003", "/volunteer").await;
+        let html = client
+            .get(format!("{}/volunteer", w.app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains(text), "{lang}: {html}");
+    }
+
+    // The nearest accepts within the hold: assigned at once.
+    w.app.clock.set(T0.plus_ms(30_000));
+    let (status, body) = accept(&w.app, &s_near, offer_of(near).id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let o = w.app.store.order(order).await.unwrap().unwrap();
+    assert_eq!(
+        (o.state, o.assignee_user_id),
+        (OrderState::Assigned, Some(near))
+    );
+    let (_, all) = w.app.get(&s_far, "/api/v1/offers?show=all").await;
+    assert_eq!(all[0]["taken"], true, "{all}");
+    assert_eq!(all[0]["waiting_for_confirmation"], false);
+    let every = w.app.store.offers_of_order(order).await.unwrap();
+    assert_eq!(every.iter().filter(|o| o.state == "accepted").count(), 1);
+    assert_eq!(every.iter().filter(|o| o.state == "withdrawn").count(), 2);
+}
+
+/// When better-ranked candidates decline, or the hold ends while one is
+/// still deciding, the best-ranked held accept wins at the next pass.
+#[tokio::test]
+async fn a_held_accept_wins_once_better_candidates_decline_or_the_hold_ends() {
+    let w = world().await;
+    w.mode("broadcast", 3).await;
+    let near = w.volunteer("13700000001", 0.5, &[], Flaw::default()).await;
+    let mid = w.volunteer("13700000002", 1.5, &[], Flaw::default()).await;
+    let far = w.volunteer("13700000003", 3.0, &[], Flaw::default()).await;
+    let sessions = [
+        w.app.login("13700000001").await,
+        w.app.login("13700000002").await,
+        w.app.login("13700000003").await,
+    ];
+    let order = w.order("groceries", "held-1").await;
+    w.tick().await;
+    let offers = w.open_offers(order).await;
+    let offer_of = |v: i64| offers.iter().find(|o| o.volunteer_user_id == v).unwrap().id;
+    // Far and mid accept (both held: near is deciding); near declines.
+    assert_eq!(
+        accept(&w.app, &sessions[2], offer_of(far)).await.0,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        accept(&w.app, &sessions[1], offer_of(mid)).await.0,
+        StatusCode::ACCEPTED
+    );
+    let (status, _) = w
+        .app
+        .post(
+            &sessions[0],
+            &format!("/api/v1/offers/{}/decline", offer_of(near)),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(w.tick().await.held_accepts_assigned, 1);
+    let o = w.app.store.order(order).await.unwrap().unwrap();
+    assert_eq!(o.assignee_user_id, Some(mid), "the best-ranked held accept");
+    let (_, all) = w.app.get(&sessions[2], "/api/v1/offers?show=all").await;
+    assert_eq!(all[0]["taken"], true, "{all}");
+
+    // A second order: far accepts, near never answers; mid stays open.
+    // Still held just before the hold ends, assigned at its end.
+    let order = w
+        .order_with(
+            "groceries",
+            "held-2",
+            json!({"window_start": "2020-02-13T18:00", "window_end": "2020-02-13T22:00"}),
+        )
+        .await;
+    w.max_load(mid, 2).await;
+    w.max_load(far, 2).await;
+    w.tick().await;
+    let offers = w.open_offers(order).await;
+    let far_offer = offers.iter().find(|o| o.volunteer_user_id == far).unwrap();
+    assert!(offers.iter().any(|o| o.volunteer_user_id == near));
+    let (status, body) = accept(&w.app, &sessions[2], far_offer.id).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let until = body["hold_until"].as_i64().unwrap();
+    w.app.clock.set(Timestamp(until - 1));
+    assert_eq!(w.tick().await.held_accepts_assigned, 0);
+    w.app.clock.set(Timestamp(until));
+    assert_eq!(w.tick().await.held_accepts_assigned, 1);
+    let o = w.app.store.order(order).await.unwrap().unwrap();
+    assert_eq!(
+        (o.state, o.assignee_user_id),
+        (OrderState::Assigned, Some(far))
+    );
+}
+
+/// Exactly once with holds: fifty volunteers accept one broadcast offer at
+/// once; whatever the interleaving, each answer is 200, 202 (held) or 409
+/// `offer_taken`, at most one is 200, and after the hold exactly one offer
+/// is accepted and the order assigned once.
+#[tokio::test]
+async fn fifty_concurrent_accepts_with_holds_assign_exactly_once() {
+    let w = world().await;
+    w.mode("broadcast", 50).await;
+    let mut sessions = Vec::new();
+    for i in 0..50 {
+        let phone = format!("1370000{i:04}");
+        w.volunteer(&phone, 0.1 * f64::from(i), &[], Flaw::default())
+            .await;
+        sessions.push(w.app.login(&phone).await);
+    }
+    let order = w.order("groceries", "race-held").await;
+    w.tick().await;
+    let offers = w.open_offers(order).await;
+    assert_eq!(offers.len(), 50);
+    let attempts = offers.iter().rev().map(|o| {
+        let s = sessions
+            .iter()
+            .find(|s| s.user_id == o.volunteer_user_id)
+            .unwrap();
+        accept(&w.app, s, o.id)
+    });
+    let results = futures::future::join_all(attempts).await;
+    assert!(
+        results.iter().all(|(s, b)| *s == StatusCode::OK
+            || *s == StatusCode::ACCEPTED
+            || (*s == StatusCode::CONFLICT && b["code"] == "offer_taken")),
+        "{results:?}"
+    );
+    assert!(results.iter().filter(|(s, _)| *s == StatusCode::OK).count() <= 1);
+    w.app.clock.set(T0.plus_ms(90_000));
+    w.tick().await;
+    let all = w.app.store.offers_of_order(order).await.unwrap();
+    assert_eq!(all.iter().filter(|o| o.state == "accepted").count(), 1);
+    assert_eq!(all.iter().filter(|o| o.state == "offered").count(), 0);
+    let events = w.app.store.order_events(order).await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.to_state == OrderState::Assigned)
+            .count(),
+        1
+    );
+}

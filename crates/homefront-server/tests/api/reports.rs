@@ -328,7 +328,7 @@ async fn month() -> Month {
                         .unwrap();
                     continue;
                 }
-                store.accept_offer(o, v, t(2)).await.unwrap().unwrap();
+                store.accept_offer(o, v, t(2), 0).await.unwrap().unwrap();
                 store.check_in(order, v, None, t(3)).await.unwrap();
                 store.check_out(order, v, 60, t(6)).await.unwrap();
                 if fate == 5 {
