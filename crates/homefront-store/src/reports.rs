@@ -55,6 +55,28 @@ pub struct OfferEdge {
     pub accepted: i64,
     /// The order's window start, epoch ms (groups edges by service day).
     pub window_start: i64,
+    /// 1 when the volunteer declined this offer.
+    pub declined: i64,
+}
+
+/// An order's first offer, for the replay's "first offer within 1 s".
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct FirstOffer {
+    /// Order id.
+    pub order_id: i64,
+    /// From the order's creation to its first offer, ms.
+    pub ms: i64,
+}
+
+/// An unfulfilled order's offers, for the replay's causes.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct UnfulfilledOffers {
+    /// Order id.
+    pub order_id: i64,
+    /// Offers made.
+    pub offers: i64,
+    /// Of which declined.
+    pub declined: i64,
 }
 
 impl Store {
@@ -212,13 +234,62 @@ impl Store {
         Ok(sqlx::query_as(
             "select f.order_id, f.volunteer_user_id, f.distance_km,
                 cast(case when f.state = 'accepted' then 1 else 0 end as bigint) as accepted,
-                o.window_start
+                o.window_start,
+                cast(case when f.state = 'declined' then 1 else 0 end as bigint) as declined
              from offer f
              join service_order o on o.id = f.order_id
              join service_item i on i.id = o.item_id
              where i.mode = 'onsite' and f.distance_km is not null
                and exists (select 1 from offer a where a.order_id = f.order_id and a.state = 'accepted')
              order by f.order_id, f.id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Every order that got an offer, with the time from its creation to
+    /// its first offer.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn first_offers(&self) -> Result<Vec<FirstOffer>> {
+        Ok(sqlx::query_as(
+            "select o.id as order_id, cast(min(f.offered_at) - o.created_at as bigint) as ms
+             from service_order o join offer f on f.order_id = o.id
+             group by o.id, o.created_at order by o.id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Every unfulfilled order with its offers and declines.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn unfulfilled_offers(&self) -> Result<Vec<UnfulfilledOffers>> {
+        Ok(sqlx::query_as(
+            "select o.id as order_id, cast(count(f.id) as bigint) as offers,
+                cast(coalesce(sum(case when f.state = 'declined' then 1 else 0 end), 0) as bigint)
+                    as declined
+             from service_order o left join offer f on f.order_id = o.id
+             where o.state = 'unfulfilled' group by o.id order by o.id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The teams whose volunteers were offered any order ("teams that had
+    /// demand").
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn teams_with_offers(&self) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "select distinct v.team_id from offer f
+             join volunteer v on v.user_id = f.volunteer_user_id order by v.team_id",
         )
         .fetch_all(self.pool())
         .await?)

@@ -117,6 +117,52 @@ pub struct Report {
     /// The provincial team (团省委省应急保障志愿服务队), to set against
     /// the press report's 46 volunteers, 69 orders, 130+ hours.
     pub provincial_team: TeamFigures,
+    /// Of the orders that got any offer, the share whose first offer came
+    /// within 1 s of the order's creation (0–1, three decimals). Orders
+    /// placed while no eligible volunteer was on duty count as misses here,
+    /// so this is a lower bound of the share over orders that had one.
+    pub first_offer_within_1s_share: f64,
+    /// Unfulfilled orders by cause: `no_eligible_volunteer` (never
+    /// offered), `all_declined` (every offer declined),
+    /// `window_passed_with_candidates` (offers expired or were withdrawn).
+    pub unfulfilled_by_cause: BTreeMap<String, i64>,
+    /// 90th percentile seconds from the order's creation (when it became
+    /// dispatchable) to the accept, by lane.
+    pub accept_p90_s_by_lane: BTreeMap<String, f64>,
+    /// Accepted great-circle km of the on-site orders the hindsight
+    /// optimum matched (the same orders as `travel_hindsight_optimum_km`).
+    pub travel_km: f64,
+    /// Hindsight optimum km: per service day, the exact min-cost assignment
+    /// of those orders to the volunteers who were offered them and did not
+    /// decline (eligible, on duty and willing as far as the run shows),
+    /// each volunteer once per day.
+    pub travel_hindsight_optimum_km: f64,
+    /// Gini coefficient of ledger hours across the active volunteers of
+    /// teams that had demand (any of their volunteers was offered an
+    /// order), zeros included; 0 = equal, 1 = one volunteer did all.
+    pub hours_gini: f64,
+}
+
+/// Gini coefficient of non-negative `v` (mean absolute difference over
+/// twice the mean; the sorted-rank formula), 0 when empty or all zero.
+pub fn gini(v: &[f64]) -> f64 {
+    let mut v: Vec<f64> = v.iter().map(|x| x.max(0.0)).collect();
+    v.sort_by(f64::total_cmp);
+    let n = v.len() as f64;
+    let sum: f64 = v.iter().sum();
+    if v.is_empty() || sum <= 0.0 {
+        return 0.0;
+    }
+    let weighted: f64 = v
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (2.0 * (i as f64 + 1.0) - n - 1.0) * x)
+        .sum();
+    weighted / (n * sum)
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 /// Nearest-rank percentile of sorted `v` (`p` in 0..=1), 0 when empty.
@@ -202,6 +248,8 @@ pub async fn compute(store: &Store, provincial_team: i64) -> Result<Report, Stor
     r.accept_p90_s = percentile(&all, 0.9);
     for (lane, mut v) in by_lane {
         v.sort_unstable();
+        r.accept_p90_s_by_lane
+            .insert(lane.clone(), percentile(&v, 0.9));
         r.accept_by_lane.insert(
             lane,
             LaneTimes {
@@ -221,6 +269,27 @@ pub async fn compute(store: &Store, provincial_team: i64) -> Result<Report, Stor
     };
 
     r.travel = travel(store).await?;
+    let (km, optimum) = hindsight(store).await?;
+    r.travel_km = km;
+    r.travel_hindsight_optimum_km = optimum;
+
+    let first = store.first_offers().await?;
+    let within = first.iter().filter(|f| f.ms <= 1000).count();
+    r.first_offer_within_1s_share = if first.is_empty() {
+        0.0
+    } else {
+        round3(within as f64 / first.len() as f64)
+    };
+    for u in store.unfulfilled_offers().await? {
+        let cause = if u.offers == 0 {
+            "no_eligible_volunteer"
+        } else if u.declined == u.offers {
+            "all_declined"
+        } else {
+            "window_passed_with_candidates"
+        };
+        *r.unfulfilled_by_cause.entry(cause.to_string()).or_default() += 1;
+    }
 
     // Teams: active volunteers and ledger totals.
     let volunteers = store
@@ -247,7 +316,49 @@ pub async fn compute(store: &Store, provincial_team: i64) -> Result<Report, Stor
         }
         r.teams.insert(team.name.clone(), f);
     }
+    let demand = store.teams_with_offers().await?;
+    let ledger = store.recent_service_minutes(i64::MIN / 2).await?;
+    let spread: Vec<f64> = volunteers
+        .iter()
+        .filter(|v| {
+            demand.contains(&v.team_id)
+                && v.vetting_state == homefront_domain::vetting::VettingState::Active
+        })
+        .map(|v| ledger.get(&v.user_id).copied().unwrap_or(0) as f64)
+        .collect();
+    r.hours_gini = round3(gini(&spread));
     Ok(r)
+}
+
+/// Accepted km and the hindsight optimum km over the same orders (see
+/// [`Report::travel_hindsight_optimum_km`]).
+async fn hindsight(store: &Store) -> Result<(f64, f64), StoreError> {
+    let edges = store.accepted_order_edges().await?;
+    let mut accepted_km: BTreeMap<i64, f64> = BTreeMap::new();
+    let mut days: BTreeMap<i64, Vec<Edge>> = BTreeMap::new();
+    for e in edges.iter().filter(|e| e.declined == 0) {
+        if e.accepted == 1 {
+            accepted_km.insert(e.order_id, e.distance_km);
+        }
+        // Service day in China Standard Time (UTC+8).
+        let day = (e.window_start + 8 * Timestamp::HOUR_MS).div_euclid(Timestamp::DAY_MS);
+        days.entry(day).or_default().push(Edge {
+            request: e.order_id,
+            volunteer: e.volunteer_user_id,
+            cost: e.distance_km,
+        });
+    }
+    let (mut km, mut optimum) = (0.0, 0.0);
+    for day in days.values() {
+        let s = solve_instance(day);
+        for m in &s.assignments {
+            if let Some(a) = accepted_km.get(&m.request) {
+                km += a;
+                optimum += m.cost;
+            }
+        }
+    }
+    Ok((round1(km), round1(optimum)))
 }
 
 async fn travel(store: &Store) -> Result<Travel, StoreError> {
@@ -284,4 +395,20 @@ async fn travel(store: &Store) -> Result<Travel, StoreError> {
     t.optimum_km = round1(optimum);
     t.accepted_km_of_matched = round1(like_for_like);
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gini;
+
+    #[test]
+    fn gini_is_zero_for_equal_hours_and_near_one_when_one_does_all() {
+        assert!(gini(&[]).abs() < 1e-12);
+        assert!(gini(&[3.0, 3.0, 3.0]).abs() < 1e-12);
+        assert!(gini(&[0.0, 0.0, 0.0]).abs() < 1e-12);
+        // One of four did everything: (n - 1) / n.
+        assert!((gini(&[0.0, 0.0, 0.0, 8.0]) - 0.75).abs() < 1e-12);
+        // 1, 2, 3: mean absolute difference 8/9 over twice the mean 4.
+        assert!((gini(&[3.0, 1.0, 2.0]) - 2.0 / 9.0).abs() < 1e-12);
+    }
 }
