@@ -162,7 +162,26 @@ fn data(msg: impl Into<String>) -> ScenarioError {
     ScenarioError::Data(msg.into())
 }
 
-const SHIFTS: [(u32, u32); 3] = [(8 * 60, 14 * 60), (12 * 60, 18 * 60), (16 * 60, 22 * 60)];
+/// Six-hour duty shifts, local minutes from midnight: one starts at 07:00,
+/// so someone is on duty from the first orders of the day (arrivals run
+/// 07:00–21:00) to 22:00.
+const SHIFTS: [(u32, u32); 4] = [
+    (7 * 60, 13 * 60),
+    (11 * 60, 17 * 60),
+    (14 * 60, 20 * 60),
+    (16 * 60, 22 * 60),
+];
+
+/// The shift of the `n`-th volunteer of the scenario: a hash of `n`
+/// (splitmix64's finaliser), so that shifts do not follow a volunteer's
+/// qualification, county or team, which are assigned by `i % k` patterns.
+fn shift_of(n: u32) -> (u32, u32) {
+    let mut z = u64::from(n).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    SHIFTS[(z % SHIFTS.len() as u64) as usize]
+}
 
 impl Builder<'_> {
     async fn division(&self, adcode6: &str) -> Result<OrgUnit, ScenarioError> {
@@ -214,6 +233,11 @@ impl Builder<'_> {
         let dx = self.rng.random_range(-km..km) * 0.0106;
         let dy = self.rng.random_range(-km..km) * 0.009;
         GeoPoint::new(lon + dx, lat + dy).ok()
+    }
+
+    /// The next volunteer's shift (see [`shift_of`]).
+    fn shift(&self) -> (u32, u32) {
+        shift_of(self.next_volunteer_phone)
     }
 
     fn volunteer_phone(&mut self) -> PhoneNumber {
@@ -579,7 +603,7 @@ pub async fn build(
                 &home,
                 15.0,
                 &quals,
-                SHIFTS[i % 3],
+                b.shift(),
                 2,
             )
             .await?;
@@ -646,24 +670,16 @@ pub async fn build(
     }
     for i in 0..6usize {
         let home = urban[(i * 3) % urban.len()].clone();
-        b.volunteer(
-            Programme::Nanjing,
-            &nj_team,
-            &home,
-            20.0,
-            &[],
-            SHIFTS[i % 3],
-            2,
-        )
-        .await?;
+        b.volunteer(Programme::Nanjing, &nj_team, &home, 20.0, &[], b.shift(), 2)
+            .await?;
     }
     // Southeast University: meals to Zhongda Hospital's staff.
     let gulou = b.division("320106").await?;
     let seu = b
         .unit(OrgKind::Team, "东南大学团委送餐志愿者", &gulou)
         .await?;
-    for i in 0..6usize {
-        b.volunteer(Programme::Seu, &seu, &gulou, 10.0, &[], SHIFTS[i % 3], 2)
+    for _ in 0..6 {
+        b.volunteer(Programme::Seu, &seu, &gulou, 10.0, &[], b.shift(), 2)
             .await?;
     }
     for _ in 0..3 {
@@ -691,7 +707,7 @@ pub async fn build(
             &home,
             30.0,
             &[CredentialKind::DrivingLicence],
-            SHIFTS[i % 3],
+            b.shift(),
             1,
         )
         .await?;
@@ -747,7 +763,7 @@ pub async fn build(
                 &home,
                 20.0,
                 &[CredentialKind::DrivingLicence, CredentialKind::FirstAid],
-                SHIFTS[i % 3],
+                b.shift(),
                 1,
             )
             .await?;
@@ -825,7 +841,7 @@ pub async fn build(
                 &home,
                 20.0,
                 quals,
-                SHIFTS[i % 3],
+                b.shift(),
                 2,
             )
             .await?;
@@ -836,7 +852,7 @@ pub async fn build(
                 &home,
                 20.0,
                 &[CredentialKind::FirstAid],
-                SHIFTS[(i + 1) % 3],
+                b.shift(),
                 2,
             )
             .await?;
