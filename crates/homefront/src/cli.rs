@@ -178,6 +178,15 @@ enum DemoCommand {
         /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Replay the same seed under each dispatch policy, comma-separated
+        /// (`broadcast`, `rank-aware`, `sequential`, `auto`), and print the
+        /// figures side by side (with --json: one object keyed by policy).
+        #[arg(long, value_delimiter = ',')]
+        compare: Vec<String>,
+        /// Fairness weight of the dispatch cost, km per minute served in
+        /// the last 7 days (default 0.005).
+        #[arg(long)]
+        fairness_weight: Option<f64>,
     },
 }
 
@@ -444,14 +453,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = open_store(&config).await?;
             import_volunteers(&store, args).await
         }
-        Command::Demo(DemoCommand::Simulate { days, seed, json }) => {
+        Command::Demo(DemoCommand::Simulate {
+            days,
+            seed,
+            json,
+            compare,
+            fairness_weight,
+        }) => {
             let filter =
                 EnvFilter::try_from_env("HOMEFRONT_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
             tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
                 .init();
-            simulate(cli.database_url.clone(), *days, *seed, *json).await
+            if !compare.is_empty() {
+                return simulate_compare(*days, *seed, *json, compare, *fairness_weight).await;
+            }
+            simulate(
+                cli.database_url.clone(),
+                *days,
+                *seed,
+                *json,
+                *fairness_weight,
+            )
+            .await
         }
         Command::Bench(BenchCommand::Load(args)) => {
             let opts = homefront_server::loadgen::LoadOptions {
@@ -879,11 +904,91 @@ fn print_demo_logins(scenario: &homefront_server::demo::Scenario, addr: SocketAd
     println!();
 }
 
+/// `demo simulate --compare`: the same seed under each policy, side by side.
+async fn simulate_compare(
+    days: u32,
+    seed: u64,
+    json: bool,
+    policies: &[String],
+    fairness_weight: Option<f64>,
+) -> anyhow::Result<ExitCode> {
+    use homefront_server::demo::Policy;
+    let mut parsed = Vec::new();
+    for p in policies {
+        let Some(policy) = Policy::parse(p.trim()) else {
+            anyhow::bail!(
+                "--compare: unknown policy {p:?}; use broadcast, rank-aware, sequential or auto"
+            );
+        };
+        parsed.push(policy);
+    }
+    let mut reports = Vec::new();
+    for policy in parsed {
+        let bar = progress_bar();
+        bar.set_message(format!(
+            "simulating {days} days (seed {seed}, {})",
+            policy.name()
+        ));
+        let opts = homefront_server::demo::SimOptions {
+            days,
+            seed,
+            database_url: None,
+            policy: Some(policy),
+            fairness_weight,
+        };
+        let report = homefront_server::demo::simulate(&opts, |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .await?;
+        bar.finish_and_clear();
+        reports.push((policy.name(), report));
+    }
+    if json {
+        let map: serde_json::Map<String, serde_json::Value> = reports
+            .iter()
+            .map(|(p, r)| Ok(((*p).to_string(), serde_json::to_value(r)?)))
+            .collect::<Result<_, serde_json::Error>>()?;
+        println!("{}", serde_json::Value::Object(map));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Homefront demo: {days} days (seed {seed}), one run per policy");
+    println!(
+        "{:<11} {:>7} {:>11} {:>9} {:>13} {:>10} {:>12} {:>6}",
+        "policy",
+        "placed",
+        "unfulfilled",
+        "1st<1s",
+        "priority p90",
+        "travel km",
+        "hindsight km",
+        "gini"
+    );
+    for (p, r) in &reports {
+        println!(
+            "{:<11} {:>7} {:>11} {:>9.3} {:>13.0} {:>10.1} {:>12.1} {:>6.3}",
+            p,
+            r.orders_placed,
+            r.orders_unfulfilled,
+            r.first_offer_within_1s_share,
+            r.accept_p90_s_by_lane
+                .get("priority")
+                .copied()
+                .unwrap_or(0.0),
+            r.travel_km,
+            r.travel_hindsight_optimum_km,
+            r.hours_gini
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn simulate(
     database_url: Option<String>,
     days: u32,
     seed: u64,
     json: bool,
+    fairness_weight: Option<f64>,
 ) -> anyhow::Result<ExitCode> {
     let bar = progress_bar();
     bar.set_message(format!("simulating {days} days (seed {seed})"));
@@ -891,6 +996,8 @@ async fn simulate(
         days,
         seed,
         database_url,
+        policy: None,
+        fairness_weight,
     };
     let started = std::time::Instant::now();
     let report = homefront_server::demo::simulate(&opts, |done, total| {

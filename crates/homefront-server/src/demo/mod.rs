@@ -11,4 +11,4 @@ pub mod simulate;
 
 pub use report::Report;
 pub use scenario::{DEMO_PASSWORD, Scenario};
-pub use simulate::{SimError, SimOptions, simulate};
+pub use simulate::{Policy, SimError, SimOptions, simulate};

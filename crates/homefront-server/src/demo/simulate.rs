@@ -45,6 +45,48 @@ pub struct SimOptions {
     /// Database URL; `None`: a new SQLite file in a temporary directory,
     /// removed afterwards.
     pub database_url: Option<String>,
+    /// Dispatch policy for the whole province (`None`: the programme's own,
+    /// broadcast to 3 with rank-aware holds, Xuzhou sequential).
+    pub policy: Option<Policy>,
+    /// Fairness weight of the cost, km per minute served in the last 7
+    /// days (`None`: the default, 0.005).
+    pub fairness_weight: Option<f64>,
+}
+
+/// A dispatch policy the replay can compare (`demo simulate --compare`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Broadcast to 3, first accept wins (no holds).
+    Broadcast,
+    /// Broadcast to 3 with rank-aware holds (90 s).
+    RankAware,
+    /// One offer at a time, best first.
+    Sequential,
+    /// Batch when supply is tight, nearest-first otherwise.
+    Auto,
+}
+
+impl Policy {
+    /// Parses `broadcast`, `rank-aware`, `sequential` or `auto`.
+    pub fn parse(s: &str) -> Option<Policy> {
+        Some(match s {
+            "broadcast" => Policy::Broadcast,
+            "rank-aware" => Policy::RankAware,
+            "sequential" => Policy::Sequential,
+            "auto" => Policy::Auto,
+            _ => return None,
+        })
+    }
+
+    /// The name `parse` reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Broadcast => "broadcast",
+            Policy::RankAware => "rank-aware",
+            Policy::Sequential => "sequential",
+            Policy::Auto => "auto",
+        }
+    }
 }
 
 /// Why a run failed.
@@ -802,6 +844,11 @@ pub async fn simulate(
     let clock = ManualClock::new(START.plus_days(-10));
     let config = Config {
         database_url: url.clone(),
+        broadcast_hold_seconds: if opts.policy == Some(Policy::Broadcast) {
+            0
+        } else {
+            Config::default().broadcast_hold_seconds
+        },
         ..Config::default()
     };
     let state = AppState::new(store.clone(), Arc::new(clock.clone()), config);
@@ -809,6 +856,7 @@ pub async fn simulate(
         .await
         .map_err(|e| SimError::Http(e.message.clone()))?;
     let scenario = scenario::build(&store, START.plus_days(-10), &hash, opts.seed).await?;
+    apply_policy(&store, opts, START.plus_days(-10)).await?;
     clock.set(START);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -843,6 +891,54 @@ pub async fn simulate(
     let report = report::compute(&store, provincial).await?;
     store.close().await;
     Ok(report)
+}
+
+/// Sets the policy and fairness weight of `opts` on every unit that has a
+/// dispatch setting (the province and Xuzhou in the scenario), so that it
+/// governs the whole province.
+async fn apply_policy(store: &Store, opts: &SimOptions, at: Timestamp) -> Result<(), SimError> {
+    if opts.policy.is_none() && opts.fairness_weight.is_none() {
+        return Ok(());
+    }
+    let units: Vec<i64> = store
+        .org_units(None, None, None)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    for id in units {
+        let Some(current) = store.dispatch_setting_for(&[id]).await? else {
+            continue;
+        };
+        if current.org_unit_id != id {
+            continue;
+        }
+        let mut weights: homefront_dispatch::CostWeights =
+            serde_json::from_str(&current.weights).unwrap_or_default();
+        if let Some(w) = opts.fairness_weight {
+            weights.fairness_weight = w;
+        }
+        let weights = serde_json::to_string(&weights).unwrap_or_else(|_| "{}".into());
+        let (mode, k) = match opts.policy {
+            None => (current.mode.as_str(), current.broadcast_k),
+            Some(Policy::Broadcast | Policy::RankAware) => ("broadcast", 3),
+            Some(Policy::Sequential) => ("sequential", 1),
+            Some(Policy::Auto) => ("auto", current.broadcast_k),
+        };
+        store
+            .set_dispatch_setting(
+                id,
+                &homefront_store::dispatch::NewDispatchSetting {
+                    mode,
+                    broadcast_k: k,
+                    weights: &weights,
+                    reoffer_cooldown_minutes: current.reoffer_cooldown_minutes,
+                },
+                at.epoch_ms(),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 struct TempDir(std::path::PathBuf);

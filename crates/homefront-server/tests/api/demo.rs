@@ -40,6 +40,8 @@ async fn a_short_simulation_reports_what_the_tables_hold() {
         days: 2,
         seed: 1,
         database_url: Some(url.clone()),
+        policy: None,
+        fairness_weight: None,
     };
     let report = simulate(&opts, |_, _| {}).await.expect("simulate");
 
