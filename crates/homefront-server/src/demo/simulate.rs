@@ -5,7 +5,10 @@
 //!
 //! Event-driven and deterministic: a priority queue of (time, sequence)
 //! events; the manual clock jumps to the next event; every random draw
-//! comes from one seeded `StdRng`; iteration is over sorted collections.
+//! comes from one seeded `StdRng`, except placements and answers, which
+//! come from generators keyed by (seed, stream, instant) and (seed, order,
+//! volunteer) so that they do not depend on the dispatch policy; iteration
+//! is over sorted collections.
 //! The simulator observes the database only to learn which offers reached
 //! which volunteer (what a push notification would tell them) and an
 //! accepted order's window; the report is computed from the database
@@ -148,6 +151,8 @@ pub struct Engine {
     base: String,
     client: reqwest::Client,
     rng: StdRng,
+    /// The run's seed: keyed decisions ([`Engine::keyed_rng`]) derive from it.
+    seed: u64,
     scenario: Scenario,
     tokens: BTreeMap<i64, String>,
     queue: BinaryHeap<Reverse<(i64, u64, Ev)>>,
@@ -222,6 +227,7 @@ impl Engine {
             base,
             client: reqwest::Client::new(),
             rng: StdRng::seed_from_u64(seed),
+            seed,
             scenario,
             tokens,
             queue: BinaryHeap::new(),
@@ -237,6 +243,23 @@ impl Engine {
 
     fn now(&self) -> Timestamp {
         self.state.clock.now()
+    }
+
+    /// A generator for one decision keyed by `parts` (e.g. an order and a
+    /// volunteer), derived from the run's seed with splitmix64: the
+    /// decision is the same whatever happened before it, so arrivals and
+    /// answers do not depend on the dispatch policy.
+    fn keyed_rng(&self, parts: &[i64]) -> StdRng {
+        let mut z = self.seed;
+        for p in parts {
+            z = z
+                .wrapping_add(0x9e37_79b9_7f4a_7c15)
+                .wrapping_add(*p as u64);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+        }
+        StdRng::seed_from_u64(z)
     }
 
     fn push(&mut self, at: i64, ev: Ev) {
@@ -365,8 +388,14 @@ impl Engine {
         if pool.is_empty() {
             return Ok(());
         }
+        // Every draw of this placement comes from a generator keyed by the
+        // stream and the instant, so the same orders arrive under any policy.
+        let mut keyed = self.keyed_rng(&[1, stream as i64, self.now().epoch_ms()]);
+        std::mem::swap(&mut self.rng, &mut keyed);
         let h = pool[self.rng.random_range(0..pool.len())].clone();
-        self.place_for(stream, &h).await
+        let placed = self.place_for(stream, &h).await;
+        std::mem::swap(&mut self.rng, &mut keyed);
+        placed
     }
 
     /// Places an order of stream `stream` as household `h`'s requester.
@@ -487,8 +516,12 @@ impl Engine {
             let Some(order) = self.state.store.order(o.order_id).await? else {
                 continue;
             };
+            // The volunteer's delay and answer for this order: keyed by
+            // (seed, order, volunteer), so the same under any policy (a
+            // re-offer gets the same delay and the same draw).
+            let mut keyed = self.keyed_rng(&[2, o.order_id, o.volunteer_user_id]);
             let mean = model::mean_response_s(order.lane.as_str());
-            let delay_s = model::MIN_RESPONSE_S + model::exponential(&mut self.rng, mean);
+            let delay_s = model::MIN_RESPONSE_S + model::exponential(&mut keyed, mean);
             let p_decline = if o.via == "pairing" {
                 model::DECLINE_PAIRED
             } else if loads.get(&o.volunteer_user_id).copied().unwrap_or(0) > 0 {
@@ -496,7 +529,8 @@ impl Engine {
             } else {
                 model::DECLINE_OTHER
             };
-            let accept = !self.rng.random_bool(p_decline);
+            let draw: f64 = keyed.random();
+            let accept = draw >= p_decline;
             let at = o.offered_at + (delay_s * 1000.0 / self.compress().min(8.0)) as i64;
             if at >= o.expires_at {
                 // No answer in time: the offer expires; wake the dispatcher then.
