@@ -311,7 +311,7 @@ test('alerts by Web Push, the assignment offline, check-in/out queued and sent',
 
   // The same in English.
   await page.goto(BASE + `/assignments/${order.id}`);
-  await page.getByRole('link', { name: 'English' }).click();
+  await page.getByRole('button', { name: 'English' }).click();
   await page.waitForURL(`${BASE}/assignments/${order.id}`);
   await page.locator('#check-out').waitFor();
   await until('the English copy kept', () => page.evaluate(async (p) => {
