@@ -154,7 +154,7 @@ test('order, live offer, check-in/out, live status, confirm, board, manual dispa
   const co = await coCtx.newPage();
   await signIn(co, '13800000002');
   assert.equal(new URL(co.url()).pathname, '/board');
-  await co.locator(`[data-order="${orderId}"]`).waitFor();
+  await co.locator(`.board [data-order="${orderId}"]`).waitFor();
   await shot(co, 'coordinator-board');
   await switchLanguage(co, 'coordinator-board');
 
@@ -197,8 +197,8 @@ test('order, live offer, check-in/out, live status, confirm, board, manual dispa
     { item_id: items[0].id, member_id: member, window_start: start, window_end: end },
     { 'idempotency-key': `e2e-${Date.now()}` });
   await co.goto(BASE + '/board');
-  await co.locator(`[data-order="${second.id}"]`).waitFor();
-  await co.locator(`[data-order="${second.id}"] a`).click();
+  await co.locator(`.board [data-order="${second.id}"]`).waitFor();
+  await co.locator(`.board [data-order="${second.id}"] a`).click();
   await co.waitForURL(`${BASE}/board/orders/${second.id}`);
   const assignButton = co.locator('#assign');
   if (await assignButton.count()) {
