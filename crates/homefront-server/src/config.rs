@@ -30,12 +30,27 @@ pub struct Config {
     /// volunteers (coordinators, liaisons and admins keep `session_hours`).
     /// Signing out everywhere ends it. Default 30.
     pub remember_days: i64,
-    /// Failed logins per phone number within the window before further
-    /// attempts are refused. Default 5.
+    /// Failed sign-ins a (phone, client address) pair may make, since its
+    /// last success, before each further attempt must wait (exponential
+    /// back-off). Default 3.
+    pub login_free_failures: i64,
+    /// The first back-off wait in seconds; it doubles with every further
+    /// failure of the pair (30 s, 60 s, 2 min, ...). Default 30.
+    pub login_backoff_base_seconds: i64,
+    /// The longest back-off wait in minutes. Default 15.
+    pub login_backoff_max_minutes: i64,
+    /// Ceiling of failed sign-ins per phone number from all addresses
+    /// within the window, past which every attempt is refused until the
+    /// window passes or a coordinator unlocks the account. Looser than the
+    /// back-off, which keeps one address far below it. Default 30.
     pub login_max_failures_per_account: i64,
-    /// Failed logins per client IP within the window. Default 20.
-    pub login_max_failures_per_ip: i64,
-    /// Throttling window in minutes. Default 15.
+    /// Distinct phone numbers that may fail to sign in from one client
+    /// address within the window before that address is refused (credential
+    /// stuffing). Counts accounts, not attempts, so one person's typos
+    /// behind a shared hospital address do not lock out colleagues.
+    /// Default 50.
+    pub login_max_accounts_per_ip: i64,
+    /// Throttling window in minutes. Default 60.
     pub login_window_minutes: i64,
     /// Trust the first `X-Forwarded-For` address as the client IP (only
     /// behind a reverse proxy you run). Default false.
@@ -144,9 +159,12 @@ impl Default for Config {
             session_hours: 12,
             secure_cookies: false,
             remember_days: 30,
-            login_max_failures_per_account: 5,
-            login_max_failures_per_ip: 20,
-            login_window_minutes: 15,
+            login_free_failures: 3,
+            login_backoff_base_seconds: 30,
+            login_backoff_max_minutes: 15,
+            login_max_failures_per_account: 30,
+            login_max_accounts_per_ip: 50,
+            login_window_minutes: 60,
             trust_forwarded_for: false,
             retention_days: 30,
             session_grace_minutes: 60,
@@ -199,11 +217,17 @@ impl fmt::Debug for Config {
             .field("session_hours", &self.session_hours)
             .field("secure_cookies", &self.secure_cookies)
             .field("remember_days", &self.remember_days)
+            .field("login_free_failures", &self.login_free_failures)
+            .field(
+                "login_backoff_base_seconds",
+                &self.login_backoff_base_seconds,
+            )
+            .field("login_backoff_max_minutes", &self.login_backoff_max_minutes)
             .field(
                 "login_max_failures_per_account",
                 &self.login_max_failures_per_account,
             )
-            .field("login_max_failures_per_ip", &self.login_max_failures_per_ip)
+            .field("login_max_accounts_per_ip", &self.login_max_accounts_per_ip)
             .field("login_window_minutes", &self.login_window_minutes)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("retention_days", &self.retention_days)

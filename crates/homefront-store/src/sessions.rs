@@ -225,8 +225,10 @@ impl Store {
         Ok(())
     }
 
-    /// Failed attempts since `since_ms` for (phone, ip), and the oldest of
-    /// each in the window (epoch ms), for `Retry-After`.
+    /// The sign-in history that throttling reads, since `since_ms`: the
+    /// failures of this (phone, ip) pair after its last success, the
+    /// failures of the phone from any address, and the accounts that failed
+    /// from this address. Epoch ms throughout.
     ///
     /// # Errors
     /// Database errors.
@@ -237,6 +239,19 @@ impl Store {
         ip: &str,
         since_ms: i64,
     ) -> Result<FailedLogins> {
+        // A success from the pair forgives its earlier failures: the person
+        // remembered the password.
+        let (by_pair, last_pair): (i64, Option<i64>) = sqlx::query_as(
+            "select cast(count(*) as bigint), cast(max(at) as bigint) from login_attempt
+             where phone = $1 and ip = $2 and succeeded = 0 and at >= $3
+               and at > coalesce((select max(s.at) from login_attempt s
+                                  where s.phone = $1 and s.ip = $2 and s.succeeded = 1), -1)",
+        )
+        .bind(phone)
+        .bind(ip)
+        .bind(since_ms)
+        .fetch_one(self.pool())
+        .await?;
         let (by_phone, oldest_phone): (i64, Option<i64>) = sqlx::query_as(
             "select cast(count(*) as bigint), cast(min(at) as bigint) from login_attempt
              where phone = $1 and succeeded = 0 and at >= $2",
@@ -245,8 +260,10 @@ impl Store {
         .bind(since_ms)
         .fetch_one(self.pool())
         .await?;
-        let (by_ip, oldest_ip): (i64, Option<i64>) = sqlx::query_as(
-            "select cast(count(*) as bigint), cast(min(at) as bigint) from login_attempt
+        // Distinct accounts, not attempts: one person mistyping many times
+        // behind a hospital's shared address must not lock out colleagues.
+        let (phones_by_ip, oldest_ip): (i64, Option<i64>) = sqlx::query_as(
+            "select cast(count(distinct phone) as bigint), cast(min(at) as bigint) from login_attempt
              where ip = $1 and succeeded = 0 and at >= $2",
         )
         .bind(ip)
@@ -254,11 +271,29 @@ impl Store {
         .fetch_one(self.pool())
         .await?;
         Ok(FailedLogins {
+            by_pair,
+            last_pair,
             by_phone,
             oldest_phone,
-            by_ip,
+            phones_by_ip,
             oldest_ip,
         })
+    }
+
+    /// Forgets the failed sign-ins of `phone` (E.164) from every address,
+    /// lifting its back-off and ceiling; returns how many were forgotten.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn clear_failed_logins(&self, phone: &str) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("delete from login_attempt where phone = $1 and succeeded = 0")
+            .bind(phone)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
     }
 }
 
@@ -284,15 +319,19 @@ struct SessionUserRow {
     org_path: Option<String>,
 }
 
-/// Counts of recent failed logins.
+/// Counts of recent failed sign-ins (see [`Store::failed_logins_since`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FailedLogins {
-    /// Failures for this phone in the window.
+    /// Failures of this (phone, address) pair since its last success.
+    pub by_pair: i64,
+    /// The latest of them, epoch ms.
+    pub last_pair: Option<i64>,
+    /// Failures for this phone from any address.
     pub by_phone: i64,
     /// Oldest such failure, epoch ms.
     pub oldest_phone: Option<i64>,
-    /// Failures from this IP in the window.
-    pub by_ip: i64,
-    /// Oldest such failure, epoch ms.
+    /// Distinct phones that failed from this address.
+    pub phones_by_ip: i64,
+    /// Oldest failure from this address, epoch ms.
     pub oldest_ip: Option<i64>,
 }

@@ -156,6 +156,7 @@ impl Modify for Security {
         users::show,
         users::add_grant,
         users::set_password,
+        users::unlock,
         users::remove_grant,
         volunteers::list,
         volunteers::register,

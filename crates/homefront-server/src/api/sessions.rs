@@ -87,18 +87,63 @@ pub fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Str
     peer.ip().to_string()
 }
 
-fn too_many(oldest: Option<i64>, window_ms: i64, now: Timestamp) -> ApiError {
-    let retry_ms = oldest.map_or(window_ms, |o| o + window_ms - now.epoch_ms());
+fn too_many(retry_ms: i64) -> ApiError {
+    let secs = (retry_ms + 999) / 1000;
+    let wait = if secs < 120 {
+        format!("{secs} seconds")
+    } else {
+        format!("{} minutes", (secs + 59) / 60)
+    };
     let mut e = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "too_many_attempts",
         format!(
-            "too many failed sign-ins; wait {} minutes and try again",
-            (retry_ms + 59_999) / 60_000
+            "too many failed sign-ins; wait {wait} and try again, or ask your coordinator to unlock the account"
         ),
     );
-    e.retry_after_s = Some((retry_ms + 999) / 1000);
+    e.retry_after_s = Some(secs);
     e
+}
+
+/// Milliseconds a (phone, address) pair must wait after `failures` failed
+/// sign-ins since its last success: none for the first
+/// `login_free_failures`, then `login_backoff_base_seconds` doubling with
+/// each further failure, at most `login_backoff_max_minutes`.
+pub fn backoff_ms(cfg: &crate::config::Config, failures: i64) -> i64 {
+    let free = cfg.login_free_failures.max(1);
+    if failures < free {
+        return 0;
+    }
+    let doublings = u32::try_from(failures - free).unwrap_or(0).min(30);
+    let max_ms = cfg.login_backoff_max_minutes * Timestamp::MINUTE_MS;
+    (cfg.login_backoff_base_seconds * 1000)
+        .saturating_mul(1i64 << doublings)
+        .min(max_ms)
+}
+
+/// How long the next sign-in for `phone` from `ip` must wait, in ms (0:
+/// it may go ahead): the pair's back-off, the account's ceiling and the
+/// address's limit on distinct accounts, whichever ends last.
+async fn throttled_for(state: &AppState, phone: &str, ip: &str, now: Timestamp) -> ApiResult<i64> {
+    let cfg = &state.config;
+    let window_ms = cfg.login_window_minutes * Timestamp::MINUTE_MS;
+    let failed = state
+        .store
+        .failed_logins_since(phone, ip, now.epoch_ms() - window_ms)
+        .await?;
+    let mut wait = 0i64;
+    if let Some(last) = failed.last_pair {
+        wait = wait.max(last + backoff_ms(cfg, failed.by_pair) - now.epoch_ms());
+    }
+    if failed.by_phone >= cfg.login_max_failures_per_account {
+        let oldest = failed.oldest_phone.unwrap_or(now.epoch_ms());
+        wait = wait.max(oldest + window_ms - now.epoch_ms());
+    }
+    if failed.phones_by_ip >= cfg.login_max_accounts_per_ip {
+        let oldest = failed.oldest_ip.unwrap_or(now.epoch_ms());
+        wait = wait.max(oldest + window_ms - now.epoch_ms());
+    }
+    Ok(wait.max(0))
 }
 
 /// Sign in with phone and password (and a TOTP code when enabled).
@@ -106,10 +151,14 @@ fn too_many(oldest: Option<i64>, window_ms: i64, now: Timestamp) -> ApiError {
 /// Opens a session for `session_hours` (default 12 h), or `remember_days`
 /// (default 30) with `"remember": true` for requesters and volunteers:
 /// the answer carries a bearer token for API clients and sets the HttpOnly `hf_session` cookie
-/// for browsers. Failed attempts are throttled per account and per client
-/// address within a window (default 5 per account, 20 per address in 15
-/// minutes); the response time does not reveal whether a phone number has
-/// an account.
+/// for browsers. Failed attempts are throttled without locking the owner
+/// out: each (phone, client address) pair gets 3 free failures, then waits
+/// 30 s, 60 s, 2 min, ... (at most 15 min) between attempts, so a guesser
+/// elsewhere does not stop the owner signing in; a phone gets at most 30
+/// failures an hour from all addresses, and an address at most 50 failing
+/// phones an hour. A coordinator lifts the limits with
+/// `POST /api/v1/users/{id}/unlock`. The response time does not reveal
+/// whether a phone number has an account.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "sessions", operation_id = "login",
     security(()),
     request_body = LoginRequest,
@@ -119,7 +168,7 @@ fn too_many(oldest: Option<i64>, window_ms: i64, now: Timestamp) -> ApiError {
         (status = 401, description = "`invalid_credentials` (wrong phone or password, or a disabled account); `totp_required` or `invalid_totp` (field `totp_code`)", body = ErrorShape),
         (status = 403, description = "`cross_site_request`: a browser posted it from another site (`Sec-Fetch-Site` other than `same-origin` or `none`, or an `Origin` that is not this host)", body = ErrorShape),
         (status = 422, description = "Malformed phone number (field `phone`) or body", body = ErrorShape),
-        (status = 429, description = "`too_many_attempts`: too many failed sign-ins in the window",
+        (status = 429, description = "`too_many_attempts`: this phone from this address is backing off after failed sign-ins, the phone reached its ceiling, or this address failed for too many phones",
             body = ErrorShape, headers(("Retry-After" = i64, description = "Seconds until a new attempt may succeed"))),
         BodyRejection))]
 async fn login(
@@ -153,16 +202,9 @@ pub async fn sign_in(
     let phone = PhoneNumber::parse(&req.phone)
         .map_err(|e| ApiError::invalid("phone", e.code(), e.to_string()))?;
     let cfg = &state.config;
-    let window_ms = cfg.login_window_minutes * Timestamp::MINUTE_MS;
-    let failed = state
-        .store
-        .failed_logins_since(phone.as_str(), &ip, now.epoch_ms() - window_ms)
-        .await?;
-    if failed.by_phone >= cfg.login_max_failures_per_account {
-        return Err(too_many(failed.oldest_phone, window_ms, now));
-    }
-    if failed.by_ip >= cfg.login_max_failures_per_ip {
-        return Err(too_many(failed.oldest_ip, window_ms, now));
+    let wait_ms = throttled_for(state, phone.as_str(), &ip, now).await?;
+    if wait_ms > 0 {
+        return Err(too_many(wait_ms));
     }
 
     let creds = state.store.credentials_by_phone(&phone).await?;

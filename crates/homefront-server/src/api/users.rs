@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}", get(show))
         .route("/users/{id}/grants", post(add_grant))
         .route("/users/{id}/password", post(set_password))
+        .route("/users/{id}/unlock", post(unlock))
         .route("/users/{id}/grants/{grant_id}", delete(remove_grant))
 }
 
@@ -443,5 +444,41 @@ pub(crate) async fn set_password(
     state.store.set_password_hash(id, &hash).await?;
     state.store.delete_user_sessions(id).await?;
     crate::live::publish_account(&state, id).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lift the sign-in throttling of an account: forget its failed sign-ins
+/// from every address, ending its back-off and its per-account ceiling
+/// (after the person proved who they are, e.g. in person or by phone).
+///
+/// Admins for anyone; coordinators for accounts they administer (as a
+/// password reset). A client address over its own limit stays limited.
+#[utoipa::path(post, path = "/api/v1/users/{id}/unlock", tag = "users", operation_id = "unlock_user",
+    params(("id" = i64, Path, description = "Account id")),
+    responses(
+        (status = 204, description = "Unlocked: the account may sign in again from every address"),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: not a coordinator or admin; `account_outside_area`: the account holds a role outside the coordinator's area or at its level; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such account, or not visible to the caller", body = ErrorShape)))]
+pub(crate) async fn unlock(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id)?;
+    if !actor.is_admin() && !actor.has(Role::Coordinator) {
+        return Err(ApiError::forbidden());
+    }
+    let target = load_visible(&state, &actor, id).await?;
+    if !actor.administers(&target.grants) {
+        return Err(auth::account_outside_area());
+    }
+    let forgotten = state.store.clear_failed_logins(&target.user.phone).await?;
+    tracing::info!(
+        user_id = id,
+        by = actor.user.id,
+        forgotten,
+        "sign-in throttling lifted"
+    );
     Ok(StatusCode::NO_CONTENT)
 }

@@ -271,6 +271,14 @@ async fn user_endpoints_respect_scope() {
             expect: [200, 200, 200, 200, 200, 403, 403, 403],
         },
         Case {
+            // Lifting sign-in throttling follows the password-reset rule.
+            what: "unlock volunteer of team B",
+            method: Method::POST,
+            path: format!("/api/v1/users/{vb}/unlock"),
+            body: None,
+            expect: [204, 204, 404, 204, 404, 403, 403, 403],
+        },
+        Case {
             // Once the admin (first in the row) has put volunteer A on
             // team B too, the account has a role in each county: both
             // county coordinators see it, neither administers it. Only the

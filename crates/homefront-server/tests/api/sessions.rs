@@ -102,62 +102,219 @@ async fn fail_login(app: &TestApp, phone: &str) -> (StatusCode, serde_json::Valu
     .await
 }
 
-#[tokio::test]
-async fn account_is_throttled_after_five_failures_until_the_window_passes() {
-    let app = TestApp::spawn().await;
-    app.user("13800138000", &[]).await;
-    for _ in 0..5 {
-        assert_eq!(
-            fail_login(&app, "13800138000").await.0,
-            StatusCode::UNAUTHORIZED
-        );
-    }
-    // Even the right password is refused while throttled.
+/// A sign-in attempt from client address `ip` (the app trusts
+/// `X-Forwarded-For`): status, `Retry-After` seconds, body.
+async fn attempt(
+    app: &TestApp,
+    phone: &str,
+    password: &str,
+    ip: &str,
+) -> (StatusCode, Option<i64>, serde_json::Value) {
     let resp = app
         .client
         .post(format!("{}/api/v1/auth/login", app.base))
-        .json(&json!({"phone": "13800138000", "password": PASSWORD}))
+        .header("x-forwarded-for", ip)
+        .json(&json!({"phone": phone, "password": password}))
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: i64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(retry, 15 * 60);
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["code"], "too_many_attempts");
+    let status = resp.status();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    (status, retry, resp.json().await.unwrap_or_default())
+}
 
-    // Another account from the same IP is not affected by this account's limit.
-    app.user("13900139000", &[]).await;
-    app.login("13900139000").await;
+fn behind_proxy() -> Config {
+    Config {
+        trust_forwarded_for: true,
+        ..Config::default()
+    }
+}
 
-    app.clock.advance_ms(15 * Timestamp::MINUTE_MS + 1);
-    app.login("13800138000").await;
+const ATTACKER: &str = "203.0.113.9";
+const OWNER: &str = "198.51.100.7";
+const WRONG: &str = "wrong password";
+
+#[tokio::test]
+async fn a_guessing_client_backs_off_while_the_owner_elsewhere_signs_in() {
+    let app = TestApp::spawn_with(behind_proxy()).await;
+    let phone = "13800138000";
+    app.user(phone, &[]).await;
+    for _ in 0..3 {
+        let (status, ..) = attempt(&app, phone, WRONG, ATTACKER).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // Each further failure of the pair doubles the wait, up to 15 minutes;
+    // even the right password waits (the guesser may have found it).
+    for expected in [30, 60, 120, 240, 480, 900, 900] {
+        let (status, retry, body) = attempt(&app, phone, PASSWORD, ATTACKER).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert_eq!(body["code"], "too_many_attempts");
+        assert_eq!(retry, Some(expected));
+        // The owner, from another address, is not held up.
+        let (status, _, body) = attempt(&app, phone, PASSWORD, OWNER).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "owner while attacker waits {expected} s: {body}"
+        );
+        app.clock.advance_ms(expected * 1000 - 1_000);
+        let (status, retry, _) = attempt(&app, phone, WRONG, ATTACKER).await;
+        assert_eq!((status, retry), (StatusCode::TOO_MANY_REQUESTS, Some(1)));
+        app.clock.advance_ms(1_000);
+        let (status, ..) = attempt(&app, phone, WRONG, ATTACKER).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // A success from the pair forgives its failures.
+    app.clock.advance_ms(900_000);
+    let (status, ..) = attempt(&app, phone, PASSWORD, ATTACKER).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, ..) = attempt(&app, phone, WRONG, ATTACKER).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
-async fn ip_is_throttled_across_accounts() {
+async fn one_accounts_failures_do_not_lock_out_colleagues_behind_one_address() {
+    // Every client of the suite is 127.0.0.1: one hospital behind NAT.
+    let app = TestApp::spawn().await;
+    let colleagues: Vec<String> = (0..25).map(|i| format!("139001390{i:02}")).collect();
+    app.user("13800138000", &[]).await;
+    for phone in &colleagues {
+        app.user(phone, &[]).await;
+    }
+    // One account fails 25 times, as fast as its back-off allows.
+    for _ in 0..25 {
+        let (status, retry, _) = attempt(&app, "13800138000", WRONG, "ignored").await;
+        match status {
+            StatusCode::UNAUTHORIZED => {}
+            StatusCode::TOO_MANY_REQUESTS => {
+                app.clock.advance_ms(retry.unwrap() * 1000);
+                let (status, ..) = attempt(&app, "13800138000", WRONG, "ignored").await;
+                assert_eq!(status, StatusCode::UNAUTHORIZED);
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // Everyone else at the address signs in, even after a typo of their
+    // own: 26 accounts failed here within the hour, under the limit of 50.
+    for phone in &colleagues {
+        assert_eq!(fail_login(&app, phone).await.0, StatusCode::UNAUTHORIZED);
+        app.login(phone).await;
+    }
+}
+
+#[tokio::test]
+async fn an_address_failing_for_many_accounts_is_refused() {
     let config = Config {
-        login_max_failures_per_ip: 4,
-        ..Config::default()
+        login_max_accounts_per_ip: 4,
+        ..behind_proxy()
     };
     let app = TestApp::spawn_with(config).await;
     app.user("13800138000", &[]).await;
     for phone in ["13900139000", "13700137000", "13600136000", "13500135000"] {
-        assert_eq!(fail_login(&app, phone).await.0, StatusCode::UNAUTHORIZED);
+        let (status, ..) = attempt(&app, phone, WRONG, ATTACKER).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    let resp = app
-        .call(
-            None,
-            Method::POST,
-            "/api/v1/auth/login",
-            Some(json!({"phone": "13800138000", "password": PASSWORD})),
+    let (status, retry, _) = attempt(&app, "13800138000", PASSWORD, ATTACKER).await;
+    assert_eq!((status, retry), (StatusCode::TOO_MANY_REQUESTS, Some(3600)));
+    let (status, ..) = attempt(&app, "13800138000", PASSWORD, OWNER).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_account_ceiling_holds_across_addresses_until_the_window_passes() {
+    let config = Config {
+        login_max_failures_per_account: 6,
+        ..behind_proxy()
+    };
+    let app = TestApp::spawn_with(config).await;
+    let phone = "13800138000";
+    app.user(phone, &[]).await;
+    // Two failures from each of three addresses: no back-off yet.
+    for ip in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        for _ in 0..2 {
+            let (status, ..) = attempt(&app, phone, WRONG, ip).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    app.clock.advance_ms(10 * Timestamp::MINUTE_MS);
+    let (status, retry, _) = attempt(&app, phone, PASSWORD, OWNER).await;
+    assert_eq!(
+        (status, retry),
+        (StatusCode::TOO_MANY_REQUESTS, Some(50 * 60))
+    );
+    app.clock.advance_ms(50 * Timestamp::MINUTE_MS);
+    let (status, ..) = attempt(&app, phone, PASSWORD, OWNER).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_coordinator_unlocks_an_account_of_the_area() {
+    let config = Config {
+        login_max_failures_per_account: 4,
+        ..behind_proxy()
+    };
+    let app = TestApp::spawn_with(config).await;
+    app.import_jiangsu().await;
+    let xuanwu = app.division("320102").await;
+    let qinhuai = app.division("320104").await;
+    let parent = app.store.org_unit(xuanwu).await.unwrap().unwrap();
+    let team = app
+        .store
+        .create_org_unit(
+            homefront_store::org_units::NewOrgUnit {
+                kind: homefront_domain::org::OrgKind::Team,
+                name: "玄武区志愿服务队",
+                parent: &parent,
+                location: None,
+            },
+            crate::helpers::T0.epoch_ms(),
         )
+        .await
+        .unwrap()
+        .id;
+    let phone = "13900139000";
+    let volunteer = app.user(phone, &[(Role::Volunteer, Some(team))]).await;
+    app.user("13800000003", &[(Role::Coordinator, Some(xuanwu))])
         .await;
-    assert_eq!(resp.0, StatusCode::TOO_MANY_REQUESTS);
+    app.user("13800000004", &[(Role::Coordinator, Some(qinhuai))])
+        .await;
+    let xuanwu_c = app.login("13800000003").await;
+    let qinhuai_c = app.login("13800000004").await;
+    let own = app.login(phone).await;
+
+    // Locked: the ceiling from everywhere, and the back-off at the guesser.
+    for ip in ["203.0.113.1", "203.0.113.1", "203.0.113.1", "203.0.113.2"] {
+        let (status, ..) = attempt(&app, phone, WRONG, ip).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, ..) = attempt(&app, phone, PASSWORD, OWNER).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+
+    let path = format!("/api/v1/users/{volunteer}/unlock");
+    let (status, _) = app.post(&own, &path, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a volunteer unlocks nobody");
+    let (status, _) = app.post(&qinhuai_c, &path, json!({})).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "out of the coordinator's area"
+    );
+    let (status, ..) = attempt(&app, phone, PASSWORD, OWNER).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+
+    let (status, body) = app.post(&xuanwu_c, &path, json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, ..) = attempt(&app, phone, PASSWORD, OWNER).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, ..) = attempt(&app, phone, PASSWORD, "203.0.113.1").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the guesser's address is cleared too"
+    );
 }
 
 #[tokio::test]
