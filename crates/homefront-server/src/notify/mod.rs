@@ -40,7 +40,7 @@ use serde_json::Value;
 
 use crate::AppState;
 use channels::Outgoing;
-use templates::render;
+use templates::{render, render_plain};
 
 /// How long a claimed delivery is held before another worker may retry it,
 /// by default (`notify_lease_seconds`).
@@ -98,7 +98,13 @@ pub async fn deliver_pass(state: &AppState) -> Result<DeliveryReport, StoreError
             continue;
         }
         let data: Value = serde_json::from_str(&d.data).unwrap_or(Value::Null);
-        let message = render(d.kind, &data, d.locale.into());
+        // The inbox shows plain lines; group bots and webhooks get Markdown
+        // with every typed name escaped.
+        let message = if d.channel == Channel::Inbox {
+            render_plain(d.kind, &data, d.locale.into())
+        } else {
+            render(d.kind, &data, d.locale.into())
+        };
         let result = if d.channel == Channel::Inbox {
             Ok(None)
         } else if d.channel == Channel::Push {

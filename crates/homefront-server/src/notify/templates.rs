@@ -133,8 +133,9 @@ fn item(lang: Lang, data: &Value) -> String {
         .to_string()
 }
 
-/// Bullet lines describing the order (no address, no phone).
-fn order_lines(lang: Lang, data: &Value) -> String {
+/// Bullet lines describing the order (no address, no phone), with the
+/// texts from the event's data passed through `esc`.
+fn order_lines(lang: Lang, data: &Value, esc: Escape) -> String {
     let mut lines = Vec::new();
     if let Some(id) = data.get("order_id").and_then(Value::as_i64) {
         lines.push(format!("- {}#{id}", lang.pick("订单号：", "Order: ")));
@@ -142,12 +143,12 @@ fn order_lines(lang: Lang, data: &Value) -> String {
     lines.push(format!(
         "- {}{}",
         lang.pick("服务项目：", "Service: "),
-        item(lang, data)
+        esc(&item(lang, data))
     ));
     lines.push(format!(
         "- {}{}",
         lang.pick("区域：", "District: "),
-        text(data, "district")
+        esc(text(data, "district"))
     ));
     let w = window(data);
     if !w.is_empty() {
@@ -169,10 +170,51 @@ fn queue(lang: Lang, level: i64) -> &'static str {
     }
 }
 
-/// Renders event `kind` with its `data` in `lang`.
+/// How a text taken from an event's data (a name someone typed: an item,
+/// a division, a channel) is put into a message.
+type Escape = fn(&str) -> String;
+
+/// Escapes `text` for the Markdown of a group bot so that a name cannot
+/// add links, emphasis, headings, HTML (WeCom's `<font>`) or lines: every
+/// ASCII character with a meaning in CommonMark's inline syntax, and `#`,
+/// gets a backslash (CommonMark 0.31 §2.4: any ASCII punctuation may be
+/// escaped so), and line breaks become spaces, so a name cannot start a
+/// heading, list or quote line of its own.
+pub fn markdown_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '!' | '<' | '>' | '~' | '|'
+            | '&' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\r' | '\n' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Renders event `kind` with its `data` in `lang`: a plain title, and a
+/// Markdown body for group bots and webhooks in which every text from the
+/// event's data is escaped ([`markdown_escape`]).
 pub fn render(kind: EventKind, data: &Value, lang: Lang) -> Message {
-    let it = item(lang, data);
-    let district = text(data, "district");
+    Message {
+        title: compose(kind, data, lang, str::to_string).title,
+        body: compose(kind, data, lang, markdown_escape).body,
+    }
+}
+
+/// Renders event `kind` with its `data` in `lang` with texts as typed, for
+/// readers that show the body as plain lines (the inbox, push alerts).
+pub fn render_plain(kind: EventKind, data: &Value, lang: Lang) -> Message {
+    compose(kind, data, lang, str::to_string)
+}
+
+fn compose(kind: EventKind, data: &Value, lang: Lang, esc: Escape) -> Message {
+    let it = esc(&item(lang, data));
+    let district = esc(text(data, "district"));
     let (title, lead) = match kind {
         EventKind::OrderSubmitted => (
             match lang {
@@ -221,7 +263,7 @@ pub fn render(kind: EventKind, data: &Value, lang: Lang) -> Message {
             .to_string(),
         ),
         EventKind::OrderState => {
-            let to = state_label(lang, text(data, "to"));
+            let to = esc(&state_label(lang, text(data, "to")));
             (
                 format!("{}{to}", lang.pick("订单状态：", "Order status: ")),
                 match lang {
@@ -271,7 +313,7 @@ pub fn render(kind: EventKind, data: &Value, lang: Lang) -> Message {
                 .and_then(|ms| DEFAULT_TIME_ZONE.timestamp_millis_opt(ms).single())
                 .map(|t| t.format("%Y-%m-%d").to_string())
                 .unwrap_or_default();
-            let what = credential_label(lang, text(data, "credential_kind"));
+            let what = esc(&credential_label(lang, text(data, "credential_kind")));
             (
                 lang.pick("证件即将到期", "A credential expires soon")
                     .to_string(),
@@ -289,13 +331,13 @@ pub fn render(kind: EventKind, data: &Value, lang: Lang) -> Message {
             match lang {
                 Lang::Zh => format!(
                     "渠道 {} 的通知（{}）多次重试后仍未送达，请检查配置。",
-                    text(data, "channel"),
-                    text(data, "failed_kind")
+                    esc(text(data, "channel")),
+                    esc(text(data, "failed_kind"))
                 ),
                 Lang::En => format!(
                     "A {} notice ({}) failed after every retry; check the channel's settings.",
-                    text(data, "channel"),
-                    text(data, "failed_kind")
+                    esc(text(data, "channel")),
+                    esc(text(data, "failed_kind"))
                 ),
             },
         ),
@@ -312,7 +354,7 @@ pub fn render(kind: EventKind, data: &Value, lang: Lang) -> Message {
     let mut body = format!("### {title}\n\n{lead}");
     if data.get("order_id").is_some() && !district.is_empty() {
         body.push_str("\n\n");
-        body.push_str(&order_lines(lang, data));
+        body.push_str(&order_lines(lang, data, esc));
     }
     Message { title, body }
 }
@@ -330,7 +372,7 @@ pub struct PushText {
 /// Renders event `kind` for a phone's lock screen, from the same facts as
 /// [`render`]: never a street, phone number or name.
 pub fn render_push(kind: EventKind, data: &Value, lang: Lang) -> PushText {
-    let m = render(kind, data, lang);
+    let m = render_plain(kind, data, lang);
     // The lead sentence: the paragraph after the "### title" line.
     let lead = m
         .body
@@ -378,6 +420,41 @@ mod tests {
         let en = render(EventKind::OrderSubmitted, &order(), Lang::En);
         assert_eq!(en.title, "New order: Groceries (玄武区)");
         assert!(en.body.contains("- Time: 02-12 18:00–22:00"), "{}", en.body);
+    }
+
+    #[test]
+    fn typed_names_cannot_add_markdown_to_a_bot_message() {
+        assert_eq!(
+            markdown_escape("[x](http://evil) **b** _i_ `c` <b>&amp; ~s~ |t| !\\"),
+            r"\[x\]\(http://evil\) \*\*b\*\* \_i\_ \`c\` \<b\>\&amp; \~s\~ \|t\| \!\\"
+        );
+        assert_eq!(
+            markdown_escape("a\n# b\r\n- c\u{2028}> d"),
+            r"a \# b  - c \> d"
+        );
+        assert_eq!(markdown_escape("玄武区 1.5 km - ok"), "玄武区 1.5 km - ok");
+        let mut d = order();
+        d["item_name_zh"] = "[买菜](http://evil)\n# 加急".into();
+        let m = render(EventKind::OrderSubmitted, &d, Lang::Zh);
+        assert_eq!(m.title, "新订单：[买菜](http://evil)\n# 加急（玄武区）");
+        assert!(
+            m.body
+                .starts_with(r"### 新订单：\[买菜\]\(http://evil\) \# 加急（玄武区）"),
+            "{}",
+            m.body
+        );
+        assert!(
+            m.body
+                .contains(r"- 服务项目：\[买菜\]\(http://evil\) \# 加急"),
+            "{}",
+            m.body
+        );
+        let plain = render_plain(EventKind::OrderSubmitted, &d, Lang::Zh);
+        assert!(
+            plain
+                .body
+                .contains("- 服务项目：[买菜](http://evil)\n# 加急")
+        );
     }
 
     #[test]

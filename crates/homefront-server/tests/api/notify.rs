@@ -1189,3 +1189,97 @@ async fn notify_an_expiring_credential_tells_its_holder_once() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn notify_markdown_in_an_item_name_reaches_group_bots_escaped() {
+    let w = world().await;
+    let rx = Receiver::start(0).await;
+    w.bot(
+        w.xuanwu,
+        json!({"kind": "wecom", "name": "玄武区调度群", "url": format!("{}/wecom/send?key=K", rx.base)}),
+    )
+    .await;
+    w.bot(
+        w.xuanwu,
+        json!({"kind": "dingtalk", "name": "钉钉群", "locale": "en",
+               "url": format!("{}/dingtalk/send?access_token=T", rx.base)}),
+    )
+    .await;
+    // A local item whose names a coordinator typed with Markdown in them.
+    let evil_zh =
+        "买菜[点此](http://evil.example) **加急**\n# 通知 <font color=\"warning\">!</font>";
+    let evil_en = "Food [click](http://evil.example) **now**\n# Heading";
+    let (status, item) = w
+        .app
+        .post(
+            &w.coordinator,
+            "/api/v1/service-items",
+            json!({"code": "md_groceries", "org_unit_id": w.xuanwu, "name_zh": evil_zh,
+                   "name_en": evil_en, "mode": "onsite", "qualifications": [],
+                   "default_duration_minutes": 60, "offer_timeout_seconds": 300,
+                   "lane": "standard"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    let resp = w
+        .app
+        .client
+        .post(format!("{}/api/v1/orders", w.app.base))
+        .bearer_auth(&w.requester.token)
+        .header("Idempotency-Key", "md")
+        .json(
+            &json!({"item_id": item["id"], "member_id": w.member, "contact_phone": PHONE,
+                      "window_start": "2020-02-12T18:00", "window_end": "2020-02-12T22:00"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    w.pass().await;
+
+    let wecom = rx.at("/wecom/send");
+    assert_eq!(wecom.len(), 1);
+    let content = json_body(&wecom[0])["markdown"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ding = rx.at("/dingtalk/send");
+    assert_eq!(ding.len(), 1);
+    let text = json_body(&ding[0])["markdown"]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for body in [&content, &text] {
+        // No link, emphasis, HTML tag or heading survives unescaped: with
+        // every escaped character taken out, none of their marks is left.
+        let mut bare = String::new();
+        let mut chars = body.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                chars.next();
+            } else {
+                bare.push(c);
+            }
+        }
+        for mark in ["[", "]", "*", "<", ">", "\n# "] {
+            assert!(!bare.contains(mark), "{mark:?} unescaped in {body}");
+        }
+        // ... and the template's own heading and bullets are still there.
+        assert!(body.starts_with("### "), "{body}");
+        assert!(body.contains("\n- "), "{body}");
+    }
+    assert!(
+        content.contains(r"买菜\[点此\]\(http://evil.example\) \*\*加急\*\* \# 通知 \<font"),
+        "{content}"
+    );
+    assert!(
+        text.contains(r"Food \[click\]\(http://evil.example\) \*\*now\*\* \# Heading"),
+        "{text}"
+    );
+    // DingTalk's title is plain text (the chat list does not render it).
+    let title = json_body(&ding[0])["markdown"]["title"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(title.contains("[click](http://evil.example)"), "{title}");
+}
