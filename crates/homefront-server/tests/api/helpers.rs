@@ -394,14 +394,23 @@ pub mod statements {
         }
     }
 
-    /// Installs the counting layer as the global subscriber (once).
+    /// Installs the counting layer, and the log capture of [`super::logs`],
+    /// as the global subscriber (once).
     pub fn install() {
         static ONCE: OnceLock<()> = OnceLock::new();
         ONCE.get_or_init(|| {
             let filter = Targets::new()
                 .with_default(tracing::Level::INFO)
                 .with_target("sqlx::query", tracing::Level::DEBUG);
-            let subscriber = Registry::default().with(Counter.with_filter(filter));
+            let capture = tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(|| super::logs::Writer)
+                .with_filter(tracing_subscriber::filter::filter_fn(|_| {
+                    super::logs::capturing()
+                }));
+            let subscriber = Registry::default()
+                .with(Counter.with_filter(filter))
+                .with(capture);
             // Another test may have installed one first: then counts stay empty
             // and the test using them fails visibly.
             let _ = tracing::subscriber::set_global_default(subscriber);
@@ -432,5 +441,49 @@ pub mod statements {
             first.as_str(),
             "begin" | "commit" | "rollback" | "savepoint" | "release" | "end"
         )
+    }
+}
+
+/// Every log line the process writes, at every level and from every
+/// thread, while a test captures: a formatting layer of the global
+/// subscriber ([`statements::install`]) that writes only between
+/// [`logs::start`] and [`logs::stop`].
+pub mod logs {
+    use std::io::Write;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static CAPTURING: AtomicBool = AtomicBool::new(false);
+    static LINES: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+    /// Whether a capture is on.
+    pub(super) fn capturing() -> bool {
+        CAPTURING.load(Ordering::SeqCst)
+    }
+
+    /// Appends to the captured text.
+    pub(super) struct Writer;
+
+    impl Write for Writer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            LINES.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Starts capturing every event at TRACE.
+    pub fn start() {
+        super::statements::install();
+        LINES.lock().unwrap().clear();
+        CAPTURING.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops and returns what was written since [`start`].
+    pub fn stop() -> String {
+        CAPTURING.store(false, Ordering::SeqCst);
+        String::from_utf8_lossy(&std::mem::take(&mut *LINES.lock().unwrap())).into_owned()
     }
 }

@@ -20,6 +20,7 @@ mod openapi;
 mod orders;
 mod org_units;
 mod pages;
+mod privacy_scan;
 mod province_pages;
 mod push;
 mod reports;
