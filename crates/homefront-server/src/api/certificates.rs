@@ -45,8 +45,10 @@ pub fn public_router() -> Router<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct PeriodQuery {
     /// Period start (date, RFC 3339 or epoch ms).
+    #[param(pattern = r"^([0-9]{1,13}|20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))$")]
     pub from: String,
     /// Period end (a date includes that day).
+    #[param(pattern = r"^([0-9]{1,13}|20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))$")]
     pub to: String,
 }
 
@@ -62,7 +64,8 @@ pub fn verification_path(code: &str) -> String {
     responses((status = 200, description = "The printable certificate page", content_type = "text/html", body = String),
         (status = 401, description = "Not signed in", body = crate::api::openapi::ErrorShape),
         (status = 404, description = "No such volunteer, or not the caller nor in the caller's subtrees", body = crate::api::openapi::ErrorShape),
-        (status = 422, description = "Bad period", body = crate::api::openapi::ErrorShape)))]
+        (status = 422, description = "Bad period", body = crate::api::openapi::ErrorShape),
+        crate::api::openapi::QueryRejection))]
 pub async fn issue(
     State(state): State<AppState>,
     actor: Actor,

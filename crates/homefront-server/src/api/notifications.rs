@@ -63,6 +63,7 @@ pub struct InboxQuery {
     #[serde(default)]
     pub unread: bool,
     /// Page size, 1–200 (default 50), newest first.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// The next page: the cursor of the previous page's `Link` header.
     pub cursor: Option<String>,
@@ -682,6 +683,7 @@ pub(crate) async fn test_bot(
 #[into_params(parameter_in = Query)]
 pub struct DeadQuery {
     /// Page size, 1–500 (default 500), newest first.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// The next page: the cursor of the previous page's `Link` header.
     pub cursor: Option<String>,
@@ -698,7 +700,8 @@ pub struct DeadQuery {
             ("X-Next-Cursor" = String, description = "The next page's `cursor`, when more exist"))),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden` for roles other than coordinator and admin", body = ErrorShape),
-        (status = 422, description = "`invalid_limit` (`limit`, 1–500) or `invalid_cursor` (`cursor`)", body = ErrorShape)))]
+        (status = 422, description = "`invalid_limit` (`limit`, 1–500) or `invalid_cursor` (`cursor`)", body = ErrorShape),
+        crate::api::openapi::QueryRejection))]
 async fn dead(
     State(state): State<AppState>,
     actor: Actor,

@@ -69,8 +69,10 @@ pub struct OfferView {
 #[into_params(parameter_in = Query)]
 pub struct OfferQuery {
     /// `open` (default): offers awaiting an answer; `all`: every offer.
+    #[param(pattern = "^(open|all)$")]
     pub show: Option<String>,
     /// Page size, 1–200 (default 200), newest first.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// The next page: the cursor of the previous page's `Link` header.
     pub cursor: Option<String>,
@@ -118,7 +120,8 @@ pub async fn offer_view(state: &AppState, actor: &Actor, offer: &Offer) -> ApiRe
             ("X-Next-Cursor" = String, description = "The next page's `cursor`, when more offers exist"))),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: the caller is not a volunteer", body = ErrorShape),
-        (status = 422, description = "`invalid_filter` (field `show`), `invalid_limit` (`limit`, 1–200) or `invalid_cursor` (`cursor`)", body = ErrorShape)))]
+        (status = 422, description = "`invalid_filter` (field `show`), `invalid_limit` (`limit`, 1–200) or `invalid_cursor` (`cursor`)", body = ErrorShape),
+        crate::api::openapi::QueryRejection))]
 async fn list(
     State(state): State<AppState>,
     actor: Actor,

@@ -632,6 +632,7 @@ pub struct OrderQuery {
     /// Page size, 1–1000 (default 200), newest first; a larger value is a
     /// 422, never a shorter page. The export takes every row unless a
     /// limit is given (then the newest that many, with no maximum).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// The next page: the cursor of the `Link: <…>; rel="next"` header (or
     /// `X-Next-Cursor`) of the previous page. Opaque; pass it back as is.
@@ -727,6 +728,7 @@ pub async fn scoped_filter(
             ("X-Next-Cursor" = String, description = "The next page's `cursor`, when more orders match"))),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden`: no role of the caller lists orders", body = ErrorShape),
+        (status = 404, description = "`not_found`: `org_unit` names no unit in the caller's area (or the caller manages none)", body = ErrorShape),
         (status = 422, description = "`invalid_state` (field `state`), `invalid_limit` (`limit`, 1–1000), `invalid_cursor` (`cursor`) or `offset_unsupported` (`offset`)", body = ErrorShape),
         QueryRejection))]
 async fn list(

@@ -35,6 +35,7 @@ pub struct OrgUnitQuery {
     /// Only direct children of this unit.
     pub parent_id: Option<i64>,
     /// Only this kind (`province`, `city`, `county`, `team`, `employer`, `partner`).
+    #[param(pattern = "^(province|city|county|team|employer|partner)$")]
     pub kind: Option<String>,
 }
 

@@ -52,8 +52,10 @@ pub struct ReportQuery {
     /// Root of the subtree (org unit id).
     pub org_unit: i64,
     /// Period start: epoch ms, RFC 3339, or a date (start of that day).
+    #[param(pattern = r"^([0-9]{1,13}|20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))$")]
     pub from: String,
     /// Period end: epoch ms, RFC 3339 (exclusive), or a date (inclusive).
+    #[param(pattern = r"^([0-9]{1,13}|20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))$")]
     pub to: String,
 }
 
@@ -175,7 +177,8 @@ pub async fn summary_for(state: &AppState, actor: &Actor, q: &ReportQuery) -> Ap
         (status = 401, description = "Not signed in", body = crate::api::openapi::ErrorShape),
         (status = 403, description = "The role sees no reports", body = crate::api::openapi::ErrorShape),
         (status = 404, description = "No such unit in the caller's subtrees", body = crate::api::openapi::ErrorShape),
-        (status = 422, description = "Bad period or format", body = crate::api::openapi::ErrorShape)))]
+        (status = 422, description = "Bad period or format", body = crate::api::openapi::ErrorShape),
+        crate::api::openapi::QueryRejection))]
 pub async fn summary(
     State(state): State<AppState>,
     actor: Actor,
@@ -225,7 +228,8 @@ pub struct PublicFigures {
     security(()),
     responses((status = 200, description = "Totals, figures below 5 shown as `<5`", body = PublicFigures),
         (status = 404, description = "No such unit", body = crate::api::openapi::ErrorShape),
-        (status = 422, description = "Bad period", body = crate::api::openapi::ErrorShape)))]
+        (status = 422, description = "Bad period", body = crate::api::openapi::ErrorShape),
+        crate::api::openapi::QueryRejection))]
 pub async fn public(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ReportQuery>,
@@ -319,7 +323,8 @@ pub fn mask_phone(e164: &str) -> String {
         (status = 401, description = "Not signed in", body = crate::api::openapi::ErrorShape),
         (status = 403, description = "The role sees no reports", body = crate::api::openapi::ErrorShape),
         (status = 404, description = "No such unit in the caller's subtrees", body = crate::api::openapi::ErrorShape),
-        (status = 422, description = "Bad period or format", body = crate::api::openapi::ErrorShape)))]
+        (status = 422, description = "Bad period or format", body = crate::api::openapi::ErrorShape),
+        crate::api::openapi::QueryRejection))]
 pub async fn hours(
     State(state): State<AppState>,
     actor: Actor,
@@ -340,6 +345,7 @@ pub async fn hours(
 #[into_params(parameter_in = Query)]
 pub struct FormatQuery {
     /// `csv` or `xlsx`.
+    #[param(pattern = "^(csv|xlsx)$")]
     pub format: String,
 }
 
@@ -420,7 +426,8 @@ pub async fn orders_export(
         (status = 401, description = "Not signed in", body = crate::api::openapi::ErrorShape),
         (status = 403, description = "The role sees no reports", body = crate::api::openapi::ErrorShape),
         (status = 404, description = "No such unit in the caller's subtrees", body = crate::api::openapi::ErrorShape),
-        (status = 422, description = "Bad period or format", body = crate::api::openapi::ErrorShape)))]
+        (status = 422, description = "Bad period or format", body = crate::api::openapi::ErrorShape),
+        crate::api::openapi::QueryRejection))]
 pub async fn export_orders(
     State(state): State<AppState>,
     actor: Actor,
@@ -440,7 +447,8 @@ pub async fn export_orders(
         (status = 401, description = "Not signed in", body = crate::api::openapi::ErrorShape),
         (status = 403, description = "The role sees no reports", body = crate::api::openapi::ErrorShape),
         (status = 404, description = "No such unit in the caller's subtrees", body = crate::api::openapi::ErrorShape),
-        (status = 422, description = "Bad period or format", body = crate::api::openapi::ErrorShape)))]
+        (status = 422, description = "Bad period or format", body = crate::api::openapi::ErrorShape),
+        crate::api::openapi::QueryRejection))]
 pub async fn export_hours(
     State(state): State<AppState>,
     actor: Actor,

@@ -51,7 +51,9 @@ pub struct UserDetail {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UserQuery {
-    /// Only users with this role.
+    /// Only users with this role: `admin`, `coordinator`, `liaison`,
+    /// `requester` or `volunteer`.
+    #[param(pattern = "^(admin|coordinator|liaison|requester|volunteer)$")]
     pub role: Option<String>,
 }
 
@@ -69,7 +71,8 @@ fn parse_role(raw: &str) -> ApiResult<Role> {
         (status = 200, body = Vec<User>),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden` for roles other than coordinator and admin", body = ErrorShape),
-        (status = 422, description = "`invalid_role` (field `role`)", body = ErrorShape)))]
+        (status = 422, description = "`invalid_role` (field `role`)", body = ErrorShape),
+        crate::api::openapi::QueryRejection))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     actor: Actor,

@@ -35,6 +35,7 @@ pub struct ImportQuery {
     #[serde(default)]
     pub dry_run: bool,
     /// `xlsx` or `csv`, when the content type does not say.
+    #[param(pattern = "^(xlsx|csv)$")]
     pub format: Option<String>,
 }
 
@@ -139,6 +140,7 @@ pub(crate) async fn import(
 #[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
     /// `xlsx` (default) or `csv`.
+    #[param(pattern = "^(xlsx|csv)$")]
     pub format: Option<String>,
     /// Export only this team.
     pub team_id: Option<i64>,
