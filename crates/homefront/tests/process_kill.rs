@@ -1,4 +1,4 @@
-//! Notifications across a real process kill.
+//! Notifications and orders across real process kills.
 //!
 //! `homefront serve` runs as a child process on a temporary database with a
 //! config file of its own; a local HTTP receiver on 127.0.0.1:0 stands in
@@ -13,7 +13,14 @@
 //! the one whose send was cut off when the dead process's lease
 //! (`notify_lease_seconds`, 15 s here) runs out, under the same delivery id.
 //!
-//! SQLite by default; `HOMEFRONT_TEST_DB=postgres` runs it on a fresh
+//! A second test kills the server at 20 seeded random moments
+//! (`HOMEFRONT_KILL_SEED` replays another run) while a client submits
+//! orders, accepts offers and cancels, then checks that every acknowledged
+//! order exists exactly once, every assignment has its event and outbox
+//! row, every acknowledged accept and cancellation holds, and (SQLite)
+//! `PRAGMA integrity_check` says ok.
+//!
+//! SQLite by default; `HOMEFRONT_TEST_DB=postgres` runs them on a fresh
 //! PostgreSQL database (server at `HOMEFRONT_TEST_POSTGRES_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`), as the API suite does.
 
@@ -199,6 +206,24 @@ impl Server {
             )
             .await;
         assert_eq!(status, reqwest::StatusCode::CREATED, "{v}");
+        v["id"].as_i64().unwrap()
+    }
+}
+
+impl Server {
+    /// Submits (or replays) the order `body` under idempotency key `key`;
+    /// its id.
+    async fn order_with_key(&self, token: &str, key: &str, body: &Value) -> i64 {
+        let (status, v) = self
+            .call(
+                Some(token),
+                Method::POST,
+                "/orders",
+                Some(body.clone()),
+                Some(key),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{key}: {v}");
         v["id"].as_i64().unwrap()
     }
 }
@@ -540,4 +565,458 @@ async fn outbox_rows_committed_before_a_sigkill_are_delivered_once_after_restart
         delivered.len(),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// SplitMix64 (Steele, Lea and Flood, 2014): seeded pseudo-random numbers,
+/// so that a failing run replays with the same kill moments.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..hi` (milliseconds here).
+    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+}
+
+/// What the client was told: orders acknowledged per idempotency key (the
+/// id it got, or `None` while unacknowledged), offers it accepted (order,
+/// volunteer), orders it cancelled, and how many submissions it sent again
+/// after a kill.
+#[derive(Default)]
+struct Told {
+    orders: Vec<(String, Option<i64>)>,
+    accepted: Vec<(i64, i64)>,
+    cancelled: Vec<i64>,
+    retries: usize,
+}
+
+/// One active volunteer of `team`, on duty, holding up to 10 services at
+/// once, written straight to the database before the servers start.
+async fn seed_volunteer(store: &Store, phone: &str, team: i64, xuanwu: i64) -> i64 {
+    use homefront_domain::credentials::{Credential, CredentialKind};
+    use homefront_domain::vetting::VettingState;
+    use homefront_domain::{GeoPoint, PhoneNumber, Timestamp};
+    use homefront_store::credentials::NewCredential;
+    use homefront_store::volunteers::{Account, VolunteerProfile};
+    let now = Timestamp(chrono::Utc::now().timestamp_millis());
+    let hash = homefront_server::auth::hash_password(PASSWORD.into())
+        .await
+        .unwrap();
+    let id = store
+        .register_volunteer(
+            Account::New {
+                phone: &PhoneNumber::parse(phone).unwrap(),
+                display_name: "张志愿",
+                password_hash: &hash,
+            },
+            &VolunteerProfile {
+                team_id: team,
+                home_division_id: xuanwu,
+                home_location: Some(GeoPoint::new(118.80, 32.05).unwrap()),
+                service_radius_km: 10.0,
+                declared_qualifications: vec![],
+                vehicle_seats: None,
+                languages: vec![],
+                max_concurrent: 10,
+                gender: None,
+                emergency_contact: None,
+            },
+            None,
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    for target in [
+        VettingState::Reviewed,
+        VettingState::Interviewed,
+        VettingState::Trained,
+        VettingState::ExamPassed,
+        VettingState::AgreementSigned,
+        VettingState::Insured,
+        VettingState::Active,
+    ] {
+        let mut tx = store.begin_write().await.unwrap();
+        Store::move_vetting_tx(&mut tx, id, target, None, now, None, None)
+            .await
+            .unwrap()
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    for kind in [
+        CredentialKind::TrainingCertificate,
+        CredentialKind::ServiceAgreement,
+        CredentialKind::Insurance,
+    ] {
+        let c = Credential::new(kind, now.plus_days(-30), Some(now.plus_days(365))).unwrap();
+        store
+            .add_credential(
+                &NewCredential {
+                    volunteer_id: id,
+                    credential: &c,
+                    insurer: Some("中国人保"),
+                    policy_number: Some("PICC-1"),
+                    document_ref: None,
+                    actor: None,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+    }
+    store.set_duty(id, true, None, now).await.unwrap();
+    id
+}
+
+/// Submits orders, accepts offers and cancels assigned orders (which frees
+/// the volunteer for the next) as fast as answers come, until the server
+/// stops answering; records what it was told in `told`. Unanswered
+/// submissions are retried under the same key first, as a client would.
+async fn client_until_killed(
+    base: String,
+    requester: String,
+    volunteers: Vec<(i64, String)>,
+    body: Value,
+    told: Arc<Mutex<Told>>,
+) {
+    let server = Server {
+        child: None,
+        base,
+        log: Arc::default(),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap(),
+    };
+    loop {
+        let key = {
+            let mut t = told.lock().unwrap();
+            match t.orders.iter().find(|(_, id)| id.is_none()).cloned() {
+                Some((k, _)) => {
+                    t.retries += 1;
+                    k
+                }
+                None => {
+                    let k = format!("rk-{}", t.orders.len());
+                    t.orders.push((k.clone(), None));
+                    k
+                }
+            }
+        };
+        let req = server
+            .client
+            .post(format!("{}/api/v1/orders", server.base))
+            .bearer_auth(&requester)
+            .header("Idempotency-Key", &key)
+            .json(&body);
+        let Ok(resp) = req.send().await else { return };
+        let status = resp.status();
+        let Ok(v) = resp.json::<Value>().await else {
+            return;
+        };
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{key}: {v}");
+        let id = v["id"].as_i64().unwrap();
+        told.lock()
+            .unwrap()
+            .orders
+            .iter_mut()
+            .find(|(k, _)| *k == key)
+            .unwrap()
+            .1 = Some(id);
+        for (volunteer, token) in &volunteers {
+            let Ok(resp) = server
+                .client
+                .get(format!("{}/api/v1/offers", server.base))
+                .bearer_auth(token)
+                .send()
+                .await
+            else {
+                return;
+            };
+            let Ok(offers) = resp.json::<Value>().await else {
+                return;
+            };
+            for offer in offers.as_array().into_iter().flatten() {
+                let path = format!("{}/api/v1/offers/{}/accept", server.base, offer["id"]);
+                let Ok(resp) = server
+                    .client
+                    .post(path)
+                    .bearer_auth(token)
+                    .json(&json!({}))
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                if resp.status() == reqwest::StatusCode::OK {
+                    let order = offer["order"]["id"].as_i64().unwrap();
+                    told.lock().unwrap().accepted.push((order, *volunteer));
+                }
+            }
+        }
+        let to_cancel = {
+            let t = told.lock().unwrap();
+            t.accepted
+                .iter()
+                .map(|(o, _)| *o)
+                .find(|o| !t.cancelled.contains(o))
+        };
+        if let Some(order) = to_cancel {
+            let path = format!("{}/api/v1/orders/{order}/cancel", server.base);
+            let Ok(resp) = server
+                .client
+                .post(path)
+                .bearer_auth(&requester)
+                .json(&json!({"reason": "no longer needed"}))
+                .send()
+                .await
+            else {
+                return;
+            };
+            if resp.status() == reqwest::StatusCode::OK {
+                told.lock().unwrap().cancelled.push(order);
+            }
+        }
+    }
+}
+
+/// Counts rows of `sql` (one bigint column) for `id`.
+async fn count(store: &Store, sql: &str, id: i64) -> i64 {
+    let mut tx = store.begin_write().await.unwrap();
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_sigkills_lose_and_repeat_no_acknowledged_order_or_assignment() {
+    let started = Instant::now();
+    let seed: u64 = std::env::var("HOMEFRONT_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_200_212);
+    let kills = 20;
+    let mut rng = SplitMix(seed);
+    let db = Db::new("randkill").await;
+    let config = db.dir.join("homefront.toml");
+    std::fs::write(
+        &config,
+        "bind = \"127.0.0.1:0\"\ndispatch_interval_seconds = 1\n",
+    )
+    .unwrap();
+    run(homefront(&db, &config).args(["org", "import-divisions", "--province", "32"]));
+    run(homefront(&db, &config)
+        .args(["user", "create-admin", "--phone", ADMIN])
+        .env("HOMEFRONT_ADMIN_PASSWORD", PASSWORD));
+    let store = Store::connect(&db.url).await.unwrap();
+    let xuanwu = store
+        .org_unit_by_adcode("320102000000")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+
+    let a = Server::start(&db, &config);
+    let admin = a.login(ADMIN).await;
+    a.post(
+        &admin,
+        "/users",
+        json!({"phone": REQUESTER, "display_name": "刘护士", "password": PASSWORD,
+               "grants": [{"role": "requester"}]}),
+    )
+    .await;
+    let requester = a.login(REQUESTER).await;
+    let member = a
+        .post(
+            &requester,
+            "/household/members",
+            json!({"name": "刘护士", "relation": "self", "adcode": "320102", "street": STREET,
+                   "phone": PHONE, "longitude": 118.797, "latitude": 32.049}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let team = a
+        .post(
+            &admin,
+            "/org-units",
+            json!({"kind": "team", "name": "玄武区志愿服务队", "parent_id": xuanwu}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    // A remote item that may run alongside others, so that one volunteer
+    // can hold several of the same evening's orders (up to 10).
+    let item = a
+        .post(
+            &admin,
+            "/service-items",
+            json!({"code": "kill_calls", "org_unit_id": xuanwu, "name_zh": "电话陪伴",
+                   "name_en": "Phone company", "mode": "remote", "qualifications": [],
+                   "default_duration_minutes": 60, "offer_timeout_seconds": 3600,
+                   "lane": "standard", "runs_alongside": true}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let mut volunteers = Vec::new();
+    for phone in ["13700000001", "13700000002", "13700000003"] {
+        let id = seed_volunteer(&store, phone, team, xuanwu).await;
+        volunteers.push((id, a.login(phone).await));
+    }
+    a.kill();
+
+    // One body for every submission: a retry under the same key must be
+    // the same request.
+    let start = chrono::Utc::now() + chrono::Duration::days(1);
+    let rfc =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let body = json!({"item_id": item, "member_id": member, "contact_phone": PHONE,
+                      "window_start": rfc(start),
+                      "window_end": rfc(start + chrono::Duration::hours(4))});
+    // Sessions live in the database: the same tokens serve every process.
+    let told = Arc::new(Mutex::new(Told::default()));
+    for _ in 0..kills {
+        let server = Server::start(&db, &config);
+        let client = tokio::spawn(client_until_killed(
+            server.base.clone(),
+            requester.clone(),
+            volunteers.clone(),
+            body.clone(),
+            told.clone(),
+        ));
+        tokio::time::sleep(Duration::from_millis(rng.between(50, 1500))).await;
+        server.kill();
+        client.await.expect("the client's own checks");
+    }
+
+    // A last process: every unanswered submission is retried under its key
+    // and every answered one replays the same order.
+    let last = Server::start(&db, &config);
+    let orders = told.lock().unwrap().orders.clone();
+    let mut acked = BTreeMap::new();
+    for (key, id) in &orders {
+        let again = last.order_with_key(&requester, key, &body).await;
+        if let Some(id) = id {
+            assert_eq!(again, *id, "{key} replays its order");
+        }
+        acked.insert(key.clone(), again);
+    }
+    last.kill();
+
+    let ids: std::collections::BTreeSet<i64> = acked.values().copied().collect();
+    assert_eq!(ids.len(), acked.len(), "one order per key: {acked:?}");
+    let total = count(
+        &store,
+        "select cast(count(*) as bigint) from service_order where member_id = $1",
+        member,
+    )
+    .await;
+    assert_eq!(
+        total,
+        i64::try_from(ids.len()).unwrap(),
+        "no order without an acknowledged key"
+    );
+    let mut assignments = 0;
+    for &order in &ids {
+        let per = |sql: &'static str| {
+            let store = &store;
+            async move { count(store, sql, order).await }
+        };
+        let submitted_events = per(
+            "select cast(count(*) as bigint) from order_event where order_id = $1 and to_state = 'submitted'",
+        )
+        .await;
+        let submitted_rows = per(
+            "select cast(count(*) as bigint) from outbox_event where order_id = $1 and kind = 'order_submitted'",
+        )
+        .await;
+        assert_eq!(
+            (submitted_events, submitted_rows),
+            (1, 1),
+            "order {order}: one submit event and outbox row"
+        );
+        let accepted = per(
+            "select cast(count(*) as bigint) from offer where order_id = $1 and state = 'accepted'",
+        )
+        .await;
+        let assigned_events = per(
+            "select cast(count(*) as bigint) from order_event where order_id = $1 and to_state = 'assigned'",
+        )
+        .await;
+        let assigned_rows = per(
+            "select cast(count(*) as bigint) from outbox_event where order_id = $1 and kind = 'order_assigned'",
+        )
+        .await;
+        assert!(accepted <= 1, "order {order}: {accepted} accepted offers");
+        assert_eq!(
+            (assigned_events, assigned_rows),
+            (accepted, accepted),
+            "order {order}: an assignment with its event and outbox row, or none of them"
+        );
+        let o = store.order(order).await.unwrap().unwrap();
+        if o.state == OrderState::Assigned {
+            assert_eq!(
+                accepted, 1,
+                "order {order} is assigned without an accepted offer"
+            );
+            assert!(o.assignee_user_id.is_some());
+        }
+        assignments += accepted;
+    }
+    // Every accept and cancellation the client was told of holds.
+    let (told_accepted, told_cancelled, retries) = {
+        let t = told.lock().unwrap();
+        (t.accepted.clone(), t.cancelled.clone(), t.retries)
+    };
+    for (order, volunteer) in &told_accepted {
+        let offers = store.offers_of_order(*order).await.unwrap();
+        assert!(
+            offers
+                .iter()
+                .any(|o| o.state == "accepted" && o.volunteer_user_id == *volunteer),
+            "order {order}: the accept told to volunteer {volunteer}"
+        );
+    }
+    for order in &told_cancelled {
+        let o = store.order(*order).await.unwrap().unwrap();
+        assert_eq!(o.state, OrderState::Cancelled, "order {order}");
+        let events = count(
+            &store,
+            "select cast(count(*) as bigint) from order_event where order_id = $1 and to_state = 'cancelled'",
+            *order,
+        )
+        .await;
+        assert_eq!(events, 1, "order {order}: one cancel event");
+    }
+    if db.url.starts_with("sqlite:") {
+        let mut tx = store.begin_write().await.unwrap();
+        let check: String = sqlx::query_scalar("pragma integrity_check")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(check, "ok");
+    }
+    store.close().await;
+    eprintln!(
+        "seed {seed}: {kills} SIGKILLs, {} orders ({retries} submissions sent again after a kill), {assignments} assignments ({} accepts and {} cancellations acknowledged), in {:.1} s",
+        ids.len(),
+        told_accepted.len(),
+        told_cancelled.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(ids.len() >= kills, "the client got work done between kills");
 }
