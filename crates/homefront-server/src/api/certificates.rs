@@ -148,7 +148,8 @@ pub async fn issue(
 #[utoipa::path(get, path = "/certificates/{code}", tag = "certificates", security(()),
     params(("code" = String, Path, description = "The verification code printed on the certificate")),
     responses((status = 200, description = "Valid: the certificate's own facts", content_type = "text/html", body = String),
-        (status = 404, description = "No certificate has this code", content_type = "text/html", body = String)))]
+        (status = 404, description = "No certificate has this code: a page, or the API's error shape when the code is not text at all (a control character)",
+            content((String = "text/html"), (crate::api::openapi::ErrorShape = "application/json")))))]
 pub async fn verify(State(state): State<AppState>, Path(code): Path<String>) -> Response {
     // Codes are base64url: anything else cannot match, so skip the query.
     let valid_shape = !code.is_empty()

@@ -79,6 +79,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => {
                 if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    // serde reads a struct from an array of its fields in
+                    // order too (`[null, null]` for a patch of two optional
+                    // fields); every body of this API is an object.
+                    if !doc.is_object() {
+                        return Err(ApiError::new(
+                            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                            "invalid_body",
+                            "the request body must be a JSON object ({...}) with the fields this endpoint documents",
+                        ));
+                    }
                     crate::input::check_json(&doc)?;
                 }
                 Ok(ApiJson(v))

@@ -87,6 +87,46 @@ impl Modify for Security {
     }
 }
 
+/// Declares the text rule's answer on every operation: the middleware
+/// [`crate::input::check_uri`] refuses a query parameter (name or value)
+/// with a control character, a bidirectional override or nothing visible
+/// before any handler runs, with 422 `invalid_text`. Operations that list
+/// a 422 of their own already cover it.
+struct TextRule;
+
+impl Modify for TextRule {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let answer = ResponseBuilder::new()
+            .description(
+                "`invalid_text`: a query parameter holds a control character, a \
+                 bidirectional override or nothing visible; `field` names it",
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorShape")))
+                    .build(),
+            )
+            .build();
+        for item in doc.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                op.responses
+                    .responses
+                    .entry("422".to_string())
+                    .or_insert_with(|| answer.clone().into());
+            }
+        }
+    }
+}
+
 /// The document's source.
 #[derive(OpenApi)]
 #[openapi(
@@ -208,7 +248,7 @@ impl Modify for Security {
         openapi_json,
     ),
     components(schemas(ErrorShape)),
-    modifiers(&Security),
+    modifiers(&Security, &TextRule),
     security(("bearer" = []), ("cookie" = [])),
     tags(
         (name = "sessions", description = "Sign-in, sessions, password and two-step sign-in"),
