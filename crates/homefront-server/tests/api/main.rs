@@ -9,6 +9,7 @@
 mod authz;
 mod catalogue;
 mod constraints;
+mod coordinator_pages;
 mod demo;
 mod dispatch;
 mod dispatch_effective;

@@ -555,7 +555,7 @@ pub async fn transition_recorded_in(
     let to = order_state::transition(from, action)?;
     let assignee_sql = match action {
         OrderAction::Assign => "$5",
-        OrderAction::Release => "null",
+        OrderAction::Release | OrderAction::Reassign { .. } => "null",
         _ => "assignee_user_id",
     };
     let sql = format!(
