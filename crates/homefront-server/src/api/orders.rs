@@ -415,6 +415,18 @@ pub async fn place_order(
             "this child is under 14: record a guardian's consent on the family member before ordering",
         ));
     }
+    if !homefront_domain::catalogue::suits_member(
+        &item.qualification_codes(),
+        member.relation,
+        member.age_years,
+        member.school_grade.as_deref(),
+    ) {
+        return Err(ApiError::invalid(
+            "item_id",
+            "item_not_for_member",
+            "tutoring is for school pupils: choose a child under 18 or a member with a school grade, or another service",
+        ));
+    }
     let (division, street, location, unit) = match req.location {
         Some(loc) => {
             let street =

@@ -28,3 +28,4 @@ mod security;
 mod sessions;
 mod ui;
 mod volunteers;
+mod wizard_pages;
