@@ -229,6 +229,22 @@ impl Store {
         Ok(household)
     }
 
+    /// The households an employer verified, most recently verified first.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn households_of_employer(&self, employer_id: i64) -> Result<Vec<Household>> {
+        let sql = format!(
+            "select {HOUSEHOLD_COLUMNS} from household where employer_id = $1
+             order by verified_at desc, id desc"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(employer_id)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
     /// The household of a requester, if it has one (never writes).
     ///
     /// # Errors

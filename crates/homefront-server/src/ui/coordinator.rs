@@ -780,6 +780,48 @@ async fn order_page(
             };
             candidates.push((j.volunteer_id, false, explain));
         }
+        // Accounts with a volunteer role on a team that serves the order
+        // but no volunteer profile yet (no home point, radius or vetting):
+        // the dispatcher never sees them; a coordinator may still assign
+        // one after a call, as hand assignment allows.
+        let scopes: Option<Vec<String>> = actor
+            .managed_scopes()
+            .map(|s| s.iter().map(|p| p.as_str().to_string()).collect());
+        let judged_ids: std::collections::HashSet<i64> =
+            judged.iter().map(|j| j.volunteer_id).collect();
+        let bare: Vec<i64> = state
+            .store
+            .users_in_scope(scopes.as_deref(), Some(homefront_domain::Role::Volunteer))
+            .await
+            .page(t)?
+            .into_iter()
+            .map(|u| u.id)
+            .filter(|id| !judged_ids.contains(id) && !listed.contains(id))
+            .collect();
+        let order_path = OrgPath::from_stored(order.division_path.clone());
+        let grants = state.store.grants_of(&bare).await.page(t)?;
+        for id in bare {
+            let serves = grants.iter().any(|g| {
+                g.user_id == id
+                    && g.role == homefront_domain::Role::Volunteer
+                    && g.org_path.as_ref().is_some_and(|p| {
+                        crate::api::dispatch::may_dispatch(
+                            actor,
+                            &order_path,
+                            order.escalation_level,
+                            &OrgPath::from_stored(p.clone()),
+                        )
+                    })
+            });
+            if !serves {
+                continue;
+            }
+            if candidates.len() >= MAX_CANDIDATES {
+                more += 1;
+                continue;
+            }
+            candidates.push((id, false, t.t("board.out_no_profile").to_string()));
+        }
     }
     // Names for the log, the offers and the lists; phones for the lists
     // and the live assignee (each read logged).

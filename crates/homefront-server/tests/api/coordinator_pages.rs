@@ -91,6 +91,13 @@ async fn coordinator_order_page_ranks_in_words_says_why_others_are_out_and_logs_
         )
         .await;
     let unlicensed = w.volunteer("13900000005", 0.4, &[], Flaw::default()).await;
+    // An account with the volunteer role on the team but no profile yet.
+    w.app
+        .user(
+            "13900000009",
+            &[(homefront_domain::Role::Volunteer, Some(w.team))],
+        )
+        .await;
     let order = w.order("ride", "ride-1").await;
     w.tick().await;
 
@@ -119,6 +126,7 @@ async fn coordinator_order_page_ranks_in_words_says_why_others_are_out_and_logs_
         ("139 0000 0003", "超出服务半径"),
         ("139 0000 0004", "保险"),
         ("139 0000 0005", "不具备免费用车资质"),
+        ("139 0000 0009", "尚未建立志愿者档案"),
     ] {
         let (r, in_ranking) = row(&html, phone);
         assert!(!in_ranking, "{phone} ranked: {r}");

@@ -278,6 +278,8 @@ pub struct OrderFilter {
     pub household_id: Option<i64>,
     /// Only orders assigned to this account.
     pub assignee_user_id: Option<i64>,
+    /// Only orders placed by this account (a liaison's orders for staff).
+    pub placed_by: Option<i64>,
     /// Only these states.
     pub states: Vec<OrderState>,
     /// Only these item codes.
@@ -376,6 +378,7 @@ impl OrderFilter {
         for (value, column, op) in [
             (self.household_id, "o.household_id", "="),
             (self.assignee_user_id, "o.assignee_user_id", "="),
+            (self.placed_by, "o.placed_by", "="),
             (self.created_from, "o.created_at", ">="),
             (self.created_to, "o.created_at", "<"),
             (self.before_id, "o.id", "<"),
