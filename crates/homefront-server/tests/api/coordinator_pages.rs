@@ -323,3 +323,67 @@ async fn coordinator_reassigns_a_live_order_and_cancels_with_a_reason() {
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn coordinator_sets_a_units_dispatch_mode_on_its_page() {
+    let w = world().await;
+    let client = browser();
+    let csrf = sign_in(&w.app, &client, "13800000002", "/board").await;
+    let path = format!("/admin/units/{}/dispatch", w.xuanwu);
+    let (status, html) = get(&client, &w, &path).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    // Every mode with what it means; the one in force (default) checked.
+    assert!(html.contains("value=\"auto\" checked"), "{html}");
+    assert!(
+        html.contains("同时邀请几位最合适的志愿者") && html.contains("由协调员从排名列表中邀请")
+    );
+    let (_, units) = get(&client, &w, "/admin/units").await;
+    assert!(units.contains(&format!("href=\"{path}\"")));
+
+    let (status, html) = post(
+        &client,
+        &w,
+        &path,
+        &[
+            ("_csrf", &csrf),
+            ("mode", "broadcast"),
+            ("broadcast_k", "99"),
+            ("cooldown", "10"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("id=\"form-error\""));
+    let (status, _) = post(
+        &client,
+        &w,
+        &path,
+        &[
+            ("_csrf", &csrf),
+            ("mode", "broadcast"),
+            ("broadcast_k", "3"),
+            ("cooldown", "15"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, s) = w
+        .app
+        .get(
+            &w.coordinator,
+            &format!("/api/v1/org-units/{}/dispatch-setting", w.xuanwu),
+        )
+        .await;
+    assert_eq!(s["mode"], "broadcast");
+    assert_eq!(s["broadcast_k"], 3);
+    assert_eq!(s["reoffer_cooldown_minutes"], 15);
+    let (_, html) = get(&client, &w, &format!("{path}?done=1")).await;
+    assert!(html.contains("value=\"broadcast\" checked"));
+    // Another county's unit is out of reach.
+    let other = w.app.division("320104").await;
+    let (status, _) = get(&client, &w, &format!("/admin/units/{other}/dispatch")).await;
+    assert!(
+        status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
+        "{status}"
+    );
+}
