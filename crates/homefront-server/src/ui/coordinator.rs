@@ -447,6 +447,9 @@ struct EventLine {
     at: String,
     who: String,
     what: String,
+    /// Whom it concerns (the volunteer an order was assigned to), shown
+    /// after `what` as a name.
+    whom: Option<String>,
     /// A person's reason (cancel, reassign), as typed.
     reason: Option<String>,
 }
@@ -600,6 +603,7 @@ fn event_lines(
     let last_assign = events.iter().rposition(|e| e.action == A::Assign);
     let mut out = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
+        let mut assignee = None;
         let what = match e.action {
             A::Assign => {
                 // Whom: the offer accepted since the assignment before
@@ -626,7 +630,8 @@ fn event_lines(
                 };
                 match whom {
                     Some(v) if Some(v) != e.actor_user_id => {
-                        t.f1("event.assign_to", "name", name(Some(v)))
+                        assignee = Some(name(Some(v)));
+                        t.t("event.assign_to").to_string()
                     }
                     _ if accepted.is_some() => t.t("event.accepted").to_string(),
                     _ => t.t("event.assign").to_string(),
@@ -660,6 +665,7 @@ fn event_lines(
             at: super::local_time(e.at, order.time_zone),
             who: name(e.actor_user_id),
             what,
+            whom: assignee,
             reason,
         });
     }

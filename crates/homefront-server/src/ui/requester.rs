@@ -150,7 +150,7 @@ struct StepItem {
     /// The member the list is for (0: the household has none yet).
     member: i64,
     /// The chosen member's rules, in words (guardian consent, tutoring).
-    rules: Vec<String>,
+    rules: Vec<Rule>,
     /// Deliverable now, most-used first.
     items: Vec<ItemChoice>,
     /// The others, each with why.
@@ -170,11 +170,21 @@ struct Wizard {
 /// Orders counted for "most-used first": the last 30 days.
 const USAGE_DAYS: i64 = 30;
 
+/// A rule about a member in words, split around their name so the page
+/// can mark the name as data: (before, name, after).
+pub(crate) type Rule = (String, String, String);
+
+fn rule(t: Tr, key: &str, name: &str) -> Rule {
+    let text = t.t(key);
+    let (before, after) = text.split_once("{name}").unwrap_or((text, ""));
+    (before.to_string(), name.to_string(), after.to_string())
+}
+
 /// What the wizard says of a member: who needs what before ordering.
-fn member_rules(t: Tr, m: &Member) -> Vec<String> {
+fn member_rules(t: Tr, m: &Member) -> Vec<Rule> {
     let mut out = Vec::new();
     if api_households::lacks_guardian_consent(m) {
-        out.push(t.f1("wizard.rule_consent", "name", &m.name));
+        out.push(rule(t, "wizard.rule_consent", &m.name));
     }
     if !homefront_domain::catalogue::suits_member(
         &["teacher"],
@@ -182,7 +192,7 @@ fn member_rules(t: Tr, m: &Member) -> Vec<String> {
         m.age_years,
         m.school_grade.as_deref(),
     ) {
-        out.push(t.f1("wizard.rule_tutoring", "name", &m.name));
+        out.push(rule(t, "wizard.rule_tutoring", &m.name));
     }
     out
 }
@@ -310,7 +320,7 @@ struct MemberChoice {
     street: String,
     /// What this member needs before ordering (guardian consent) and
     /// which services do not suit them, in words.
-    rules: Vec<String>,
+    rules: Vec<Rule>,
 }
 
 #[derive(Template, WebTemplate)]

@@ -16,6 +16,7 @@ mod dispatch_effective;
 mod fulfilment;
 mod helpers;
 mod household_pages;
+mod language;
 mod liaison_pages;
 mod notify;
 mod openapi;

@@ -99,7 +99,7 @@ async fn wizard_lists_what_can_be_delivered_now_and_says_why_not_for_the_rest() 
         "{apart}"
     );
     // A child under 14 without recorded consent: said where they are chosen.
-    assert!(html.contains("id=\"member-rules\"") && html.contains("刘小未满14周岁"));
+    assert!(html.contains("id=\"member-rules\"") && html.contains("刘小</span>未满14周岁"));
     let courier_id = w
         .app
         .store
@@ -116,7 +116,10 @@ async fn wizard_lists_what_can_be_delivered_now_and_says_why_not_for_the_rest() 
         &format!("/orders/new/who?item={courier_id}&member={child}"),
     )
     .await;
-    assert!(who.contains("刘小未满14周岁") && who.contains("不能为刘父下单"));
+    assert!(
+        who.contains("刘小</span>未满14周岁")
+            && who.contains("不能为<span translate=\"no\">刘父</span>下单")
+    );
     assert!(who.contains(&format!("value=\"{child}\" checked")), "{who}");
 
     // Intake refuses tutoring for the 69-year-old, naming the field.
