@@ -190,3 +190,43 @@ async fn wizard_lists_what_can_be_delivered_now_and_says_why_not_for_the_rest() 
     let page = get(&client, &w, &format!("/orders/{order}")).await;
     assert!(!page.contains("139 0000 0001"), "{page}");
 }
+
+#[tokio::test]
+async fn a_volunteer_prints_a_certificate_from_the_hours_page_and_anyone_verifies_it() {
+    let w = world().await;
+    let me = w.volunteer("13900000001", 0.5, &[], Flaw::default()).await;
+    let client = browser();
+    sign_in(&w.app, &client, "13900000001", "/volunteer").await;
+    let html = get(&client, &w, "/volunteer/hours").await;
+    let action = format!("action=\"/api/v1/volunteers/{me}/certificate\"");
+    assert!(
+        html.contains(&action) && html.contains("value=\"2020-02-01\""),
+        "{html}"
+    );
+    // The form's request, as the browser sends it with the session cookie.
+    let cert = get(
+        &client,
+        &w,
+        &format!("/api/v1/volunteers/{me}/certificate?from=2020-02-01&to=2020-02-12"),
+    )
+    .await;
+    assert!(cert.contains("@media print"), "print stylesheet");
+    let code = cert
+        .split("/certificates/")
+        .nth(1)
+        .and_then(|s| s.split(['"', '<']).next())
+        .expect("verification link")
+        .to_string();
+    let resp = reqwest::Client::new()
+        .get(format!("{}/certificates/{code}", w.app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = reqwest::Client::new()
+        .get(format!("{}/certificates/not-a-code", w.app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(resp.status(), StatusCode::OK);
+}
