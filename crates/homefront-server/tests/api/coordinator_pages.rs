@@ -248,6 +248,11 @@ async fn coordinator_reassigns_a_live_order_and_cancels_with_a_reason() {
     let o = w.app.store.order(order).await.unwrap().unwrap();
     assert_eq!(o.assignee_user_id, Some(first));
 
+    homefront_server::notify::deliver_pass(&w.app.state())
+        .await
+        .unwrap();
+    let (_, inbox) = w.app.get(&s, "/api/v1/inbox").await;
+    let unread_before = inbox["unread"].as_i64().unwrap();
     // With a reason: withdrawn from the first, assigned to the second, in
     // one go, the reason in the log.
     let (status, _) = post(
@@ -272,6 +277,16 @@ async fn coordinator_reassigns_a_live_order_and_cancels_with_a_reason() {
     assert_eq!(events[n - 2].reason.as_deref(), Some("电话一直打不通"));
     assert_eq!(events[n - 2].actor_user_id, Some(w.coordinator.user_id));
     assert_eq!(events[n - 1].action, EventAction::Assign);
+    // The first volunteer hears that the order was taken from them.
+    homefront_server::notify::deliver_pass(&w.app.state())
+        .await
+        .unwrap();
+    let (_, inbox) = w.app.get(&s, "/api/v1/inbox").await;
+    assert_eq!(
+        inbox["unread"].as_i64().unwrap(),
+        unread_before + 1,
+        "{inbox}"
+    );
     // The first volunteer no longer sees the address.
     let (status, body) = w.app.get(&s, &format!("/api/v1/orders/{order}")).await;
     assert!(

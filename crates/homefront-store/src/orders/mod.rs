@@ -556,6 +556,17 @@ pub async fn transition_recorded_in(
         .await?
         .ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
     let to = order_state::transition(from, action)?;
+    // Whom a release or reassignment takes the order from: they hear of it.
+    let released: Option<i64> =
+        if matches!(action, OrderAction::Release | OrderAction::Reassign { .. }) {
+            sqlx::query_scalar("select assignee_user_id from service_order where id = $1")
+                .bind(order_id)
+                .fetch_optional(&mut **tx)
+                .await?
+                .flatten()
+        } else {
+            None
+        };
     let assignee_sql = match action {
         OrderAction::Assign => "$5",
         OrderAction::Release | OrderAction::Reassign { .. } => "null",
@@ -618,6 +629,10 @@ pub async fn transition_recorded_in(
             (
                 "actor_user_id",
                 actor.map_or(serde_json::Value::Null, Into::into),
+            ),
+            (
+                "released_user_id",
+                released.map_or(serde_json::Value::Null, Into::into),
             ),
         ],
         now_ms,
