@@ -119,6 +119,14 @@ test('order, live offer, check-in/out, live status, confirm, board, manual dispa
   await shot(req, 'requester-orders-empty');
   await switchLanguage(req, 'requester-orders');
   await req.locator('#new-order').click();
+  // Step 1 lists what a volunteer can deliver here now; nobody near holds
+  // a driving licence, so the free ride is apart, saying why.
+  await switchLanguage(req, 'requester-step1');
+  assert.equal(await req.locator('#deliverable').getByText('免费用车').count(), 0, 'ride offered with no driver near');
+  await req.locator('#apart summary').click();
+  await req.locator('#apart', { hasText: '附近暂时没有能提供免费用车的志愿者' }).waitFor();
+  assert.equal(await req.locator('#deliverable input:checked').count(), 0, 'an item was preselected');
+  await shot(req, 'requester-step1-apart');
   await req.getByLabel(/日常采购|买菜|groceries/i).first().check();
   await shot(req, 'requester-step1-item');
   await req.getByRole('button', { name: '下一步' }).click();
@@ -212,6 +220,25 @@ test('order, live offer, check-in/out, live status, confirm, board, manual dispa
   }
   await co.waitForFunction(() => document.querySelector('#order-state')?.dataset.state !== 'submitted');
   await shot(co, 'coordinator-dispatched');
+  // The order's page: its log in words, its offers, and (now that 赵磊 has
+  // it) a reassign form; the coordinator hands it to 李伟 after a call.
+  await co.goto(`${BASE}/board/orders/${second.id}`);
+  await co.waitForFunction(() => document.querySelector('#order-state')?.dataset.state === 'assigned');
+  assert.ok((await co.locator('#log li').count()) >= 2, 'order log');
+  await co.locator('#log', { hasText: '提交了订单' }).waitFor();
+  await switchLanguage(co, 'coordinator-order');
+  co.on('dialog', (d) => d.accept());
+  await co.locator('#reassign-reason').fill('赵磊临时有事');
+  const li = co.getByLabel('李伟');
+  if (!(await li.isVisible())) await co.locator('#reassign-form details summary').click();
+  await li.check();
+  await shot(co, 'coordinator-reassign');
+  await co.locator('#reassign-assign').click();
+  await co.waitForURL(/done=reassigned/);
+  await co.locator('#log', { hasText: '赵磊临时有事' }).waitFor();
+  await co.locator('#log', { hasText: '收回指派以改派' }).waitFor();
+  await co.locator('#assignee', { hasText: '李伟' }).waitFor();
+  await shot(co, 'coordinator-reassigned');
   ids.firstOrder = orderId;
   ids.secondOrder = second.id;
   await Promise.all([reqCtx.close(), volCtx.close(), coCtx.close()]);
@@ -249,5 +276,40 @@ test("a coordinator cannot reach another county's order by editing the URL", asy
   await page.goto(BASE + '/board');
   assert.equal(await page.locator('[data-order]').count(), 0, 'other county orders on the board');
   await shot(page, 'privacy-coordinator-other-county');
+  await ctx.close();
+});
+
+test('a liaison verifies a staff member and orders on their behalf', async () => {
+  const admin = await login(process.env.HF_ADMIN_PHONE, process.env.HF_ADMIN_PASSWORD);
+  const employer = await api(admin, 'POST', '/api/v1/org-units', {
+    kind: 'employer', name: '江苏省人民医院', parent_id: ids.xuanwu,
+  });
+  await api(admin, 'POST', '/api/v1/users', {
+    phone: '13800000006', display_name: '孙丽', password: PASSWORD,
+    grants: [{ role: 'liaison', org_unit_id: employer.id }],
+  });
+  const ctx = await phoneContext();
+  const page = await ctx.newPage();
+  await signIn(page, '13800000006');
+  assert.equal(new URL(page.url()).pathname, '/liaison');
+  await switchLanguage(page, 'liaison-home');
+  await page.locator('#verify-phone').fill('13800000001');
+  await page.getByLabel(/科室/).fill('呼吸科');
+  await page.locator('#verify').click();
+  await page.waitForURL(/verified=1/);
+  await page.locator('#staff', { hasText: '138 0000 0001' }).waitFor();
+  await shot(page, 'liaison-verified');
+  await page.locator('#staff a.button').first().click();
+  await page.waitForURL(/\/liaison\/order\?household=/);
+  await page.getByLabel(/王建国/).check();
+  await page.locator('#liaison-item').selectOption({ label: '买菜送菜' });
+  await shot(page, 'liaison-order-form');
+  await page.locator('#place-order').click();
+  await page.waitForURL(/\/orders\/\d+$/);
+  const id = Number(new URL(page.url()).pathname.split('/').pop());
+  await shot(page, 'liaison-order-placed');
+  await page.goto(`${BASE}/liaison`);
+  await page.locator(`#liaison-orders [data-order="${id}"]`).waitFor();
+  await shot(page, 'liaison-orders');
   await ctx.close();
 });

@@ -55,7 +55,9 @@ pub struct Volunteer {
 }
 
 impl Volunteer {
-    fn has_capacity(&self) -> bool {
+    /// Below the load cap (`current_load < max_load`): the engine offers
+    /// nothing to a volunteer at the cap.
+    pub fn has_capacity(&self) -> bool {
         self.current_load < self.max_load
     }
 }

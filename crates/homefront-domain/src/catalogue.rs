@@ -82,6 +82,30 @@ text_enum! {
 /// Personal Information Protection Law, art. 31).
 pub const GUARDIAN_CONSENT_AGE: i64 = 14;
 
+/// Age from which a member is no longer a school pupil for the catalogue's
+/// tutoring (18: the end of senior secondary school in China).
+pub const PUPIL_AGE_LIMIT: i64 = 18;
+
+/// Whether an item requiring `qualifications` (catalogue codes) suits a
+/// household member with `relation`, `age_years` and `school_grade`:
+/// tutoring (items needing the `teacher` qualification) is for school
+/// pupils only: a child younger than [`PUPIL_AGE_LIMIT`] (or of unknown
+/// age), or anyone with a school grade recorded. Every other item suits
+/// everyone. The wizard shows such items apart and intake refuses them
+/// (`item_not_for_member`).
+pub fn suits_member(
+    qualifications: &[&str],
+    relation: Relation,
+    age_years: Option<i64>,
+    school_grade: Option<&str>,
+) -> bool {
+    if !qualifications.contains(&"teacher") {
+        return true;
+    }
+    let pupil_age = relation == Relation::Child && age_years.is_none_or(|a| a < PUPIL_AGE_LIMIT);
+    pupil_age || school_grade.is_some_and(|g| !g.trim().is_empty())
+}
+
 /// The lane an order goes into: the item's lane, raised to `priority` for
 /// items with a priority channel when the requester is deployed to the
 /// epidemic's centre, and from `standard` to `urgent` when the requester
@@ -103,6 +127,23 @@ pub fn order_lane(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tutoring_suits_pupils_only() {
+        let t = ["teacher"];
+        assert!(suits_member(&t, Relation::Child, Some(9), None));
+        assert!(suits_member(&t, Relation::Child, None, None));
+        assert!(!suits_member(&t, Relation::Child, Some(19), None));
+        assert!(!suits_member(&t, Relation::Parent, Some(69), None));
+        assert!(suits_member(&t, Relation::Other, Some(16), Some("高一")));
+        assert!(suits_member(&[], Relation::Parent, Some(69), None));
+        assert!(suits_member(
+            &["driving_licence"],
+            Relation::Parent,
+            Some(69),
+            None
+        ));
+    }
+
     use super::*;
 
     #[test]

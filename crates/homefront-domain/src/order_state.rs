@@ -3,7 +3,7 @@
 //! ```text
 //! submitted → dispatching → assigned → in_service → completed → confirmed
 //!                  ↑            │
-//!                  └─ release ──┘
+//!                  └─ release ──┘   (also reassign: a coordinator withdraws it, reason required)
 //! any open state (submitted, dispatching, assigned, in_service) → cancelled   (reason required)
 //! dispatching → unfulfilled                                                    (reason required)
 //! ```
@@ -121,8 +121,8 @@ impl OrderState {
         match self {
             OrderState::Submitted => &["start_dispatch", "cancel"],
             OrderState::Dispatching => &["assign", "cancel", "mark_unfulfilled"],
-            OrderState::Assigned => &["release", "check_in", "cancel"],
-            OrderState::InService => &["release", "check_out", "cancel"],
+            OrderState::Assigned => &["release", "reassign", "check_in", "cancel"],
+            OrderState::InService => &["release", "reassign", "check_out", "cancel"],
             OrderState::Completed => &["confirm"],
             OrderState::Confirmed | OrderState::Cancelled | OrderState::Unfulfilled => &[],
         }
@@ -240,6 +240,14 @@ pub enum OrderAction {
     /// assigned or in_service → dispatching: the assignment is released
     /// back to dispatch (the volunteer was suspended or withdrew).
     Release,
+    /// assigned or in_service → dispatching: a coordinator withdrew the
+    /// live assignment to give the order to someone else (the volunteer
+    /// cannot make it, cannot be reached, ...). Unlike [`OrderAction::Release`]
+    /// it is a person's decision and carries their reason.
+    Reassign {
+        /// Why; stored on the event row.
+        reason: Reason,
+    },
     /// assigned → in_service: the volunteer checked in.
     CheckIn,
     /// in_service → completed: the volunteer checked out.
@@ -269,6 +277,7 @@ impl OrderAction {
             OrderAction::StartDispatch => "start_dispatch",
             OrderAction::Assign => "assign",
             OrderAction::Release => "release",
+            OrderAction::Reassign { .. } => "reassign",
             OrderAction::CheckIn => "check_in",
             OrderAction::CheckOut => "check_out",
             OrderAction::Confirm { .. } => "confirm",
@@ -280,9 +289,9 @@ impl OrderAction {
     /// The reason carried by `cancel` and `mark_unfulfilled`; `None` otherwise.
     pub fn reason(&self) -> Option<&Reason> {
         match self {
-            OrderAction::Cancel { reason } | OrderAction::MarkUnfulfilled { reason } => {
-                Some(reason)
-            }
+            OrderAction::Cancel { reason }
+            | OrderAction::MarkUnfulfilled { reason }
+            | OrderAction::Reassign { reason } => Some(reason),
             _ => None,
         }
     }
@@ -300,6 +309,8 @@ crate::text_enum! {
         Assign => "assign",
         /// [`OrderAction::Release`].
         Release => "release",
+        /// [`OrderAction::Reassign`].
+        Reassign => "reassign",
         /// [`OrderAction::CheckIn`].
         CheckIn => "check_in",
         /// [`OrderAction::CheckOut`].
@@ -322,6 +333,7 @@ impl OrderAction {
             OrderAction::StartDispatch => EventAction::StartDispatch,
             OrderAction::Assign => EventAction::Assign,
             OrderAction::Release => EventAction::Release,
+            OrderAction::Reassign { .. } => EventAction::Reassign,
             OrderAction::CheckIn => EventAction::CheckIn,
             OrderAction::CheckOut => EventAction::CheckOut,
             OrderAction::Confirm { .. } => EventAction::Confirm,
@@ -391,7 +403,7 @@ pub fn transition(from: OrderState, action: &OrderAction) -> Result<OrderState, 
         (S::Dispatching, A::Assign) => S::Assigned,
         // A volunteer suspended or withdrawn mid-service hands the order
         // back too: someone else must finish it.
-        (S::Assigned | S::InService, A::Release) => S::Dispatching,
+        (S::Assigned | S::InService, A::Release | A::Reassign { .. }) => S::Dispatching,
         (S::Assigned, A::CheckIn) => S::InService,
         (S::InService, A::CheckOut) => S::Completed,
         (S::Completed, A::Confirm { .. }) => S::Confirmed,
@@ -421,6 +433,7 @@ mod tests {
             OrderAction::StartDispatch,
             OrderAction::Assign,
             OrderAction::Release,
+            OrderAction::Reassign { reason: reason() },
             OrderAction::CheckIn,
             OrderAction::CheckOut,
             OrderAction::Confirm { auto: false },
@@ -459,6 +472,21 @@ mod tests {
             Ok(OrderState::Dispatching)
         );
         assert!(transition(OrderState::Completed, &OrderAction::Release).is_err());
+    }
+
+    #[test]
+    fn reassign_withdraws_a_live_assignment_with_its_reason() {
+        let a = OrderAction::Reassign { reason: reason() };
+        for s in OrderState::ALL {
+            let live = matches!(s, OrderState::Assigned | OrderState::InService);
+            assert_eq!(
+                transition(s, &a).ok(),
+                live.then_some(OrderState::Dispatching),
+                "{s}"
+            );
+        }
+        assert_eq!(a.reason(), Some(&reason()));
+        assert_eq!(a.event_action(), EventAction::Reassign);
     }
 
     #[test]

@@ -9,5 +9,9 @@ text_enum! {
         Order => "order",
         /// A household member: phone, street, age, school grade.
         HouseholdMember => "household_member",
+        /// An account: its phone number (a volunteer's, shown to a
+        /// coordinator who may dispatch them, or to the requester while
+        /// the volunteer's assignment is live).
+        Account => "account",
     }
 }

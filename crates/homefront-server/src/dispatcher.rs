@@ -229,71 +229,354 @@ pub async fn pool_for(
     now: Timestamp,
     radius_factor: f64,
 ) -> Result<Pool, DispatchError> {
-    let radius = escalation::radius_multiplier(radius_factor, order.escalation_level);
-    let order_path = OrgPath::from_stored(order.division_path.clone());
-    let root = order_path.ids().first().map(|id| OrgPath::root(*id));
-    let scopes: Vec<OrgPath> = root.into_iter().collect();
-    let window = TimeWindow::new(Timestamp(order.window_start), Timestamp(order.window_end)).ok();
-    let volunteers = store
-        .dispatchable_volunteers(&DispatchQuery {
+    let ctx = PoolContext::load(store, order, now, radius_factor, false).await?;
+    let mut by_id = HashMap::new();
+    let mut entries = Vec::new();
+    for v in ctx.volunteers.iter() {
+        // Scope: a team serves its own division's subtree, widened once the
+        // order escalates (the rule hand assignment and pairing use too).
+        if !ctx.serves(v) || ctx.clash(v).is_some() {
+            continue;
+        }
+        entries.push(ctx.engine_volunteer(v));
+        by_id.insert(v.user_id, v.clone());
+    }
+    let index = VolunteerIndex::new(entries)?;
+    Ok(Pool { index, by_id })
+}
+
+/// What [`pool_for`] and [`judge`] read about an order's volunteers: the
+/// candidates, loads, open offers, live bookings and recent hours.
+struct PoolContext<'a> {
+    order: &'a OrderRow,
+    order_path: OrgPath,
+    radius: f64,
+    volunteers: Vec<DispatchableVolunteer>,
+    loads: HashMap<i64, i64>,
+    open_offers: HashMap<i64, i64>,
+    booking: Option<homefront_domain::availability::Booking>,
+    bookings: HashMap<i64, Vec<homefront_store::bookings::LiveBooking>>,
+    minutes: HashMap<i64, i64>,
+}
+
+impl<'a> PoolContext<'a> {
+    /// `everyone`: every volunteer of the order's province, whatever their
+    /// state and availability (for [`judge`]); else the dispatchable ones.
+    async fn load(
+        store: &Store,
+        order: &'a OrderRow,
+        now: Timestamp,
+        radius_factor: f64,
+        everyone: bool,
+    ) -> Result<PoolContext<'a>, DispatchError> {
+        let radius = escalation::radius_multiplier(radius_factor, order.escalation_level);
+        let order_path = OrgPath::from_stored(order.division_path.clone());
+        let root = order_path.ids().first().map(|id| OrgPath::root(*id));
+        let scopes: Vec<OrgPath> = root.into_iter().collect();
+        let window =
+            TimeWindow::new(Timestamp(order.window_start), Timestamp(order.window_end)).ok();
+        let query = DispatchQuery {
             scopes: Some(&scopes),
             now,
             window,
+        };
+        let volunteers = if everyone {
+            store.volunteers_judged_for_dispatch(&query).await?
+        } else {
+            store.dispatchable_volunteers(&query).await?
+        };
+        Ok(PoolContext {
+            order,
+            order_path,
+            radius,
+            volunteers,
+            loads: store.active_loads().await?,
+            // Open offers of other orders count toward the load cap.
+            open_offers: store.open_offer_counts(now.epoch_ms(), order.id).await?,
+            booking: homefront_store::bookings::order_booking(order),
+            bookings: store.live_bookings().await?,
+            minutes: store
+                .recent_service_minutes(now.plus_days(-7).epoch_ms())
+                .await?,
         })
-        .await?;
-    let loads = store.active_loads().await?;
-    // Open offers of other orders count toward the load cap.
-    let open_offers = store.open_offer_counts(now.epoch_ms(), order.id).await?;
-    // Volunteers whose live assignment overlaps this order are not offered
-    // it (the check an accept runs again under its lock).
-    let booking = homefront_store::bookings::order_booking(order);
-    let bookings = store.live_bookings().await?;
-    let minutes = store
-        .recent_service_minutes(now.plus_days(-7).epoch_ms())
-        .await?;
-    let mut by_id = HashMap::new();
-    let mut entries = Vec::new();
-    for v in volunteers {
-        // Scope: a team serves its own division's subtree, widened once the
-        // order escalates (the rule hand assignment and pairing use too).
-        if !team_serves(
+    }
+
+    /// Whether the volunteer's team serves the order's division
+    /// ([`team_serves`], widened by escalation).
+    fn serves(&self, v: &DispatchableVolunteer) -> bool {
+        team_serves(
             &OrgPath::from_stored(v.team_path.clone()),
-            &order_path,
-            order.escalation_level,
-        ) {
-            continue;
-        }
-        if booking.is_some_and(|b| {
-            bookings.get(&v.user_id).is_some_and(|held| {
-                held.iter()
-                    .any(|h| h.order_id != order.id && h.booking.clashes(&b))
-            })
-        }) {
-            continue;
-        }
-        entries.push(Volunteer {
+            &self.order_path,
+            self.order.escalation_level,
+        )
+    }
+
+    /// The volunteer's live assignment whose window overlaps this order's
+    /// (they are not offered it: the check an accept runs again under its
+    /// lock).
+    fn clash(&self, v: &DispatchableVolunteer) -> Option<i64> {
+        let b = self.booking?;
+        self.bookings.get(&v.user_id).and_then(|held| {
+            held.iter()
+                .find(|h| h.order_id != self.order.id && h.booking.clashes(&b))
+                .map(|h| h.order_id)
+        })
+    }
+
+    /// The volunteer as the engine sees them (radius widened by
+    /// escalation, cap less open offers of other orders).
+    fn engine_volunteer(&self, v: &DispatchableVolunteer) -> Volunteer {
+        Volunteer {
             id: v.user_id,
             location: v.location,
-            service_radius_km: v.service_radius_km * radius,
+            service_radius_km: v.service_radius_km * self.radius,
             qualifications: v
                 .qualifications
                 .iter()
                 .fold(0, |m, q| m | qualification_bit(*q)),
-            current_load: u32::try_from(loads.get(&v.user_id).copied().unwrap_or(0))
+            current_load: u32::try_from(self.loads.get(&v.user_id).copied().unwrap_or(0))
                 .unwrap_or(u32::MAX),
             max_load: spare_capacity(
                 v.max_concurrent,
-                open_offers.get(&v.user_id).copied().unwrap_or(0),
+                self.open_offers.get(&v.user_id).copied().unwrap_or(0),
             ),
             recent_service_minutes: u32::try_from(
-                minutes.get(&v.user_id).copied().unwrap_or(0).max(0),
+                self.minutes.get(&v.user_id).copied().unwrap_or(0).max(0),
             )
             .unwrap_or(u32::MAX),
-        });
-        by_id.insert(v.user_id, v);
+        }
     }
-    let index = VolunteerIndex::new(entries)?;
-    Ok(Pool { index, by_id })
+}
+
+/// One reason the dispatcher does not offer an order to a volunteer whose
+/// team serves it. [`judge`] lists every one that applies.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Obstacle {
+    /// Not vetted to `active`, or a base credential or a qualification the
+    /// item needs is missing, expired or not yet valid at the window's
+    /// start: [`is_eligible`]'s reasons, one per failed condition.
+    Ineligible(homefront_domain::credentials::IneligibleReason),
+    /// Not available for the order's window: off duty (or on leave) now,
+    /// and no weekly window covers it
+    /// ([`homefront_domain::availability::Availability::available_for_order`]).
+    Unavailable,
+    /// Holds a live assignment (this order id) whose window overlaps.
+    Busy(i64),
+    /// The order is further than their service radius (on-site items),
+    /// widened by escalation: distance and radius in km.
+    OutsideRadius {
+        /// Great-circle km from the volunteer's location (haversine).
+        distance_km: f64,
+        /// Their radius times the escalation multiplier, km.
+        radius_km: f64,
+    },
+    /// Live assignments plus open offers of other orders reach their cap.
+    AtLoadCap {
+        /// Live assignments plus open offers of other orders.
+        held: i64,
+        /// Their `max_concurrent`.
+        cap: u32,
+    },
+    /// Declined this order: final for it.
+    Declined,
+    /// An offer of this order expired or was withdrawn; the dispatcher may
+    /// offer it to them again from this instant (epoch ms), after the
+    /// unit's re-offer cooldown ([`not_to_offer`]).
+    CoolingDown(i64),
+    /// Holds an open offer of this order: waiting for their answer.
+    OfferOpen,
+    /// Accepted this order before and it was taken from them.
+    HadIt,
+}
+
+/// A volunteer whose team serves an order, as the dispatcher sees them.
+#[derive(Clone, Debug)]
+pub struct Judged {
+    /// The volunteer's account.
+    pub volunteer_id: i64,
+    /// Great-circle km to the order (haversine); `None` for remote items
+    /// or an order without a point.
+    pub distance_km: Option<f64>,
+    /// Minutes of service in the last 7 days (the fairness term's input).
+    pub recent_service_minutes: i64,
+    /// Live assignments now.
+    pub load: i64,
+    /// Their cap of concurrent assignments.
+    pub cap: u32,
+    /// Why they are not offered the order now; empty when they are a
+    /// candidate (then [`rank`] places them).
+    pub obstacles: Vec<Obstacle>,
+}
+
+/// Every volunteer whose team serves `order` (by [`team_serves`]), each
+/// with every reason the dispatcher would not offer them the order at
+/// `now`: the same checks as [`pool_for`], [`rank`] and [`not_to_offer`]
+/// (vetting and credentials by [`is_eligible`] at the window's start,
+/// availability for the window, overlapping assignments, the service
+/// radius widened by escalation, the load cap counting open offers of
+/// other orders, and this order's earlier offers with the unit's
+/// cooldown). Ordered by account id.
+///
+/// # Errors
+/// Database errors.
+pub async fn judge(
+    store: &Store,
+    order: &OrderRow,
+    item: &ServiceItem,
+    now: Timestamp,
+    radius_factor: f64,
+    cooldown_minutes: i64,
+) -> Result<Vec<Judged>, DispatchError> {
+    let ctx = PoolContext::load(store, order, now, radius_factor, true).await?;
+    let (reqs, mask) = requirements(item);
+    let at = Timestamp(order.window_start);
+    let point = match location(store, order).await? {
+        OrderLocation::Onsite(p) => Some(p),
+        OrderLocation::Remote => None,
+    };
+    let prior = store.offers_of_order(order.id).await?;
+    let blocked = not_to_offer(&prior, now, cooldown_minutes);
+    let cooldown_ms = cooldown_minutes.max(0) * Timestamp::MINUTE_MS;
+    let mut out = Vec::new();
+    for v in ctx.volunteers.iter().filter(|v| ctx.serves(v)) {
+        let engine = ctx.engine_volunteer(v);
+        let mut obstacles: Vec<Obstacle> = match is_eligible(&v.eligibility, &reqs, at) {
+            Ok(()) => Vec::new(),
+            Err(e) => e.reasons.into_iter().map(Obstacle::Ineligible).collect(),
+        };
+        // The engine's qualification mask agrees with is_eligible (both
+        // read the credentials valid at the window's start).
+        debug_assert!(
+            !obstacles.is_empty() || engine.qualifications & mask == mask,
+            "qualification mask and is_eligible disagree"
+        );
+        if !v.available {
+            obstacles.push(Obstacle::Unavailable);
+        }
+        if let Some(other) = ctx.clash(v) {
+            obstacles.push(Obstacle::Busy(other));
+        }
+        let distance_km = point.map(|p| v.location.haversine_km(&p));
+        if let Some(d) = distance_km.filter(|d| *d > engine.service_radius_km) {
+            obstacles.push(Obstacle::OutsideRadius {
+                distance_km: d,
+                radius_km: engine.service_radius_km,
+            });
+        }
+        if !engine.has_capacity() {
+            obstacles.push(Obstacle::AtLoadCap {
+                held: i64::from(engine.current_load)
+                    + ctx.open_offers.get(&v.user_id).copied().unwrap_or(0),
+                cap: v.max_concurrent,
+            });
+        }
+        if blocked.contains(&v.user_id) {
+            // The latest offer of the order to them says why.
+            if let Some(o) = prior
+                .iter()
+                .rev()
+                .find(|o| o.volunteer_user_id == v.user_id)
+            {
+                obstacles.push(match o.state.as_str() {
+                    "declined" => Obstacle::Declined,
+                    "offered" => Obstacle::OfferOpen,
+                    "accepted" => Obstacle::HadIt,
+                    "withdrawn" => Obstacle::CoolingDown(
+                        o.responded_at.unwrap_or(o.expires_at).min(o.expires_at) + cooldown_ms,
+                    ),
+                    _ => Obstacle::CoolingDown(o.expires_at + cooldown_ms),
+                });
+            }
+        }
+        out.push(Judged {
+            volunteer_id: v.user_id,
+            distance_km,
+            recent_service_minutes: ctx.minutes.get(&v.user_id).copied().unwrap_or(0),
+            load: ctx.loads.get(&v.user_id).copied().unwrap_or(0),
+            cap: v.max_concurrent,
+            obstacles,
+        });
+    }
+    Ok(out)
+}
+
+/// Who could serve one catalogue item at a place now, for the order
+/// wizard's honest list: see [`reach`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// Volunteers the dispatcher could offer it to at once (escalation
+    /// level 0: a team whose division encloses the place, within their own
+    /// radius).
+    pub nearby: usize,
+    /// Volunteers it could reach at some escalation level up to the
+    /// province queue ([`escalation::TOP_LEVEL`]: any team of the province,
+    /// radius widened by `escalation_radius_factor` per level).
+    pub any_level: usize,
+}
+
+/// For each of `items` (by id), how many volunteers could serve it at a
+/// place in division `division` (its stored path) at `point` (`None`: the
+/// division has no point; only remote items can be judged then) at `now`:
+/// available now (on duty and not on leave, or inside a weekly window),
+/// eligible by [`is_eligible`] at `now`, below their load cap, on a team
+/// that serves the place by [`team_serves`] and, for on-site items, within
+/// their service radius. The same rules as [`pool_for`] and [`rank`],
+/// without an order (so no overlap check and no earlier offers).
+///
+/// # Errors
+/// Database errors.
+pub async fn reach(
+    store: &Store,
+    division: &OrgPath,
+    point: Option<GeoPoint>,
+    items: &[ServiceItem],
+    now: Timestamp,
+    radius_factor: f64,
+) -> Result<HashMap<i64, Reach>, DispatchError> {
+    let root = division.ids().first().map(|id| OrgPath::root(*id));
+    let scopes: Vec<OrgPath> = root.into_iter().collect();
+    let volunteers = store
+        .dispatchable_volunteers(&DispatchQuery {
+            scopes: Some(&scopes),
+            now,
+            window: None,
+        })
+        .await?;
+    let loads = store.active_loads().await?;
+    let open_offers = store.open_offer_counts(now.epoch_ms(), 0).await?;
+    let mut out = HashMap::new();
+    for item in items {
+        let (reqs, _) = requirements(item);
+        let remote = item.mode == homefront_domain::catalogue::ServiceMode::Remote;
+        let mut r = Reach::default();
+        for v in &volunteers {
+            let load = loads.get(&v.user_id).copied().unwrap_or(0)
+                + open_offers.get(&v.user_id).copied().unwrap_or(0);
+            if load >= i64::from(v.max_concurrent)
+                || is_eligible(&v.eligibility, &reqs, now).is_err()
+            {
+                continue;
+            }
+            let team = OrgPath::from_stored(v.team_path.clone());
+            let distance = point.map(|p| v.location.haversine_km(&p));
+            let within = |level: i64| {
+                team_serves(&team, division, level)
+                    && (remote
+                        || distance.is_some_and(|d| {
+                            d <= v.service_radius_km
+                                * escalation::radius_multiplier(radius_factor, level)
+                        }))
+            };
+            if within(0) {
+                r.nearby += 1;
+            }
+            if (0..=escalation::TOP_LEVEL).any(within) {
+                r.any_level += 1;
+            }
+        }
+        out.insert(item.id, r);
+    }
+    Ok(out)
 }
 
 /// A volunteer's cap as the engine sees it: `max_concurrent` less the open

@@ -123,8 +123,13 @@ pub struct DispatchableVolunteer {
     /// Cap on concurrent assignments; the current load comes from the
     /// assignments (dispatch).
     pub max_concurrent: u32,
-    /// Always `active` here.
+    /// `active` in [`Store::dispatchable_volunteers`]; any state in
+    /// [`Store::volunteers_judged_for_dispatch`].
     pub vetting_state: VettingState,
+    /// Available for the order's window (or at `now`): on duty and not on
+    /// leave, or inside a weekly window. Always true in
+    /// [`Store::dispatchable_volunteers`].
+    pub available: bool,
     /// On duty since, epoch ms, when on duty at `now`.
     pub on_duty_since: Option<Timestamp>,
 }
@@ -327,7 +332,41 @@ impl Store {
         &self,
         query: &DispatchQuery<'_>,
     ) -> Result<Vec<DispatchableVolunteer>> {
-        let mut filter = String::from(" where v.vetting_state = 'active'");
+        self.volunteers_for_dispatch(query, false).await
+    }
+
+    /// Every volunteer whose team lies in `query.scopes`, whatever their
+    /// vetting state or availability, judged exactly as
+    /// [`Store::dispatchable_volunteers`] judges them: `available` says
+    /// whether that list would hold them, and `eligibility.vetting` is
+    /// their real state. For explaining why someone is not offered an
+    /// order (the coordinator's order page), not for dispatching.
+    /// Volunteers without a known location are left out, as there.
+    ///
+    /// Cost: four queries whatever the number of volunteers.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn volunteers_judged_for_dispatch(
+        &self,
+        query: &DispatchQuery<'_>,
+    ) -> Result<Vec<DispatchableVolunteer>> {
+        self.volunteers_for_dispatch(query, true).await
+    }
+
+    /// The two above: `everyone` keeps the volunteers that are not active
+    /// or not available, marked so.
+    async fn volunteers_for_dispatch(
+        &self,
+        query: &DispatchQuery<'_>,
+        everyone: bool,
+    ) -> Result<Vec<DispatchableVolunteer>> {
+        let mut filter = String::from(if everyone {
+            " where 1 = 1"
+        } else {
+            " where v.vetting_state = 'active'"
+        });
         let mut binds: Vec<String> = Vec::new();
         if !push_scope_clause(&mut filter, &mut binds, query.scopes, "t.path") {
             return Ok(Vec::new());
@@ -406,7 +445,7 @@ impl Store {
                 Some(w) => availability.available_for_order(tz, query.now, w),
                 None => is_available_at(&availability, tz, query.now),
             };
-            if !available {
+            if !available && !everyone {
                 continue;
             }
             let credentials = creds_of.remove(&v.user_id).unwrap_or_default();
@@ -431,11 +470,12 @@ impl Store {
                 qualifications,
                 base_credentials_valid,
                 eligibility: VolunteerEligibility {
-                    vetting: VettingState::Active,
+                    vetting: v.vetting_state,
                     credentials,
                 },
                 max_concurrent: u32::try_from(v.max_concurrent).unwrap_or(1),
-                vetting_state: VettingState::Active,
+                vetting_state: v.vetting_state,
+                available,
                 on_duty_since: availability
                     .on_duty_since
                     .filter(|_| availability.on_duty_at(query.now)),

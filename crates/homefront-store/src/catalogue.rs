@@ -1,6 +1,7 @@
 //! The service catalogue (`service_item`).
 
 use serde::Serialize;
+use std::collections::HashMap;
 
 use homefront_domain::catalogue::{Lane, ServiceMode};
 
@@ -99,6 +100,24 @@ const COLUMNS: &str = "id, code, org_unit_id, name_zh, name_en, mode, qualificat
     runs_alongside, retired_at, created_at";
 
 impl Store {
+    /// Orders placed per catalogue item since `since_ms` (epoch ms), for
+    /// listing the most-used services first: item id → count (items never
+    /// ordered are absent).
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn order_counts_by_item(&self, since_ms: i64) -> Result<HashMap<i64, i64>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "select item_id, cast(count(*) as bigint) from service_order
+             where created_at >= $1 group by item_id",
+        )
+        .bind(since_ms)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// Catalogue items, retired ones included when asked, ordered by code.
     ///
     /// # Errors

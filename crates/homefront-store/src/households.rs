@@ -130,8 +130,21 @@ pub struct OrderItem {
     pub default_duration_minutes: i64,
     /// The item may run alongside other assignments (remote only).
     pub runs_alongside: bool,
+    /// Comma-separated qualification codes a volunteer needs.
+    pub qualifications: String,
     /// When retired, epoch ms.
     pub retired_at: Option<i64>,
+}
+
+impl OrderItem {
+    /// The required qualification codes.
+    pub fn qualification_codes(&self) -> Vec<&str> {
+        self.qualifications
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
 }
 
 /// The parts of a division an order needs.
@@ -174,6 +187,7 @@ struct OrderContextRow {
     priority_channel: Option<i64>,
     default_duration_minutes: Option<i64>,
     runs_alongside: Option<i64>,
+    item_qualifications: Option<String>,
     retired_at: Option<i64>,
     division_name: Option<String>,
     division_path: Option<String>,
@@ -215,6 +229,22 @@ impl Store {
         Ok(household)
     }
 
+    /// The households an employer verified, most recently verified first.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn households_of_employer(&self, employer_id: i64) -> Result<Vec<Household>> {
+        let sql = format!(
+            "select {HOUSEHOLD_COLUMNS} from household where employer_id = $1
+             order by verified_at desc, id desc"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(employer_id)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
     /// The household of a requester, if it has one (never writes).
     ///
     /// # Errors
@@ -253,7 +283,7 @@ impl Store {
                 i.id as item_id, i.code as item_code, i.name_zh as item_name_zh,
                 i.name_en as item_name_en, i.mode as item_mode, i.lane as item_lane,
                 i.priority_channel, i.default_duration_minutes, i.runs_alongside, i.retired_at,
-                d.name as division_name, d.path as division_path, d.time_zone
+                i.qualifications as item_qualifications, d.name as division_name, d.path as division_path, d.time_zone
              from app_user u
              left join household h on h.requester_user_id = u.id
              left join household_member m on m.id = $2 and m.household_id = h.id
@@ -298,6 +328,7 @@ impl Store {
                 priority_channel: r.priority_channel.unwrap_or(0) != 0,
                 default_duration_minutes: r.default_duration_minutes.unwrap_or(0),
                 runs_alongside: r.runs_alongside.unwrap_or(0) != 0,
+                qualifications: r.item_qualifications.unwrap_or_default(),
                 retired_at: r.retired_at,
             }),
             _ => None,

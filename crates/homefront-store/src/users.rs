@@ -282,6 +282,29 @@ impl Store {
         .await?)
     }
 
+    /// Several users at once (names for a page's log and lists), by id;
+    /// unknown ids are left out. Binds one parameter per id: callers pass
+    /// a page's worth (hundreds), not thousands.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn users_by_ids(&self, user_ids: &[i64]) -> Result<Vec<User>> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let slots: Vec<String> = (1..=user_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "select {USER_COLUMNS} from app_user where id in ({}) order by id",
+            slots.join(", ")
+        );
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for id in user_ids {
+            q = q.bind(*id);
+        }
+        Ok(q.fetch_all(self.pool()).await?)
+    }
+
     /// The grants of several users at once (a list page's roles column),
     /// ordered by user and grant id.
     ///

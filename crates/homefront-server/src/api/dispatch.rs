@@ -455,10 +455,50 @@ async fn put_setting(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<SettingBody>,
 ) -> ApiResult<Json<SettingBody>> {
+    set_dispatch_setting(&state, &actor, parse_id(&id)?, &req).await?;
+    Ok(Json(req))
+}
+
+/// The setting in force for unit `id` (its own or inherited), for a
+/// coordinator who manages it or an admin. Shared by the API and the pages.
+///
+/// # Errors
+/// 404 for a unit the actor cannot read, 403 for one they do not manage.
+pub async fn dispatch_setting(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+) -> ApiResult<(homefront_store::org_units::OrgUnit, SettingBody)> {
+    let unit = managed_unit(state, actor, id).await?;
+    let s = dispatcher::setting_for(&state.store, &unit.org_path()).await?;
+    Ok((
+        unit,
+        SettingBody {
+            mode: format!("{:?}", s.mode).to_lowercase(),
+            broadcast_k: i64::try_from(s.broadcast_k).unwrap_or(5),
+            weights: s.weights,
+            reoffer_cooldown_minutes: s.reoffer_cooldown_minutes,
+        },
+    ))
+}
+
+/// Sets unit `id`'s dispatch mode, broadcast size, weights and cooldown
+/// (checked as the API documents). Shared by the API and the pages.
+///
+/// # Errors
+/// 403 for other roles or an unmanaged unit, 404 for an unreadable one,
+/// 422 `invalid_mode` (`mode`), `out_of_range` (`broadcast_k`,
+/// `reoffer_cooldown_minutes`) or `invalid_weights` (`weights`).
+pub async fn set_dispatch_setting(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    req: &SettingBody,
+) -> ApiResult<()> {
     if !actor.is_admin() && !actor.has(Role::Coordinator) {
         return Err(ApiError::forbidden());
     }
-    let unit = managed_unit(&state, &actor, parse_id(&id)?).await?;
+    let unit = managed_unit(state, actor, id).await?;
     if Mode::parse(&req.mode).is_none() {
         return Err(ApiError::invalid(
             "mode",
@@ -497,5 +537,5 @@ async fn put_setting(
             state.clock.now().epoch_ms(),
         )
         .await?;
-    Ok(Json(req))
+    Ok(())
 }

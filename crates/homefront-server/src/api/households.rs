@@ -301,6 +301,21 @@ async fn verify(
     actor: Actor,
     ApiJson(req): ApiJson<VerifyRequest>,
 ) -> ApiResult<Json<Household>> {
+    Ok(Json(verify_staff(&state, &actor, &req).await?))
+}
+
+/// A liaison (for its own employer), or a coordinator or admin (for
+/// employers in their area), verifies that the requester with `req.phone`
+/// works for `req.employer_id`. Shared by the API and the liaison's page.
+///
+/// # Errors
+/// 403 for other roles; 422 `unknown_employer` (field `employer_id`),
+/// `invalid_phone` or `unknown_requester` (`phone`).
+pub async fn verify_staff(
+    state: &AppState,
+    actor: &Actor,
+    req: &VerifyRequest,
+) -> ApiResult<Household> {
     // A liaison verifies for its own employer; coordinators and admins for
     // employers in their area.
     let employer = state.store.org_unit(req.employer_id).await?;
@@ -360,11 +375,9 @@ async fn verify(
             now,
         )
         .await?;
-    Ok(Json(
-        state
-            .store
-            .household(household.id)
-            .await?
-            .ok_or_else(ApiError::not_found)?,
-    ))
+    state
+        .store
+        .household(household.id)
+        .await?
+        .ok_or_else(ApiError::not_found)
 }

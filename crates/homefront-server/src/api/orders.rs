@@ -415,6 +415,18 @@ pub async fn place_order(
             "this child is under 14: record a guardian's consent on the family member before ordering",
         ));
     }
+    if !homefront_domain::catalogue::suits_member(
+        &item.qualification_codes(),
+        member.relation,
+        member.age_years,
+        member.school_grade.as_deref(),
+    ) {
+        return Err(ApiError::invalid(
+            "item_id",
+            "item_not_for_member",
+            "tutoring is for school pupils: choose a child under 18 or a member with a school grade, or another service",
+        ));
+    }
     let (division, street, location, unit) = match req.location {
         Some(loc) => {
             let street =
@@ -1034,6 +1046,154 @@ pub async fn assign_order(
     homefront_store::Store::withdraw_offers(&mut tx, order.id, now).await?;
     tx.commit().await?;
     crate::live::publish(state, order.id);
+    let order = state
+        .store
+        .order(order.id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(view(&order, Some(OrderAccess::Full)))
+}
+
+/// How a reassigned order reaches its next volunteer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reassign {
+    /// Assigned straight away (agreed by phone), as [`assign_order`].
+    Assign,
+    /// Offered, as a manual offer: the volunteer accepts or declines on
+    /// their phone; they must be in the dispatcher's ranking now.
+    Offer,
+}
+
+/// A coordinator in scope (or an admin) takes a live assignment (`assigned`
+/// or `in_service`) from its volunteer, with a reason, and gives the order
+/// to `volunteer_user_id` (see [`Reassign`]). The withdrawal is the
+/// lifecycle's `reassign` transition (its event row carries the reason);
+/// a direct assignment follows in the same transaction, so the order is
+/// never left without one; an offer follows once the order is back in
+/// dispatch (if it cannot be made, the order stays in dispatch and the
+/// dispatcher goes on). The earlier volunteer, having accepted the order
+/// once, is not offered it again ([`crate::dispatcher::not_to_offer`]).
+/// Shared by the API and the pages.
+///
+/// # Errors
+/// 404 outside scope, 403 for other roles, 422 `reason_required` /
+/// `reason_too_long` (field `reason`), `same_volunteer` or
+/// `unknown_volunteer` / `not_a_candidate` (field `volunteer_user_id`),
+/// 409 `illegal_transition` when the order has no live assignment,
+/// `overlapping_assignment` when the new volunteer is busy then.
+pub async fn reassign_order(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    reason: &str,
+    volunteer_user_id: i64,
+    how: Reassign,
+) -> ApiResult<OrderView> {
+    let (order, access) = visible_order(state, actor, id).await?;
+    if access != OrderAccess::Full
+        || !actor.manages(&OrgPath::from_stored(order.division_path.clone()))
+    {
+        return Err(ApiError::forbidden());
+    }
+    let reason =
+        Reason::parse(reason).map_err(|e| ApiError::invalid("reason", e.code(), e.to_string()))?;
+    if !matches!(order.state, OrderState::Assigned | OrderState::InService) {
+        let e = homefront_domain::order_state::TransitionError {
+            from: order.state,
+            action: "reassign",
+        };
+        return Err(ApiError::conflict(e.code(), e.to_string()));
+    }
+    if order.assignee_user_id == Some(volunteer_user_id) {
+        return Err(ApiError::invalid(
+            "volunteer_user_id",
+            "same_volunteer",
+            "this volunteer already has the order: pick another one",
+        ));
+    }
+    let order_path = OrgPath::from_stored(order.division_path.clone());
+    let in_scope = crate::api::dispatch::volunteer_teams(state, volunteer_user_id)
+        .await?
+        .iter()
+        .any(|team| {
+            crate::api::dispatch::may_dispatch(actor, &order_path, order.escalation_level, team)
+        });
+    if !in_scope {
+        return Err(ApiError::invalid(
+            "volunteer_user_id",
+            "unknown_volunteer",
+            "no volunteer with this id whose team serves this order's district",
+        ));
+    }
+    if how == Reassign::Offer
+        && !crate::api::dispatch::ranked(state, &order, 500)
+            .await?
+            .iter()
+            .any(|c| c.volunteer_user_id == volunteer_user_id)
+    {
+        return Err(ApiError::invalid(
+            "volunteer_user_id",
+            "not_a_candidate",
+            "this volunteer cannot be offered the order now (not active, off duty, \
+             unqualified, out of range or at capacity): pick one from the ranking, \
+             or assign directly after a call",
+        ));
+    }
+    let now = state.clock.now().epoch_ms();
+    let mut tx = state.store.begin_write().await?;
+    homefront_store::offers::lock_order(&mut tx, order.id).await?;
+    if how == Reassign::Assign {
+        state
+            .store
+            .lock_volunteer(&mut tx, volunteer_user_id)
+            .await?;
+        if let Some(other) =
+            homefront_store::bookings::clashing_assignment(&mut tx, order.id, volunteer_user_id)
+                .await?
+        {
+            return Err(ApiError::conflict(
+                "overlapping_assignment",
+                format!(
+                    "this volunteer is assigned order {other}, whose window overlaps this one's; \
+                     pick another volunteer, or release that order first"
+                ),
+            ));
+        }
+    }
+    homefront_store::orders::transition_in(
+        &mut tx,
+        order.id,
+        &OrderAction::Reassign { reason },
+        Some(actor.user.id),
+        None,
+        now,
+    )
+    .await
+    .map_err(transition_error)?;
+    if how == Reassign::Assign {
+        homefront_store::orders::transition_in(
+            &mut tx,
+            order.id,
+            &OrderAction::Assign,
+            Some(actor.user.id),
+            Some(volunteer_user_id),
+            now,
+        )
+        .await
+        .map_err(transition_error)?;
+    }
+    tx.commit().await?;
+    crate::live::publish(state, order.id);
+    if how == Reassign::Offer {
+        crate::api::dispatch::manual_offer(
+            State(state.clone()),
+            actor.clone(),
+            Path(order.id.to_string()),
+            ApiJson(crate::api::dispatch::ManualOffer { volunteer_user_id }),
+        )
+        .await
+        .map(|_| ())?;
+    }
     let order = state
         .store
         .order(order.id)

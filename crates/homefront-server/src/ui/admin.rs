@@ -34,6 +34,10 @@ pub(super) fn router() -> Router<AppState> {
             post(remove_grant),
         )
         .route("/admin/units", get(units).post(create_unit))
+        .route(
+            "/admin/units/{id}/dispatch",
+            get(dispatch_page).post(set_dispatch),
+        )
         .route("/admin/catalogue", get(catalogue).post(create_item))
         .route("/admin/catalogue/{id}/retire", post(retire_item))
 }
@@ -839,5 +843,118 @@ async fn retire_item(
             })
             .await
         }
+    }
+}
+
+/// The dispatch modes, in the order the page lists them.
+const MODES: [&str; 5] = ["auto", "sequential", "broadcast", "batch", "manual"];
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin_dispatch.html")]
+struct DispatchPage {
+    t: Tr,
+    l: Layout,
+    unit: i64,
+    unit_name: String,
+    modes: &'static [&'static str],
+    mode: String,
+    broadcast_k: i64,
+    cooldown: i64,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+async fn dispatch_view(
+    state: &AppState,
+    actor: &Actor,
+    t: Tr,
+    id: &str,
+) -> PageResult<DispatchPage> {
+    super::coordinator_only(actor, t)?;
+    let id = crate::api::parse_id(id).page(t)?;
+    let (unit, s) = crate::api::dispatch::dispatch_setting(state, actor, id)
+        .await
+        .page(t)?;
+    Ok(DispatchPage {
+        t,
+        l: Layout::new(t, &format!("/admin/units/{id}/dispatch"), Some(actor)),
+        unit: unit.id,
+        unit_name: t.place(&unit.name),
+        modes: &MODES,
+        mode: s.mode,
+        broadcast_k: s.broadcast_k,
+        cooldown: s.reoffer_cooldown_minutes,
+        error: None,
+        notice: None,
+    })
+}
+
+/// `GET /admin/units/{id}/dispatch`: the unit's dispatch mode (its own or
+/// inherited) with what each mode means, broadcast size and cooldown.
+async fn dispatch_page(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path(id): Path<String>,
+    Query(n): Query<Notice>,
+) -> PageResult<DispatchPage> {
+    let t = v.t();
+    let mut page = dispatch_view(&state, &v.actor, t, &id).await?;
+    page.notice = n.done.map(|_| t.t("admin.saved").to_string());
+    Ok(page)
+}
+
+#[derive(Deserialize)]
+struct DispatchForm {
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    broadcast_k: String,
+    #[serde(default)]
+    cooldown: String,
+}
+
+/// Sets the unit's mode through the API's rule (weights kept as they are
+/// in force); a bad number answers 422 naming the field.
+async fn set_dispatch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted<DispatchForm>,
+) -> PageResult<Response> {
+    use axum::response::IntoResponse;
+    let t = p.t;
+    let page = dispatch_view(&state, &p.actor, t, &id).await?;
+    let number = |field: &str, text: &str| {
+        text.trim().parse::<i64>().map_err(|_| {
+            ApiError::invalid(
+                field,
+                "out_of_range",
+                format!("{field} must be a whole number"),
+            )
+        })
+    };
+    let (_, current) = crate::api::dispatch::dispatch_setting(&state, &p.actor, page.unit)
+        .await
+        .page(t)?;
+    let result = async {
+        let req = crate::api::dispatch::SettingBody {
+            mode: p.form.mode.trim().to_string(),
+            broadcast_k: number("broadcast_k", &p.form.broadcast_k)?,
+            weights: current.weights,
+            reoffer_cooldown_minutes: number("reoffer_cooldown_minutes", &p.form.cooldown)?,
+        };
+        crate::api::dispatch::set_dispatch_setting(&state, &p.actor, page.unit, &req).await
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(see_other(&format!(
+            "/admin/units/{}/dispatch?done=1",
+            page.unit
+        ))),
+        Err(err) if err.status.is_client_error() && err.status.as_u16() != 404 => {
+            let mut page = page;
+            page.error = Some(super::error_message(t, &err));
+            Ok((err.status, page).into_response())
+        }
+        Err(err) => Err(err).page(t),
     }
 }

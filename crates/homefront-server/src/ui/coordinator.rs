@@ -1,6 +1,8 @@
 //! Coordinator pages: the live board of open orders in the subtree (by
-//! state, escalations and priority lanes on top) and an order's page with
-//! manual dispatch. A coordinator reaches only orders in their subtree:
+//! state, escalations and priority lanes on top) and an order's page: its
+//! log and offers in words, manual dispatch with the ranking in words and
+//! the true reason each other volunteer is out, candidate phones (each
+//! read logged), cancelling with a reason and reassigning a live order. A coordinator reaches only orders in their subtree:
 //! others answer 404, as in the API.
 
 use std::collections::HashMap;
@@ -12,18 +14,21 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::routing::{get, post};
-use homefront_domain::Role;
 use homefront_domain::order_state::OrderState;
 use homefront_domain::org::OrgPath;
+use homefront_domain::privacy::RecordKind;
 use homefront_store::orders::{OrderFilter, OrderRow};
 use serde::Deserialize;
 
 use super::i18n::Tr;
 use super::requester::OrderLine;
-use super::{Layout, Localize, PageResult, Posted, Viewer, first_name, see_other};
+use super::{Layout, Localize, PageResult, Posted, Viewer, see_other};
 use crate::AppState;
-use crate::api::orders::{assign_order, detail, visible_order};
+use crate::api::orders::{
+    Reassign, assign_order, cancel_order, detail, reassign_order, visible_order,
+};
 use crate::auth::Actor;
+use crate::dispatcher::{Judged, Obstacle};
 use crate::error::{ApiError, ApiResult};
 use crate::privacy::OrderAccess;
 
@@ -34,6 +39,8 @@ pub(super) fn router() -> Router<AppState> {
         .route("/board/orders/{id}", get(order))
         .route("/board/orders/{id}/assign", post(assign))
         .route("/board/orders/{id}/offer", post(offer))
+        .route("/board/orders/{id}/cancel", post(cancel))
+        .route("/board/orders/{id}/reassign", post(reassign))
 }
 
 const OPEN: [OrderState; 4] = [
@@ -416,17 +423,47 @@ async fn managed_order(state: &AppState, actor: &Actor, t: Tr, id: &str) -> Page
     Ok(order)
 }
 
-/// Most volunteers listed for manual dispatch (ranked first).
+/// Most volunteers listed for manual dispatch or reassignment: the
+/// dispatcher's ranking first, then the others with why they are out; the
+/// page says how many more there are.
 const MAX_CANDIDATES: usize = 100;
 
 struct Candidate {
     id: i64,
     name: String,
-    /// In the dispatcher's ranking (eligible now); the others may only be
-    /// assigned after a call.
+    /// `138 0001 0001`; reading it writes an access-log row.
+    phone: String,
+    /// The stored E.164 number, for a `tel:` link.
+    tel: String,
+    /// In the dispatcher's ranking (may be offered the order now); the
+    /// others may only be assigned after a call.
     ranked: bool,
-    /// Rank, distance and cost terms; the not-ranked note for the others.
+    /// The ranking in words, or every reason they are out.
     explain: String,
+}
+
+/// A row of the order's log, in words.
+struct EventLine {
+    at: String,
+    who: String,
+    what: String,
+    /// Whom it concerns (the volunteer an order was assigned to), shown
+    /// after `what` as a name.
+    whom: Option<String>,
+    /// A person's reason (cancel, reassign), as typed.
+    reason: Option<String>,
+}
+
+/// An offer of the order and how it ended.
+struct OfferLine {
+    volunteer: String,
+    /// `offered`, `held`, `accepted`, `declined`, `expired`, `withdrawn`.
+    outcome: String,
+    via: String,
+    offered_at: String,
+    /// When it was answered, expired or withdrawn; when it expires for an
+    /// open one.
+    until: String,
 }
 
 impl OrderPage {
@@ -445,6 +482,10 @@ impl OrderPage {
     fn has_unranked(&self) -> bool {
         self.candidates.iter().any(|c| !c.ranked)
     }
+
+    fn more_text(&self) -> String {
+        self.t.f1("board.more_candidates", "n", self.more)
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -456,11 +497,179 @@ struct OrderPage {
     street: String,
     phone: String,
     volunteer: Option<String>,
+    /// The live assignee's phone: E.164 for the link, `138 0001 0001`.
+    volunteer_phone: Option<(String, String)>,
+    /// Unassigned: offer or assign by hand.
     can_assign: bool,
+    /// A live assignment: withdraw it and give the order to someone else.
+    can_reassign: bool,
+    /// Open: may be cancelled, with a reason.
+    can_cancel: bool,
     candidates: Vec<Candidate>,
+    /// Volunteers not listed past [`MAX_CANDIDATES`].
+    more: usize,
+    events: Vec<EventLine>,
+    offers: Vec<OfferLine>,
     error: Option<String>,
     /// Set after a manual offer went out.
     notice: Option<String>,
+    /// The reason typed into a refused cancel or reassign form.
+    reason: String,
+}
+
+/// A reason the dispatcher does not offer the order to a volunteer, in the
+/// viewer's language.
+fn obstacle_text(t: Tr, o: &Obstacle, item: &str, tz: chrono_tz::Tz) -> String {
+    use homefront_domain::credentials::{CredentialKind, IneligibleReason as R};
+    match o {
+        Obstacle::Ineligible(R::NotActive { state }) => t.f1(
+            "board.out_not_vetted",
+            "state",
+            t.k("vetting", state.as_str()),
+        ),
+        Obstacle::Ineligible(
+            R::Missing { kind } | R::Expired { kind, .. } | R::NotYetValid { kind, .. },
+        ) if !CredentialKind::BASE.contains(kind) => t.f(
+            "board.out_unqualified",
+            &[("item", item), ("kind", t.k("credential", kind.as_str()))],
+        ),
+        Obstacle::Ineligible(r) => super::vetting::reason_text(t, r),
+        Obstacle::Unavailable => t.t("board.out_off_duty").to_string(),
+        Obstacle::Busy(other) => t.f1("board.out_busy", "id", other),
+        Obstacle::OutsideRadius {
+            distance_km,
+            radius_km,
+        } => t.f(
+            "board.out_radius",
+            &[
+                ("km", &format!("{distance_km:.1}")),
+                ("radius", &format!("{radius_km:.1}")),
+            ],
+        ),
+        Obstacle::AtLoadCap { held, cap } => t.f(
+            "board.out_load_cap",
+            &[("held", &held.to_string()), ("cap", &cap.to_string())],
+        ),
+        Obstacle::Declined => t.t("board.out_declined").to_string(),
+        Obstacle::CoolingDown(until) => {
+            t.f1("board.out_cooling", "at", super::local_time(*until, tz))
+        }
+        Obstacle::OfferOpen => t.t("board.out_offer_open").to_string(),
+        Obstacle::HadIt => t.t("board.out_had_it").to_string(),
+    }
+}
+
+/// The ranking in words: `#1 · paired family's volunteer · 1.2 km · 3.0 h
+/// this week · 0 of 1 orders now`.
+fn ranking_text(t: Tr, rank: usize, paired: bool, j: Option<&Judged>, km: Option<f64>) -> String {
+    let mut parts = vec![t.f1("board.rank", "rank", rank)];
+    if paired {
+        parts.push(t.t("board.paired").to_string());
+    }
+    parts.push(match km {
+        Some(km) => t.f1("board.km", "km", format!("{km:.1}")),
+        None => t.t("board.remote").to_string(),
+    });
+    if let Some(j) = j {
+        parts.push(t.f1(
+            "board.week_hours",
+            "h",
+            super::hours_text(j.recent_service_minutes),
+        ));
+        parts.push(t.f(
+            "board.load_now",
+            &[("load", &j.load.to_string()), ("cap", &j.cap.to_string())],
+        ));
+    }
+    parts.join(" · ")
+}
+
+/// The order's log in words: when (the division's time), who, what.
+fn event_lines(
+    t: Tr,
+    order: &OrderRow,
+    events: &[homefront_store::orders::OrderEvent],
+    offers: &[homefront_store::offers::Offer],
+    names: &HashMap<i64, String>,
+) -> Vec<EventLine> {
+    use homefront_domain::order_state::EventAction as A;
+    let name = |id: Option<i64>| match id {
+        Some(id) => names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| t.f1("board.account", "id", id)),
+        None => t.t("board.system").to_string(),
+    };
+    let last_assign = events.iter().rposition(|e| e.action == A::Assign);
+    let mut out = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        let mut assignee = None;
+        let what = match e.action {
+            A::Assign => {
+                // Whom: the offer accepted since the assignment before
+                // (accepting writes both at once; a held accept wins
+                // later), else, for a hand assignment still in force, the
+                // assignee.
+                let since = events[..i]
+                    .iter()
+                    .rev()
+                    .find(|p| p.action == A::Assign)
+                    .map_or(i64::MIN, |p| p.at);
+                let accepted = offers
+                    .iter()
+                    .filter(|o| {
+                        o.state == "accepted"
+                            && o.responded_at.is_some_and(|r| r > since && r <= e.at)
+                    })
+                    .max_by_key(|o| o.responded_at);
+                let whom = match (accepted, e.actor_user_id) {
+                    (Some(o), Some(a)) if o.volunteer_user_id == a => None,
+                    (Some(o), _) => Some(o.volunteer_user_id),
+                    (None, _) if Some(i) == last_assign => order.assignee_user_id,
+                    (None, _) => None,
+                };
+                match whom {
+                    Some(v) if Some(v) != e.actor_user_id => {
+                        assignee = Some(name(Some(v)));
+                        t.t("event.assign_to").to_string()
+                    }
+                    _ if accepted.is_some() => t.t("event.accepted").to_string(),
+                    _ => t.t("event.assign").to_string(),
+                }
+            }
+            A::Escalate => {
+                let queue = ["county", "city", "province"]
+                    .into_iter()
+                    .find(|q| {
+                        e.reason
+                            .as_deref()
+                            .is_some_and(|r| r.contains(&format!("{q} coordinators")))
+                    })
+                    .unwrap_or("county");
+                t.f1("event.escalate", "queue", t.k("queue", queue))
+            }
+            A::MarkUnfulfilled
+                if e.reason.as_deref() == Some(homefront_store::orders::WINDOW_ENDED) =>
+            {
+                t.t("event.window_ended").to_string()
+            }
+            a => t.k("event", a.as_str()).to_string(),
+        };
+        // A person's reason is shown as typed; the system's own reasons
+        // (escalation, window ended) are said in words above.
+        let reason = e
+            .reason
+            .clone()
+            .filter(|_| e.actor_user_id.is_some() && e.action != A::Escalate);
+        out.push(EventLine {
+            at: super::local_time(e.at, order.time_zone),
+            who: name(e.actor_user_id),
+            what,
+            whom: assignee,
+            reason,
+        });
+    }
+    out
 }
 
 async fn order_page(
@@ -473,64 +682,230 @@ async fn order_page(
     let view = detail(state, actor, order, OrderAccess::Full, "board_order")
         .await
         .page(t)?;
-    let volunteer = match order.assignee_user_id {
-        Some(u) => state.store.user(u).await.page(t)?.map(|u| u.display_name),
-        None => None,
-    };
     let can_assign = matches!(order.state, OrderState::Submitted | OrderState::Dispatching);
+    let can_reassign = matches!(order.state, OrderState::Assigned | OrderState::InService);
+    let offers = state.store.offers_of_order(order.id).await.page(t)?;
     let mut candidates = Vec::new();
-    if can_assign {
-        // The dispatcher's ranking first, with each rank's explanation...
+    let mut more = 0;
+    if can_assign || can_reassign {
+        let item = state
+            .store
+            .service_item(order.item_id)
+            .await
+            .page(t)?
+            .ok_or_else(ApiError::not_found)
+            .page(t)?;
+        let item_name = t.pick(&item.name_zh, &item.name_en).to_string();
+        let setting = crate::dispatcher::setting_for(
+            &state.store,
+            &OrgPath::from_stored(order.division_path.clone()),
+        )
+        .await
+        .map_err(ApiError::from)
+        .page(t)?;
+        // Who could serve it, each with every reason they are out: the
+        // dispatcher's own checks.
+        let judged = crate::dispatcher::judge(
+            &state.store,
+            order,
+            &item,
+            state.clock.now(),
+            state.config.escalation_radius_factor,
+            setting.reoffer_cooldown_minutes,
+        )
+        .await
+        .map_err(ApiError::internal)
+        .page(t)?;
+        let by_id: HashMap<i64, &Judged> = judged.iter().map(|j| (j.volunteer_id, j)).collect();
         let ranked = crate::api::dispatch::ranked(state, order, MAX_CANDIDATES)
             .await
             .page(t)?;
-        for c in &ranked {
-            let args = [
-                ("rank", c.rank.to_string()),
-                ("km", format!("{:.1}", c.distance_km.unwrap_or(0.0))),
-                ("load", format!("{:.1}", c.cost.load)),
-                ("fairness", format!("{:.1}", c.cost.fairness)),
-                ("pairing", format!("{:.1}", c.cost.pairing_bonus)),
-                ("total", format!("{:.1}", c.cost.total)),
-            ];
-            let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let key = if c.distance_km.is_some() {
-                "board.explain"
-            } else {
-                "board.explain_remote"
-            };
-            candidates.push(Candidate {
-                id: c.volunteer_user_id,
-                name: c.display_name.clone(),
-                ranked: true,
-                explain: t.f(key, &args),
-            });
+        let paired: Vec<i64> = state
+            .store
+            .live_pairings(order.household_id)
+            .await
+            .page(t)?
+            .iter()
+            .map(|p| p.volunteer_user_id)
+            .collect();
+        // The ranking ignores this order's earlier offers; the dispatcher
+        // does not: a decline, a cooldown or an earlier accept puts them
+        // with the others, an open offer is said beside the rank.
+        let held_back = |id: i64| {
+            by_id.get(&id).is_some_and(|j| {
+                j.obstacles.iter().any(|o| {
+                    matches!(
+                        o,
+                        Obstacle::Declined | Obstacle::CoolingDown(_) | Obstacle::HadIt
+                    )
+                })
+            })
+        };
+        let mut listed = std::collections::HashSet::new();
+        if let Some(a) = order.assignee_user_id {
+            listed.insert(a);
         }
-        // ...then the area's other volunteers, whom a coordinator may still
-        // assign by hand (e.g. reached by phone).
+        for c in &ranked {
+            if listed.contains(&c.volunteer_user_id) || held_back(c.volunteer_user_id) {
+                continue;
+            }
+            listed.insert(c.volunteer_user_id);
+            let j = by_id.get(&c.volunteer_user_id).copied();
+            let mut explain = ranking_text(
+                t,
+                c.rank,
+                paired.contains(&c.volunteer_user_id),
+                j,
+                c.distance_km,
+            );
+            if j.is_some_and(|j| j.obstacles.contains(&Obstacle::OfferOpen)) {
+                explain = format!("{explain} · {}", t.t("board.out_offer_open"));
+            }
+            candidates.push((c.volunteer_user_id, true, explain));
+        }
+        // Then everyone else whose team serves the order: why not, fewest
+        // reasons first (the nearest to being eligible).
+        let mut rest: Vec<&Judged> = judged
+            .iter()
+            .filter(|j| !listed.contains(&j.volunteer_id))
+            .collect();
+        rest.sort_by_key(|j| (j.obstacles.len(), j.volunteer_id));
+        for j in rest {
+            if candidates.len() >= MAX_CANDIDATES {
+                more += 1;
+                continue;
+            }
+            let explain = if j.obstacles.is_empty() {
+                t.f1("board.out_below", "n", MAX_CANDIDATES)
+            } else {
+                j.obstacles
+                    .iter()
+                    .map(|o| obstacle_text(t, o, &item_name, order.time_zone))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            candidates.push((j.volunteer_id, false, explain));
+        }
+        // Accounts with a volunteer role on a team that serves the order
+        // but no volunteer profile yet (no home point, radius or vetting):
+        // the dispatcher never sees them; a coordinator may still assign
+        // one after a call, as hand assignment allows.
         let scopes: Option<Vec<String>> = actor
             .managed_scopes()
             .map(|s| s.iter().map(|p| p.as_str().to_string()).collect());
-        for u in state
+        let judged_ids: std::collections::HashSet<i64> =
+            judged.iter().map(|j| j.volunteer_id).collect();
+        let bare: Vec<i64> = state
             .store
-            .users_in_scope(scopes.as_deref(), Some(Role::Volunteer))
+            .users_in_scope(scopes.as_deref(), Some(homefront_domain::Role::Volunteer))
             .await
             .page(t)?
-        {
-            if ranked.iter().any(|c| c.volunteer_user_id == u.id) {
+            .into_iter()
+            .map(|u| u.id)
+            .filter(|id| !judged_ids.contains(id) && !listed.contains(id))
+            .collect();
+        let order_path = OrgPath::from_stored(order.division_path.clone());
+        let grants = state.store.grants_of(&bare).await.page(t)?;
+        for id in bare {
+            let serves = grants.iter().any(|g| {
+                g.user_id == id
+                    && g.role == homefront_domain::Role::Volunteer
+                    && g.org_path.as_ref().is_some_and(|p| {
+                        crate::api::dispatch::may_dispatch(
+                            actor,
+                            &order_path,
+                            order.escalation_level,
+                            &OrgPath::from_stored(p.clone()),
+                        )
+                    })
+            });
+            if !serves {
                 continue;
             }
             if candidates.len() >= MAX_CANDIDATES {
-                break;
+                more += 1;
+                continue;
             }
-            candidates.push(Candidate {
-                id: u.id,
-                name: u.display_name,
-                ranked: false,
-                explain: t.t("board.unranked").to_string(),
-            });
+            candidates.push((id, false, t.t("board.out_no_profile").to_string()));
         }
     }
+    // Names for the log, the offers and the lists; phones for the lists
+    // and the live assignee (each read logged).
+    let mut ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();
+    ids.extend(offers.iter().map(|o| o.volunteer_user_id));
+    ids.extend(order.assignee_user_id);
+    let log = state.store.order_events(order.id).await.page(t)?;
+    ids.extend(log.iter().filter_map(|e| e.actor_user_id));
+    ids.sort_unstable();
+    ids.dedup();
+    let users: HashMap<i64, homefront_store::users::User> = state
+        .store
+        .users_by_ids(&ids)
+        .await
+        .page(t)?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    let names: HashMap<i64, String> = users
+        .iter()
+        .map(|(id, u)| (*id, u.display_name.clone()))
+        .collect();
+    let mut phones_read: Vec<i64> = candidates.iter().map(|c| c.0).collect();
+    phones_read.extend(order.assignee_user_id);
+    state
+        .store
+        .log_access(
+            actor.user.id,
+            RecordKind::Account,
+            &phones_read,
+            &["phone"],
+            "manual_dispatch",
+            state.clock.now().epoch_ms(),
+        )
+        .await
+        .page(t)?;
+    let phone_of = |id: i64| {
+        users
+            .get(&id)
+            .map(|u| super::phone_text(&u.phone))
+            .unwrap_or_default()
+    };
+    let tel_of = |id: i64| users.get(&id).map(|u| u.phone.clone()).unwrap_or_default();
+    let name_of = |id: i64| names.get(&id).cloned().unwrap_or_default();
+    let candidates = candidates
+        .into_iter()
+        .map(|(id, ranked, explain)| Candidate {
+            id,
+            name: name_of(id),
+            phone: phone_of(id),
+            tel: tel_of(id),
+            ranked,
+            explain,
+        })
+        .collect();
+    let events = event_lines(t, order, &log, &offers, &names);
+    let offers = offers
+        .iter()
+        .map(|o| {
+            let outcome = if o.state == "offered" && o.held_at.is_some() {
+                "held".to_string()
+            } else {
+                o.state.clone()
+            };
+            let until = match o.state.as_str() {
+                "offered" => o.hold_until.unwrap_or(o.expires_at),
+                "expired" => o.expires_at,
+                _ => o.responded_at.unwrap_or(o.expires_at),
+            };
+            OfferLine {
+                volunteer: name_of(o.volunteer_user_id),
+                outcome,
+                via: o.via.clone(),
+                offered_at: super::local_time(o.offered_at, order.time_zone),
+                until: super::local_time(until, order.time_zone),
+            }
+        })
+        .collect();
     Ok(OrderPage {
         t,
         l: Layout::new(t, &format!("/board/orders/{}", order.id), Some(actor)),
@@ -541,17 +916,28 @@ async fn order_page(
             .flatten()
             .map(|p| super::phone_text(&p))
             .unwrap_or_default(),
-        volunteer: volunteer.map(|n| first_name(&n)),
+        volunteer: order.assignee_user_id.map(name_of),
+        volunteer_phone: order
+            .assignee_user_id
+            .filter(|_| can_reassign)
+            .map(|id| (tel_of(id), phone_of(id))),
         can_assign,
+        can_reassign,
+        can_cancel: order.state.is_open(),
         candidates,
+        more,
+        events,
+        offers,
         error,
         notice: None,
+        reason: String::new(),
     })
 }
 
 #[derive(Deserialize)]
 struct OrderQuery {
     offered: Option<String>,
+    done: Option<String>,
 }
 
 async fn order(
@@ -563,7 +949,12 @@ async fn order(
     let t = v.t();
     let o = managed_order(&state, &v.actor, t, &id).await?;
     let mut page = order_page(&state, &v.actor, t, &o, None).await?;
-    page.notice = q.offered.map(|_| t.t("board.offered").to_string());
+    page.notice = match (q.offered, q.done.as_deref()) {
+        (Some(_), _) => Some(t.t("board.offered").to_string()),
+        (None, Some("cancelled")) => Some(t.t("board.cancelled").to_string()),
+        (None, Some("reassigned")) => Some(t.t("board.reassigned").to_string()),
+        _ => None,
+    };
     Ok(page)
 }
 
@@ -582,13 +973,29 @@ enum Dispatch {
     Offer,
 }
 
+/// A refused form: the order's page again with the error, the reason as
+/// typed, and the error's status.
+async fn refused(
+    state: &AppState,
+    actor: &Actor,
+    t: Tr,
+    id: &str,
+    err: &ApiError,
+    reason: String,
+) -> PageResult {
+    use axum::response::IntoResponse;
+    let o = managed_order(state, actor, t, id).await?;
+    let mut page = order_page(state, actor, t, &o, Some(super::error_message(t, err))).await?;
+    page.reason = reason;
+    Ok((err.status, page).into_response())
+}
+
 async fn dispatch_by_hand(
     state: AppState,
     id: String,
     p: Posted<AssignForm>,
     how: Dispatch,
 ) -> PageResult {
-    use axum::response::IntoResponse;
     let t = p.t;
     let o = managed_order(&state, &p.actor, t, &id).await?;
     let result = match (p.form.volunteer, how) {
@@ -617,10 +1024,7 @@ async fn dispatch_by_hand(
             Dispatch::Offer => format!("/board/orders/{}?offered=1", o.id),
         })),
         Err(err) if err.status.is_client_error() && err.status.as_u16() != 404 => {
-            let o = managed_order(&state, &p.actor, t, &id).await?;
-            let page =
-                order_page(&state, &p.actor, t, &o, Some(super::error_message(t, &err))).await?;
-            Ok((err.status, page).into_response())
+            refused(&state, &p.actor, t, &id, &err, String::new()).await
         }
         Err(err) => Err(err).page(t),
     }
@@ -643,4 +1047,72 @@ async fn offer(
     p: Posted<AssignForm>,
 ) -> PageResult {
     dispatch_by_hand(state, id, p, Dispatch::Offer).await
+}
+
+#[derive(Deserialize)]
+struct CancelForm {
+    #[serde(default)]
+    reason: String,
+}
+
+/// Cancels the order with the coordinator's reason (the form asks for
+/// confirmation first); a blank reason answers 422 naming the field.
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted<CancelForm>,
+) -> PageResult {
+    let t = p.t;
+    let o = managed_order(&state, &p.actor, t, &id).await?;
+    match cancel_order(&state, &p.actor, o.id, &p.form.reason).await {
+        Ok(_) => Ok(see_other(&format!("/board/orders/{}?done=cancelled", o.id))),
+        Err(err) if err.status.is_client_error() && err.status.as_u16() != 404 => {
+            refused(&state, &p.actor, t, &id, &err, p.form.reason.clone()).await
+        }
+        Err(err) => Err(err).page(t),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReassignForm {
+    #[serde(default)]
+    reason: String,
+    volunteer: Option<i64>,
+    /// `offer` (default) or `assign`.
+    #[serde(default)]
+    how: String,
+}
+
+/// Withdraws the live assignment with the coordinator's reason and offers
+/// the order to, or assigns it directly to, the picked volunteer.
+async fn reassign(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted<ReassignForm>,
+) -> PageResult {
+    let t = p.t;
+    let o = managed_order(&state, &p.actor, t, &id).await?;
+    let how = if p.form.how == "assign" {
+        Reassign::Assign
+    } else {
+        Reassign::Offer
+    };
+    let result = match p.form.volunteer {
+        None => Err(ApiError::invalid(
+            "volunteer_user_id",
+            "pick_volunteer",
+            "pick a volunteer",
+        )),
+        Some(vid) => reassign_order(&state, &p.actor, o.id, &p.form.reason, vid, how).await,
+    };
+    match result {
+        Ok(_) => Ok(see_other(&format!(
+            "/board/orders/{}?done=reassigned",
+            o.id
+        ))),
+        Err(err) if err.status.is_client_error() && err.status.as_u16() != 404 => {
+            refused(&state, &p.actor, t, &id, &err, p.form.reason.clone()).await
+        }
+        Err(err) => Err(err).page(t),
+    }
 }

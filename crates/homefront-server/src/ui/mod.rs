@@ -19,6 +19,7 @@ mod coordinator;
 mod dashboard;
 mod household;
 mod inbox;
+mod liaison;
 mod pwa;
 mod requester;
 mod vetting;
@@ -56,6 +57,7 @@ pub fn router() -> Router<AppState> {
         .merge(account::router())
         .merge(volunteer::router())
         .merge(coordinator::router())
+        .merge(liaison::router())
         .merge(dashboard::router())
         .merge(vetting::router())
         .merge(inbox::router())
@@ -111,6 +113,9 @@ impl Layout {
             }
             if a.has(Role::Volunteer) {
                 nav.push(("/volunteer", "nav.volunteer"));
+            }
+            if a.has(Role::Liaison) {
+                nav.push(("/liaison", "nav.liaison"));
             }
             if a.has(Role::Coordinator) || a.is_admin() {
                 nav.push(("/board", "nav.board"));
@@ -418,9 +423,7 @@ async fn home(viewer: Result<Viewer, PageError>) -> Response {
     } else if a.has(Role::Requester) {
         see_other("/orders")
     } else if a.has(Role::Liaison) {
-        // Liaisons verify staff through the API; their pages are the inbox
-        // and the account.
-        see_other("/inbox")
+        see_other("/liaison")
     } else {
         PageError {
             t: v.t(),

@@ -25,6 +25,7 @@ use super::{
     Layout, Localize, PageError, PageResult, Posted, Viewer, first_name, local_time, see_other,
 };
 use crate::AppState;
+use crate::api::households as api_households;
 use crate::api::orders::{self as api_orders, visible_order};
 use crate::auth::Actor;
 use crate::error::ApiError;
@@ -124,13 +125,40 @@ async fn history(State(state): State<AppState>, v: Viewer) -> PageResult<History
     })
 }
 
+/// A catalogue item on the wizard's first step.
+struct ItemChoice {
+    id: i64,
+    name: String,
+    mode: String,
+    /// One line on what the service is (the message catalogue's
+    /// `item_desc.<code>`; empty for an item without one).
+    description: String,
+    /// Why it cannot be delivered now, or does not suit the member.
+    why: String,
+    /// False when the member's rules exclude it (it cannot be ordered for
+    /// them); an item nobody can deliver now may still be ordered (a
+    /// coordinator hears of it).
+    orderable: bool,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "order_item.html")]
 struct StepItem {
     t: Tr,
     l: Layout,
-    items: Vec<ServiceItem>,
+    members: Vec<MemberChoice>,
+    /// The member the list is for (0: the household has none yet).
+    member: i64,
+    /// The chosen member's rules, in words (guardian consent, tutoring).
+    rules: Vec<Rule>,
+    /// Deliverable now, most-used first.
+    items: Vec<ItemChoice>,
+    /// The others, each with why.
+    apart: Vec<ItemChoice>,
+    /// The item chosen before (coming back from step 2); 0: none, so
+    /// nothing is preselected.
     selected: i64,
+    back_here: String,
 }
 
 #[derive(Deserialize)]
@@ -139,18 +167,147 @@ struct Wizard {
     member: Option<i64>,
 }
 
+/// Orders counted for "most-used first": the last 30 days.
+const USAGE_DAYS: i64 = 30;
+
+/// A rule about a member in words, split around their name so the page
+/// can mark the name as data: (before, name, after).
+pub(crate) type Rule = (String, String, String);
+
+fn rule(t: Tr, key: &str, name: &str) -> Rule {
+    let text = t.t(key);
+    let (before, after) = text.split_once("{name}").unwrap_or((text, ""));
+    (before.to_string(), name.to_string(), after.to_string())
+}
+
+/// What the wizard says of a member: who needs what before ordering.
+fn member_rules(t: Tr, m: &Member) -> Vec<Rule> {
+    let mut out = Vec::new();
+    if api_households::lacks_guardian_consent(m) {
+        out.push(rule(t, "wizard.rule_consent", &m.name));
+    }
+    if !homefront_domain::catalogue::suits_member(
+        &["teacher"],
+        m.relation,
+        m.age_years,
+        m.school_grade.as_deref(),
+    ) {
+        out.push(rule(t, "wizard.rule_tutoring", &m.name));
+    }
+    out
+}
+
 async fn step_item(
     State(state): State<AppState>,
     v: Viewer,
     Query(q): Query<Wizard>,
 ) -> PageResult<StepItem> {
     requester_only(&v)?;
-    let items = state.store.service_items(false).await.page(v.t())?;
+    let t = v.t();
+    let now = state.clock.now();
+    let household = state
+        .store
+        .household_of(v.actor.user.id, now.epoch_ms())
+        .await
+        .page(t)?;
+    let members: Vec<Member> = state.store.members(household.id).await.page(t)?;
+    let chosen = q
+        .member
+        .and_then(|id| members.iter().find(|m| m.id == id))
+        .or_else(|| {
+            members
+                .iter()
+                .find(|m| m.relation == homefront_domain::catalogue::Relation::SelfMember)
+        })
+        .or_else(|| members.first());
+    let catalogue = state.store.service_items(false).await.page(t)?;
+    let usage = state
+        .store
+        .order_counts_by_item(now.plus_days(-USAGE_DAYS).epoch_ms())
+        .await
+        .page(t)?;
+    // Who could serve each item at the member's place now, at any
+    // escalation level: the dispatcher's rules.
+    let reach = match chosen {
+        Some(m) => {
+            let division = state.store.org_unit(m.division_id).await.page(t)?;
+            let point = m
+                .longitude
+                .zip(m.latitude)
+                .or_else(|| division.as_ref().and_then(|d| d.longitude.zip(d.latitude)))
+                .and_then(|(lon, lat)| homefront_domain::GeoPoint::new(lon, lat).ok());
+            match division {
+                Some(d) => Some(
+                    crate::dispatcher::reach(
+                        &state.store,
+                        &d.org_path(),
+                        point,
+                        &catalogue,
+                        now,
+                        state.config.escalation_radius_factor,
+                    )
+                    .await
+                    .map_err(ApiError::internal)
+                    .page(t)?,
+                ),
+                None => None,
+            }
+        }
+        None => None,
+    };
+    let mut sorted: Vec<&ServiceItem> = catalogue.iter().collect();
+    sorted.sort_by_key(|i| (-usage.get(&i.id).copied().unwrap_or(0), i.id));
+    let (mut items, mut apart) = (Vec::new(), Vec::new());
+    for i in sorted {
+        let suits = chosen.is_none_or(|m| {
+            homefront_domain::catalogue::suits_member(
+                &i.qualification_codes(),
+                m.relation,
+                m.age_years,
+                m.school_grade.as_deref(),
+            )
+        });
+        let reachable = reach
+            .as_ref()
+            .is_none_or(|r| r.get(&i.id).is_some_and(|r| r.any_level > 0));
+        let name = t.pick(&i.name_zh, &i.name_en).to_string();
+        let why = if !suits {
+            t.t("wizard.not_for_member").to_string()
+        } else if !reachable {
+            t.f1("wizard.none_in_reach", "item", &name)
+        } else {
+            String::new()
+        };
+        let choice = ItemChoice {
+            id: i.id,
+            description: t
+                .get(&format!("item_desc.{}", i.code))
+                .unwrap_or_default()
+                .to_string(),
+            mode: i.mode.to_string(),
+            name,
+            why,
+            orderable: suits,
+        };
+        if suits && reachable {
+            items.push(choice);
+        } else {
+            apart.push(choice);
+        }
+    }
+    let member = chosen.map_or(0, |m| m.id);
+    let rules = chosen.map(|m| member_rules(t, m)).unwrap_or_default();
+    let choices = members_of(&state, &v.actor, t).await?;
     Ok(StepItem {
-        t: v.t(),
-        selected: q.item.unwrap_or_else(|| items.first().map_or(0, |i| i.id)),
+        t,
+        selected: q.item.unwrap_or(0),
+        back_here: super::url_encode(&format!("/orders/new?member={member}")),
         l: v.l,
+        members: choices,
+        member,
+        rules,
         items,
+        apart,
     })
 }
 
@@ -161,6 +318,9 @@ struct MemberChoice {
     relation: String,
     division: String,
     street: String,
+    /// What this member needs before ordering (guardian consent) and
+    /// which services do not suit them, in words.
+    rules: Vec<Rule>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -202,6 +362,7 @@ async fn members_of(state: &AppState, actor: &Actor, t: Tr) -> PageResult<Vec<Me
             .unwrap_or_default();
         out.push(MemberChoice {
             id: m.id,
+            rules: member_rules(t, &m),
             name: m.name,
             relation: m.relation.to_string(),
             division,
@@ -368,6 +529,15 @@ pub struct StatusView {
     id: i64,
     state: String,
     volunteer: Option<String>,
+    /// The live volunteer's phone: E.164 for the link, `138 0001 0001`
+    /// to read (shown only while the assignment is live; each read logged).
+    volunteer_phone: Option<(String, String)>,
+    /// How far the volunteer is from the order's place, e.g. `1.2`
+    /// (km, great-circle from their home point).
+    distance_km: Option<String>,
+    /// While nobody has accepted: how many volunteers near the place are on
+    /// duty and could take it now.
+    looking: Option<usize>,
     can_cancel: bool,
     can_confirm: bool,
     events: Vec<(String, String)>,
@@ -381,15 +551,80 @@ struct StatusFragment<'a> {
     s: &'a StatusView,
 }
 
-async fn status_view(state: &AppState, order: &OrderRow) -> Result<StatusView, ApiError> {
+/// The order's point: its own coordinates, else its division's.
+async fn order_point(
+    state: &AppState,
+    order: &OrderRow,
+) -> Result<Option<homefront_domain::GeoPoint>, ApiError> {
+    let own = order
+        .longitude
+        .zip(order.latitude)
+        .and_then(|(lon, lat)| homefront_domain::GeoPoint::new(lon, lat).ok());
+    if own.is_some() {
+        return Ok(own);
+    }
+    Ok(state
+        .store
+        .org_unit(order.division_id)
+        .await?
+        .and_then(|d| d.longitude.zip(d.latitude))
+        .and_then(|(lon, lat)| homefront_domain::GeoPoint::new(lon, lat).ok()))
+}
+
+async fn status_view(
+    state: &AppState,
+    actor: &Actor,
+    order: &OrderRow,
+) -> Result<StatusView, ApiError> {
     let st = order.state;
-    let volunteer = match order.assignee_user_id {
-        Some(uid) => state
-            .store
-            .user(uid)
-            .await?
-            .map(|u| first_name(&u.display_name)),
-        None => None,
+    let live = matches!(st, OrderState::Assigned | OrderState::InService);
+    let (mut volunteer, mut volunteer_phone, mut distance_km) = (None, None, None);
+    if let Some(uid) = order.assignee_user_id {
+        let user = state.store.user(uid).await?;
+        volunteer = user.as_ref().map(|u| first_name(&u.display_name));
+        if live && let Some(u) = user {
+            // The volunteer's phone while the assignment is live, like the
+            // requester's address for the volunteer, with the same audit.
+            state
+                .store
+                .log_access(
+                    actor.user.id,
+                    homefront_domain::privacy::RecordKind::Account,
+                    &[uid],
+                    &["phone"],
+                    "order_page",
+                    state.clock.now().epoch_ms(),
+                )
+                .await?;
+            volunteer_phone = Some((u.phone.clone(), super::phone_text(&u.phone)));
+            let from = state.store.volunteer(uid).await?.and_then(|v| v.location());
+            if order.item_mode == homefront_domain::catalogue::ServiceMode::Onsite
+                && let (Some(a), Some(b)) = (from, order_point(state, order).await?)
+            {
+                distance_km = Some(format!("{:.1}", a.haversine_km(&b)));
+            }
+        }
+    }
+    let looking = if matches!(st, OrderState::Submitted | OrderState::Dispatching) {
+        let item = state.store.service_item(order.item_id).await?;
+        let point = order_point(state, order).await?;
+        match item {
+            Some(item) => crate::dispatcher::reach(
+                &state.store,
+                &homefront_domain::org::OrgPath::from_stored(order.division_path.clone()),
+                point,
+                std::slice::from_ref(&item),
+                state.clock.now(),
+                state.config.escalation_radius_factor,
+            )
+            .await
+            .map_err(ApiError::internal)?
+            .get(&item.id)
+            .map(|r| r.nearby),
+            None => None,
+        }
+    } else {
+        None
     };
     let events = state
         .store
@@ -402,6 +637,9 @@ async fn status_view(state: &AppState, order: &OrderRow) -> Result<StatusView, A
         id: order.id,
         state: order.state.to_string(),
         volunteer,
+        volunteer_phone,
+        distance_km,
+        looking,
         can_cancel: matches!(
             st,
             OrderState::Submitted | OrderState::Dispatching | OrderState::Assigned
@@ -456,7 +694,7 @@ async fn show(
         .page(t)?
         .map(|m| m.name)
         .unwrap_or_default();
-    let sv = status_view(&state, &order).await.page(t)?;
+    let sv = status_view(&state, &v.actor, &order).await.page(t)?;
     let status = StatusFragment {
         t,
         csrf: &v.l.csrf,
@@ -551,7 +789,7 @@ async fn live(
                 let order = own_order(&state, &actor, t, &order_id.to_string())
                     .await
                     .ok()?;
-                let sv = status_view(&state, &order).await.ok()?;
+                let sv = status_view(&state, &actor, &order).await.ok()?;
                 StatusFragment {
                     t,
                     csrf: &csrf,

@@ -761,7 +761,7 @@ struct VolunteerPage {
 }
 
 /// A reason the volunteer cannot be dispatched, in the viewer's language.
-fn reason_text(t: Tr, r: &homefront_domain::credentials::IneligibleReason) -> String {
+pub(super) fn reason_text(t: Tr, r: &homefront_domain::credentials::IneligibleReason) -> String {
     use homefront_domain::credentials::IneligibleReason as R;
     match r {
         R::NotActive { state } => t.f1(

@@ -469,6 +469,12 @@ struct HoursPage {
     orders_served: usize,
     by_month: Vec<HoursLine>,
     by_item: Vec<HoursLine>,
+    /// The volunteer's account, for the certificate's address.
+    me: i64,
+    /// The certificate form's default period: this month so far, dates in
+    /// Asia/Shanghai (`YYYY-MM-DD`).
+    cert_from: String,
+    cert_to: String,
 }
 
 async fn my_hours(State(state): State<AppState>, v: Viewer) -> PageResult<HoursPage> {
@@ -494,8 +500,14 @@ async fn my_hours(State(state): State<AppState>, v: Viewer) -> PageResult<HoursP
         recorded: super::hours_text(s.recorded_minutes),
         backfilled: super::hours_text(s.backfilled_minutes),
     };
+    let today = chrono::DateTime::from_timestamp_millis(state.clock.now().epoch_ms())
+        .map(|d| d.with_timezone(&chrono_tz::Asia::Shanghai).date_naive())
+        .unwrap_or_default();
     Ok(HoursPage {
         t,
+        me: v.actor.user.id,
+        cert_from: today.format("%Y-%m-01").to_string(),
+        cert_to: today.format("%Y-%m-%d").to_string(),
         total_recorded: super::hours_text(view.total.recorded_minutes),
         total_backfilled: super::hours_text(view.total.backfilled_minutes),
         orders_served: view.orders_served,

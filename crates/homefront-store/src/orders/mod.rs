@@ -278,6 +278,8 @@ pub struct OrderFilter {
     pub household_id: Option<i64>,
     /// Only orders assigned to this account.
     pub assignee_user_id: Option<i64>,
+    /// Only orders placed by this account (a liaison's orders for staff).
+    pub placed_by: Option<i64>,
     /// Only these states.
     pub states: Vec<OrderState>,
     /// Only these item codes.
@@ -376,6 +378,7 @@ impl OrderFilter {
         for (value, column, op) in [
             (self.household_id, "o.household_id", "="),
             (self.assignee_user_id, "o.assignee_user_id", "="),
+            (self.placed_by, "o.placed_by", "="),
             (self.created_from, "o.created_at", ">="),
             (self.created_to, "o.created_at", "<"),
             (self.before_id, "o.id", "<"),
@@ -553,9 +556,20 @@ pub async fn transition_recorded_in(
         .await?
         .ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
     let to = order_state::transition(from, action)?;
+    // Whom a release or reassignment takes the order from: they hear of it.
+    let released: Option<i64> =
+        if matches!(action, OrderAction::Release | OrderAction::Reassign { .. }) {
+            sqlx::query_scalar("select assignee_user_id from service_order where id = $1")
+                .bind(order_id)
+                .fetch_optional(&mut **tx)
+                .await?
+                .flatten()
+        } else {
+            None
+        };
     let assignee_sql = match action {
         OrderAction::Assign => "$5",
-        OrderAction::Release => "null",
+        OrderAction::Release | OrderAction::Reassign { .. } => "null",
         _ => "assignee_user_id",
     };
     let sql = format!(
@@ -615,6 +629,10 @@ pub async fn transition_recorded_in(
             (
                 "actor_user_id",
                 actor.map_or(serde_json::Value::Null, Into::into),
+            ),
+            (
+                "released_user_id",
+                released.map_or(serde_json::Value::Null, Into::into),
             ),
         ],
         now_ms,

@@ -263,7 +263,8 @@ pub fn pushed(kind: EventKind, data: &serde_json::Value) -> bool {
 /// change that person must know of and did not make. The requester hears
 /// that a volunteer was found, that the service is done (to confirm it),
 /// and that the order was cancelled or given up; the assigned volunteer
-/// that the order was cancelled or confirmed; both hear of an automatic
+/// that the order was cancelled or confirmed, and a volunteer that a
+/// release or reassignment took it from them; both hear of an automatic
 /// confirmation. Submitting, dispatching and
 /// checking in and out are the pages' live status (and the volunteer's own
 /// taps); webhooks and group bots still hear every change.
@@ -286,6 +287,14 @@ pub fn inboxed(
     }
     let is_requester = user == requester;
     let is_assignee = assignee == Some(user);
+    // Taken from them (released or reassigned): they must stop.
+    if data
+        .get("released_user_id")
+        .and_then(serde_json::Value::as_i64)
+        == Some(user)
+    {
+        return true;
+    }
     match kind {
         EventKind::OrderSubmitted => false,
         EventKind::OrderAssigned => is_requester,

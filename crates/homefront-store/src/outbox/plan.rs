@@ -142,6 +142,7 @@ async fn plan_event(tx: &mut Tx, e: &EventRow, now_ms: i64) -> Result<()> {
         (None, None) => None,
     };
     let k = e.kind;
+    let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
     let mut users: Vec<i64> = match k {
         EventKind::OfferMade
         | EventKind::OfferTaken
@@ -156,13 +157,18 @@ async fn plan_event(tx: &mut Tx, e: &EventRow, now_ms: i64) -> Result<()> {
             Some((_, requester, assignee)) => {
                 let mut v = vec![*requester];
                 v.extend(assignee.filter(|a| a != requester));
+                // The volunteer a release or reassignment took it from.
+                v.extend(
+                    data.get("released_user_id")
+                        .and_then(serde_json::Value::as_i64)
+                        .filter(|r| !v.contains(r)),
+                );
                 v
             }
             None => Vec::new(),
         },
     };
     users.dedup();
-    let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
     let push = pushed(k, &data);
     for user in users {
         let prefs = preferences_in(tx, user).await?;
