@@ -438,6 +438,24 @@ pub async fn make_offers(
     Ok(offers.len())
 }
 
+/// Writes a coordinator's offers beside any still open (see
+/// [`Store::add_manual_offers`]) and announces them.
+///
+/// # Errors
+/// Database errors.
+pub async fn make_manual_offers(
+    state: &AppState,
+    order: &OrderRow,
+    offers: &[NewOffer],
+) -> Result<usize, DispatchError> {
+    let now = state.clock.now().epoch_ms();
+    if !state.store.add_manual_offers(order.id, offers, now).await? {
+        return Ok(0);
+    }
+    crate::live::publish(state, order.id);
+    Ok(offers.len())
+}
+
 /// One dispatcher pass at the clock's now.
 ///
 /// # Errors

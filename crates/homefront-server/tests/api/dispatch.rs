@@ -1182,3 +1182,56 @@ async fn an_accept_after_the_window_ends_is_refused_and_the_order_given_up() {
     let (status, body) = accept(&w.app, &s, offer).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn a_round_is_refused_while_an_offer_of_the_order_is_open() {
+    let w = world().await;
+    let first = w.volunteer("13900000001", 1.0, &[], Flaw::default()).await;
+    let second = w.volunteer("13900000002", 2.0, &[], Flaw::default()).await;
+    let order = w.order("groceries", "open-round").await;
+    let later = T0.plus_minutes(30).epoch_ms();
+    w.offer_to(order, first, later).await;
+    // A second dispatcher's round (or a pass that read a stale backlog)
+    // while the first offer is open: refused, nothing written.
+    let duplicate = homefront_store::offers::NewOffer {
+        order_id: order,
+        volunteer_user_id: second,
+        via: "sequential",
+        round: 1,
+        candidate_rank: 1,
+        distance_km: Some(2.0),
+        cost: 2.0,
+        explanation: "{}".into(),
+        expires_at: later,
+        offered_by: None,
+    };
+    let store = &w.app.store;
+    assert!(
+        !store
+            .write_round(order, std::slice::from_ref(&duplicate), T0.epoch_ms())
+            .await
+            .unwrap()
+    );
+    let open = w.open_offers(order).await;
+    assert_eq!(
+        open.iter().map(|o| o.volunteer_user_id).collect::<Vec<_>>(),
+        vec![first]
+    );
+    // A coordinator may still offer it to one more volunteer.
+    assert!(
+        store
+            .add_manual_offers(order, &[duplicate], T0.epoch_ms())
+            .await
+            .unwrap()
+    );
+    assert_eq!(w.open_offers(order).await.len(), 2);
+    // Once no offer is open, the next round is written.
+    let mut tx = store.begin_write().await.unwrap();
+    sqlx::query("update offer set state = 'expired' where order_id = $1")
+        .bind(order)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(store.write_round(order, &[], T0.epoch_ms()).await.unwrap());
+}
