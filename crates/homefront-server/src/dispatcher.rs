@@ -1033,8 +1033,9 @@ async fn batch_round(
     };
     let mut rounds: HashMap<i64, Vec<NewOffer>> = HashMap::new();
     let mut took = Vec::new();
+    let by_order: HashMap<i64, &OrderRow> = group.iter().map(|o| (o.id, o)).collect();
     for a in &plan.assignments {
-        let Some(order) = group.iter().find(|o| o.id == a.order_id) else {
+        let Some(order) = by_order.get(&a.order_id) else {
             continue;
         };
         let Some(p) = per_order.get(&a.order_id) else {
