@@ -141,7 +141,7 @@ impl Store {
         Ok(sqlx::query_scalar(
             "select cast(count(*) as bigint) from service_order o
              where o.id between $1 and $2
-               and not exists (select 1 from offer f where f.order_id = o.id)",
+               and o.id not in (select f.order_id from offer f where f.order_id between $1 and $2)",
         )
         .bind(from_id)
         .bind(to_id)
