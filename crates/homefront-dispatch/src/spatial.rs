@@ -380,6 +380,19 @@ impl VolunteerIndex {
         Ok(())
     }
 
+    /// Sets a volunteer's cap on concurrent assignments (e.g. lowered by
+    /// one when they are offered an order, as an open offer holds a place).
+    ///
+    /// # Errors
+    /// [`IndexError::UnknownVolunteer`].
+    pub fn set_max_load(&mut self, id: i64, max_load: u32) -> Result<(), IndexError> {
+        let v = self.get_mut(id)?;
+        v.max_load = max_load;
+        let has_capacity = v.has_capacity();
+        self.has_capacity[self.slot_of[&id] as usize] = has_capacity;
+        Ok(())
+    }
+
     /// Sets a volunteer's minutes of service in the last 7 days.
     ///
     /// # Errors
@@ -896,6 +909,11 @@ mod tests {
         assert_eq!(idx.available(), 1);
         assert_eq!(idx.candidates(&q, &ZERO, |_| false)[0].volunteer_id, 1);
         idx.set_current_load(2, 0).unwrap();
+        // An open offer holds a place: the cap lowered to the load.
+        idx.set_max_load(2, 0).unwrap();
+        assert_eq!(idx.candidates(&q, &ZERO, |_| false)[0].volunteer_id, 1);
+        idx.set_max_load(2, 2).unwrap();
+        assert_eq!(idx.candidates(&q, &ZERO, |_| false)[0].volunteer_id, 2);
         assert_eq!(idx.remove(2).unwrap().id, 2);
         assert_eq!(idx.len(), 1);
         assert_eq!(idx.candidates(&q, &ZERO, |_| false)[0].volunteer_id, 1);

@@ -47,7 +47,7 @@ use homefront_domain::org::{OrgPath, team_serves};
 use homefront_domain::{GeoPoint, Timestamp};
 use homefront_store::Store;
 use homefront_store::StoreError;
-use homefront_store::availability::{DispatchQuery, DispatchableVolunteer};
+use homefront_store::availability::{DispatchQuery, DispatchableVolunteer, RosterVolunteer};
 use homefront_store::catalogue::ServiceItem;
 use homefront_store::offers::{NewOffer, Offer};
 use homefront_store::orders::OrderRow;
@@ -229,23 +229,104 @@ pub async fn pool_for(
     now: Timestamp,
     radius_factor: f64,
 ) -> Result<Pool, DispatchError> {
-    let ctx = PoolContext::load(store, order, now, radius_factor, false).await?;
+    let order_path = OrgPath::from_stored(order.division_path.clone());
+    let root = order_path.ids().first().map(|id| OrgPath::root(*id));
+    let scopes: Vec<OrgPath> = root.into_iter().collect();
+    let roster = store.dispatch_roster(Some(&scopes)).await?;
+    let loads = PoolInputs {
+        loads: store.active_loads().await?,
+        // Open offers of other orders count toward the load cap.
+        open_offers: store.open_offer_counts(now.epoch_ms(), order.id).await?,
+        bookings: store.live_bookings().await?,
+        minutes: store
+            .recent_service_minutes(now.plus_days(-7).epoch_ms())
+            .await?,
+    };
+    pool_from(order, now, radius_factor, &roster, &loads)
+}
+
+/// What a pool takes beside the roster: live assignments, open offers,
+/// live bookings and recent minutes per volunteer (one query each, for a
+/// whole pass).
+struct PoolInputs {
+    loads: HashMap<i64, i64>,
+    open_offers: HashMap<i64, i64>,
+    bookings: HashMap<i64, Vec<homefront_store::bookings::LiveBooking>>,
+    minutes: HashMap<i64, i64>,
+}
+
+/// The pool of `order` from its province's `roster`, in memory (see
+/// [`pool_for`]).
+fn pool_from(
+    order: &OrderRow,
+    now: Timestamp,
+    radius_factor: f64,
+    roster: &[RosterVolunteer],
+    inputs: &PoolInputs,
+) -> Result<Pool, DispatchError> {
+    let radius = escalation::radius_multiplier(radius_factor, order.escalation_level);
+    let order_path = OrgPath::from_stored(order.division_path.clone());
+    let window = TimeWindow::new(Timestamp(order.window_start), Timestamp(order.window_end)).ok();
+    // Volunteers whose live assignment overlaps this order are not offered
+    // it (the check an accept runs again under its lock).
+    let booking = homefront_store::bookings::order_booking(order);
     let mut by_id = HashMap::new();
     let mut entries = Vec::new();
-    for v in ctx.volunteers.iter() {
+    for r in roster {
         // Scope: a team serves its own division's subtree, widened once the
         // order escalates (the rule hand assignment and pairing use too).
-        if !ctx.serves(v) || ctx.clash(v).is_some() {
+        if !team_serves(
+            &OrgPath::from_stored(r.team_path.clone()),
+            &order_path,
+            order.escalation_level,
+        ) {
             continue;
         }
-        entries.push(ctx.engine_volunteer(v));
-        by_id.insert(v.user_id, v.clone());
+        if booking.is_some_and(|b| {
+            inputs.bookings.get(&r.user_id).is_some_and(|held| {
+                held.iter()
+                    .any(|h| h.order_id != order.id && h.booking.clashes(&b))
+            })
+        }) {
+            continue;
+        }
+        let Some(v) = r.dispatchable(now, window.as_ref()) else {
+            continue;
+        };
+        entries.push(Volunteer {
+            id: v.user_id,
+            location: v.location,
+            service_radius_km: v.service_radius_km * radius,
+            qualifications: v
+                .qualifications
+                .iter()
+                .fold(0, |m, q| m | qualification_bit(*q)),
+            current_load: u32::try_from(inputs.loads.get(&v.user_id).copied().unwrap_or(0))
+                .unwrap_or(u32::MAX),
+            max_load: spare_capacity(
+                v.max_concurrent,
+                inputs.open_offers.get(&v.user_id).copied().unwrap_or(0),
+            ),
+            recent_service_minutes: u32::try_from(
+                inputs.minutes.get(&v.user_id).copied().unwrap_or(0).max(0),
+            )
+            .unwrap_or(u32::MAX),
+        });
+        by_id.insert(v.user_id, v);
     }
     let index = VolunteerIndex::new(entries)?;
     Ok(Pool { index, by_id })
 }
 
-/// What [`pool_for`] and [`judge`] read about an order's volunteers: the
+/// A volunteer's cap as the engine sees it: `max_concurrent` less the open
+/// offers they hold of other orders, so that live assignments plus open
+/// offers never exceed it (the engine offers only while `current_load <
+/// max_load`; the load cost term still counts live assignments only).
+fn spare_capacity(max_concurrent: u32, open_offers: i64) -> u32 {
+    max_concurrent.saturating_sub(u32::try_from(open_offers.max(0)).unwrap_or(u32::MAX))
+}
+
+/// What [`judge`] reads about an order's volunteers: the
 /// candidates, loads, open offers, live bookings and recent hours.
 struct PoolContext<'a> {
     order: &'a OrderRow,
@@ -260,14 +341,13 @@ struct PoolContext<'a> {
 }
 
 impl<'a> PoolContext<'a> {
-    /// `everyone`: every volunteer of the order's province, whatever their
-    /// state and availability (for [`judge`]); else the dispatchable ones.
+    /// Every volunteer of the order's province, whatever their state and
+    /// availability, judged as the dispatcher judges them.
     async fn load(
         store: &Store,
         order: &'a OrderRow,
         now: Timestamp,
         radius_factor: f64,
-        everyone: bool,
     ) -> Result<PoolContext<'a>, DispatchError> {
         let radius = escalation::radius_multiplier(radius_factor, order.escalation_level);
         let order_path = OrgPath::from_stored(order.division_path.clone());
@@ -280,11 +360,7 @@ impl<'a> PoolContext<'a> {
             now,
             window,
         };
-        let volunteers = if everyone {
-            store.volunteers_judged_for_dispatch(&query).await?
-        } else {
-            store.dispatchable_volunteers(&query).await?
-        };
+        let volunteers = store.volunteers_judged_for_dispatch(&query).await?;
         Ok(PoolContext {
             order,
             order_path,
@@ -427,7 +503,7 @@ pub async fn judge(
     radius_factor: f64,
     cooldown_minutes: i64,
 ) -> Result<Vec<Judged>, DispatchError> {
-    let ctx = PoolContext::load(store, order, now, radius_factor, true).await?;
+    let ctx = PoolContext::load(store, order, now, radius_factor).await?;
     let (reqs, mask) = requirements(item);
     let at = Timestamp(order.window_start);
     let point = match location(store, order).await? {
@@ -579,14 +655,6 @@ pub async fn reach(
     Ok(out)
 }
 
-/// A volunteer's cap as the engine sees it: `max_concurrent` less the open
-/// offers they hold of other orders, so that live assignments plus open
-/// offers never exceed it (the engine offers only while `current_load <
-/// max_load`; the load cost term still counts live assignments only).
-fn spare_capacity(max_concurrent: u32, open_offers: i64) -> u32 {
-    max_concurrent.saturating_sub(u32::try_from(open_offers.max(0)).unwrap_or(u32::MAX))
-}
-
 /// The order's location for the engine: on-site at its coordinates (or its
 /// division's point), or remote.
 async fn location(store: &Store, order: &OrderRow) -> Result<OrderLocation, StoreError> {
@@ -635,9 +703,14 @@ pub struct RankInput<'a> {
 /// # Errors
 /// Database errors.
 pub async fn rank(store: &Store, input: &RankInput<'_>) -> Result<Vec<Candidate>, StoreError> {
+    let loc = location(store, input.order).await?;
+    Ok(rank_at(loc, input))
+}
+
+/// [`rank`] with the order's location already known.
+fn rank_at(loc: OrderLocation, input: &RankInput<'_>) -> Vec<Candidate> {
     let (reqs, mask) = requirements(input.item);
     let at = Timestamp(input.order.window_start);
-    let loc = location(store, input.order).await?;
     let query = CandidateQuery {
         location: loc,
         required_qualifications: mask,
@@ -645,13 +718,13 @@ pub async fn rank(store: &Store, input: &RankInput<'_>) -> Result<Vec<Candidate>
         paired_volunteers: input.paired,
     };
     let pool = input.pool;
-    Ok(pool.index.candidates(&query, input.weights, |v| {
+    pool.index.candidates(&query, input.weights, |v| {
         input.exclude.contains(&v.id)
             || pool
                 .by_id
                 .get(&v.id)
                 .is_none_or(|d| is_eligible(&d.eligibility, &reqs, at).is_err())
-    }))
+    })
 }
 
 /// The `n` cheapest of `ranked` (candidates of one order, already sorted by
@@ -721,7 +794,212 @@ pub async fn make_offers(
     Ok(offers.len())
 }
 
+/// Writes a coordinator's offers beside any still open (see
+/// [`Store::add_manual_offers`]) and announces them.
+///
+/// # Errors
+/// Database errors.
+pub async fn make_manual_offers(
+    state: &AppState,
+    order: &OrderRow,
+    offers: &[NewOffer],
+) -> Result<usize, DispatchError> {
+    let now = state.clock.now().epoch_ms();
+    if !state.store.add_manual_offers(order.id, offers, now).await? {
+        return Ok(0);
+    }
+    crate::live::publish(state, order.id);
+    Ok(offers.len())
+}
+
+/// What one pass reads, by sets: the catalogue, every unit's setting, the
+/// offer history and live pairings of the whole backlog, the loads, open
+/// offers, bookings and recent minutes of every volunteer, and (once per
+/// province, on first need) the province's roster. Pools are built in
+/// memory from these, one per distinct (province, window, item mode,
+/// division, escalation level), and shared by the orders that have the
+/// same; an offer made in the pass lowers the volunteer's spare capacity in
+/// every pool at once.
+struct PassData {
+    now: Timestamp,
+    radius_factor: f64,
+    items: HashMap<i64, ServiceItem>,
+    settings: HashMap<i64, homefront_store::dispatch::DispatchSetting>,
+    offers: HashMap<i64, Vec<Offer>>,
+    pairings: HashMap<i64, Vec<i64>>,
+    inputs: PoolInputs,
+    rosters: HashMap<i64, Vec<RosterVolunteer>>,
+    pools: HashMap<PoolKey, Pool>,
+    points: HashMap<i64, Option<GeoPoint>>,
+}
+
+/// What an order's pool depends on beside the pass's data.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct PoolKey {
+    window: (i64, i64),
+    remote: bool,
+    runs_alongside: bool,
+    division_path: String,
+    escalation_level: i64,
+}
+
+impl PoolKey {
+    fn of(order: &OrderRow) -> Self {
+        PoolKey {
+            window: (order.window_start, order.window_end),
+            remote: order.item_mode == homefront_domain::catalogue::ServiceMode::Remote,
+            runs_alongside: order.item_runs_alongside,
+            division_path: order.division_path.clone(),
+            escalation_level: order.escalation_level,
+        }
+    }
+}
+
+impl PassData {
+    async fn load(
+        store: &Store,
+        now: Timestamp,
+        radius_factor: f64,
+    ) -> Result<Self, DispatchError> {
+        let items = store
+            .service_items(true)
+            .await?
+            .into_iter()
+            .map(|i| (i.id, i))
+            .collect();
+        let mut offers: HashMap<i64, Vec<Offer>> = HashMap::new();
+        for o in store.offers_of_backlog().await? {
+            offers.entry(o.order_id).or_default().push(o);
+        }
+        let mut pairings: HashMap<i64, Vec<i64>> = HashMap::new();
+        for p in store.live_pairings_of_backlog().await? {
+            pairings
+                .entry(p.household_id)
+                .or_default()
+                .push(p.volunteer_user_id);
+        }
+        Ok(PassData {
+            now,
+            radius_factor,
+            items,
+            settings: store.dispatch_settings().await?,
+            offers,
+            pairings,
+            inputs: PoolInputs {
+                loads: store.active_loads().await?,
+                // Waiting orders hold no open offer: every open offer is
+                // of another order (0 is no order's id).
+                open_offers: store.open_offer_counts(now.epoch_ms(), 0).await?,
+                bookings: store.live_bookings().await?,
+                minutes: store
+                    .recent_service_minutes(now.plus_days(-7).epoch_ms())
+                    .await?,
+            },
+            rosters: HashMap::new(),
+            pools: HashMap::new(),
+            points: HashMap::new(),
+        })
+    }
+
+    /// The effective setting for a division path (the deepest unit on it
+    /// with one), as [`setting_for`] reads it.
+    fn setting_for(&self, path: &OrgPath) -> Setting {
+        match path.ids().iter().rev().find_map(|id| self.settings.get(id)) {
+            None => Setting::default(),
+            Some(s) => Setting {
+                mode: Mode::parse(&s.mode).unwrap_or(Mode::Auto),
+                broadcast_k: usize::try_from(s.broadcast_k).unwrap_or(5).max(1),
+                weights: serde_json::from_str(&s.weights).unwrap_or_default(),
+                reoffer_cooldown_minutes: s.reoffer_cooldown_minutes.max(0),
+            },
+        }
+    }
+
+    fn prior(&self, order_id: i64) -> &[Offer] {
+        self.offers.get(&order_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The order's pool (built on first need, from the province's roster).
+    async fn pool(&mut self, store: &Store, order: &OrderRow) -> Result<PoolKey, DispatchError> {
+        let key = PoolKey::of(order);
+        if self.pools.contains_key(&key) {
+            return Ok(key);
+        }
+        let root = OrgPath::from_stored(order.division_path.clone())
+            .ids()
+            .first()
+            .copied()
+            .unwrap_or(0);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.rosters.entry(root) {
+            let scopes = [OrgPath::root(root)];
+            e.insert(store.dispatch_roster(Some(&scopes)).await?);
+        }
+        let roster = self.rosters.get(&root).map_or(&[][..], Vec::as_slice);
+        let pool = pool_from(order, self.now, self.radius_factor, roster, &self.inputs)?;
+        self.pools.insert(key.clone(), pool);
+        Ok(key)
+    }
+
+    /// The order's location (its division's point read once per pass).
+    async fn location(
+        &mut self,
+        store: &Store,
+        order: &OrderRow,
+    ) -> Result<OrderLocation, StoreError> {
+        if order.item_mode == homefront_domain::catalogue::ServiceMode::Remote {
+            return Ok(OrderLocation::Remote);
+        }
+        if let Some(p) = order
+            .longitude
+            .zip(order.latitude)
+            .and_then(|(lon, lat)| GeoPoint::new(lon, lat).ok())
+        {
+            return Ok(OrderLocation::Onsite(p));
+        }
+        let point = match self.points.get(&order.division_id) {
+            Some(p) => *p,
+            None => {
+                let p = store
+                    .org_unit(order.division_id)
+                    .await?
+                    .and_then(|d| d.longitude.zip(d.latitude))
+                    .and_then(|(lon, lat)| GeoPoint::new(lon, lat).ok());
+                self.points.insert(order.division_id, p);
+                p
+            }
+        };
+        Ok(point.map_or(OrderLocation::Remote, OrderLocation::Onsite))
+    }
+
+    /// An offer to `volunteer` was planned: it holds one more place of
+    /// their cap in every pool, and in pools built later.
+    fn took(&mut self, volunteer: i64) {
+        *self.inputs.open_offers.entry(volunteer).or_default() += 1;
+        for pool in self.pools.values_mut() {
+            if let Some(v) = pool.index.get(volunteer) {
+                let spare = v.max_load.saturating_sub(1);
+                // The id is in the index: this cannot fail.
+                let _ = pool.index.set_max_load(volunteer, spare);
+            }
+        }
+    }
+}
+
+/// A planned round: the order and its offers (none: it just moves to
+/// `dispatching`).
+type PlannedRound = (OrderRow, Vec<NewOffer>);
+
+/// Rounds written at once: enough for SQLite's group commit and
+/// PostgreSQL's pool to fill each commit, well under the pool's 32
+/// connections so requests keep theirs.
+const WRITERS: usize = 16;
+
 /// One dispatcher pass at the clock's now.
+///
+/// The backlog is read by sets (see [`PassData`]): a pass costs a fixed
+/// number of queries, plus one per province for its roster and per
+/// division without a point of an order without coordinates, plus the
+/// writes of each round, whatever the number of waiting orders.
 ///
 /// # Errors
 /// Database errors (the pass stops; the next one retries).
@@ -744,103 +1022,124 @@ pub async fn tick(state: &AppState) -> Result<TickReport, DispatchError> {
     // Give up on orders whose window ended without a volunteer; escalate
     // the others that waited past their lane's deadline or are close to
     // their window (homefront_domain::escalation).
-    for w in store.orders_unassigned().await? {
-        let Some(order) = store.order(w.id).await? else {
-            continue;
-        };
+    let mut backlog = store.unassigned_order_rows().await?;
+    let mut changed = false;
+    for order in &backlog {
         if order.window_end <= now.epoch_ms() {
-            if give_up(state, &order).await? {
+            if give_up(state, order).await? {
                 report.unfulfilled += 1;
             }
+            changed = true;
             continue;
         }
-        let lane: Lane = w.lane.parse().unwrap_or(Lane::Standard);
+        let lane: Lane = order.lane;
         let (due, cause) = escalation::level_due(
             lane,
             &state.config.escalation_leads(),
-            w.created_at,
+            order.created_at,
             order.window_start,
             now.epoch_ms(),
         );
-        if due > w.escalation_level {
+        if due > order.escalation_level {
             let reason = escalation_reason(due, cause);
             if store
-                .escalate_order(w.id, w.escalation_level, due, &reason, now.epoch_ms())
+                .escalate_order(
+                    order.id,
+                    order.escalation_level,
+                    due,
+                    &reason,
+                    now.epoch_ms(),
+                )
                 .await?
             {
                 report.escalated += 1;
-                crate::live::publish(state, w.id);
+                crate::live::publish(state, order.id);
             }
+            changed = true;
         }
     }
+    if changed {
+        backlog = store.unassigned_order_rows().await?;
+    }
 
-    // Offer rounds.
-    let waiting = store.orders_waiting().await?;
+    // Offer rounds, for the orders without an open offer: priority lane
+    // first, then by age.
+    let mut pass = PassData::load(store, now, state.config.escalation_radius_factor).await?;
+    let lane_rank = |lane: &Lane| match lane {
+        Lane::Priority => 0,
+        Lane::Urgent => 1,
+        _ => 2,
+    };
+    let mut waiting: Vec<OrderRow> = backlog
+        .into_iter()
+        .filter(|o| !pass.prior(o.id).iter().any(|f| f.state == "offered"))
+        .filter(|o| o.window_end > now.epoch_ms())
+        .collect();
+    waiting.sort_by(|a, b| {
+        (lane_rank(&a.lane), a.created_at, a.id).cmp(&(lane_rank(&b.lane), b.created_at, b.id))
+    });
+    let mut planned: Vec<PlannedRound> = Vec::new();
     // Sorted by key so that rounds run in the same order every time.
     let mut batches: BTreeMap<String, (Setting, Vec<OrderRow>)> = BTreeMap::new();
-    for w in waiting {
-        let Some(order) = store.order(w.id).await? else {
+    for order in waiting {
+        let Some(item) = pass.items.get(&order.item_id).cloned() else {
             continue;
         };
-        if order.window_end <= now.epoch_ms() {
-            continue;
-        }
-        let Some(item) = store.service_item(order.item_id).await? else {
-            continue;
-        };
-        let setting =
-            setting_for(store, &OrgPath::from_stored(order.division_path.clone())).await?;
-        let prior = store.offers_of_order(order.id).await?;
-        let offered = not_to_offer(&prior, now, setting.reoffer_cooldown_minutes);
+        let setting = pass.setting_for(&OrgPath::from_stored(order.division_path.clone()));
+        let prior = pass.prior(order.id);
+        let offered = not_to_offer(prior, now, setting.reoffer_cooldown_minutes);
         let round = prior.iter().map(|o| o.round).max().unwrap_or(0) + 1;
-        let pool = pool_for(store, &order, now, state.config.escalation_radius_factor).await?;
+        let key = pass.pool(store, &order).await?;
+        let loc = pass.location(store, &order).await?;
 
         // Paired volunteers (and a follow-up's preferred volunteer) first.
         let mut preferred: Vec<i64> = order.preferred_volunteer_user_id.into_iter().collect();
         preferred.extend(
-            store
-                .live_pairings(order.household_id)
-                .await?
-                .iter()
-                .map(|p| p.volunteer_user_id),
+            pass.pairings
+                .get(&order.household_id)
+                .into_iter()
+                .flatten()
+                .copied(),
         );
         let mut first = None;
-        for v in preferred.iter().filter(|v| !offered.contains(v)) {
-            let only: HashSet<i64> = pool
-                .by_id
-                .keys()
-                .copied()
-                .filter(|id| id != v)
-                .chain(offered.iter().copied())
-                .collect();
-            let ranked = rank(
-                store,
-                &RankInput {
-                    order: &order,
-                    item: &item,
-                    pool: &pool,
-                    weights: &setting.weights,
-                    paired: &preferred,
-                    exclude: &only,
-                    k: 1,
-                },
-            )
-            .await?;
-            if let Some(c) = ranked.first() {
-                first = Some(*c);
-                break;
+        if let Some(pool) = pass.pools.get(&key) {
+            for v in preferred.iter().filter(|v| !offered.contains(v)) {
+                let only: HashSet<i64> = pool
+                    .by_id
+                    .keys()
+                    .copied()
+                    .filter(|id| id != v)
+                    .chain(offered.iter().copied())
+                    .collect();
+                let ranked = rank_at(
+                    loc,
+                    &RankInput {
+                        order: &order,
+                        item: &item,
+                        pool,
+                        weights: &setting.weights,
+                        paired: &preferred,
+                        exclude: &only,
+                        k: 1,
+                    },
+                );
+                if let Some(c) = ranked.first() {
+                    first = Some(*c);
+                    break;
+                }
             }
         }
         if let Some(c) = first {
             let offer = new_offer(&order, &item, &c, "pairing", round, now, None);
-            report.offers += make_offers(state, &order, &[offer]).await?;
+            pass.took(c.volunteer_id);
+            planned.push((order, vec![offer]));
             continue;
         }
 
         match setting.mode {
             Mode::Manual => {
                 // Coordinators choose; the order is visibly in dispatch.
-                make_offers(state, &order, &[]).await?;
+                planned.push((order, Vec::new()));
             }
             Mode::Sequential | Mode::Broadcast => {
                 let offers_at_once = if setting.mode == Mode::Broadcast {
@@ -848,20 +1147,22 @@ pub async fn tick(state: &AppState) -> Result<TickReport, DispatchError> {
                 } else {
                     1
                 };
+                let Some(pool) = pass.pools.get(&key) else {
+                    continue;
+                };
                 let ranked = best_by_cost(
-                    rank(
-                        store,
+                    rank_at(
+                        loc,
                         &RankInput {
                             order: &order,
                             item: &item,
-                            pool: &pool,
+                            pool,
                             weights: &setting.weights,
                             paired: &preferred,
                             exclude: &offered,
                             k: K.max(offers_at_once),
                         },
-                    )
-                    .await?,
+                    ),
                     offers_at_once,
                 );
                 let via = if setting.mode == Mode::Broadcast {
@@ -873,7 +1174,10 @@ pub async fn tick(state: &AppState) -> Result<TickReport, DispatchError> {
                     .iter()
                     .map(|c| new_offer(&order, &item, c, via, round, now, None))
                     .collect();
-                report.offers += make_offers(state, &order, &offers).await?;
+                for c in &ranked {
+                    pass.took(c.volunteer_id);
+                }
+                planned.push((order, offers));
             }
             Mode::Batch | Mode::Auto => {
                 let key = format!(
@@ -890,11 +1194,33 @@ pub async fn tick(state: &AppState) -> Result<TickReport, DispatchError> {
         }
     }
     for (_, (setting, group)) in batches {
-        report.offers += batch_round(state, &setting, &group, now).await?;
+        planned.extend(batch_round(store, &mut pass, &setting, group, now).await?);
     }
+    report.offers += write_rounds(state, planned).await?;
     crate::metrics::dispatch_tick(report.offers, report.escalated, report.unfulfilled);
     crate::metrics::offer_outcome("expired", report.expired_orders as u64);
     Ok(report)
+}
+
+/// Writes the planned rounds, [`WRITERS`] at a time (each is its own
+/// transaction: one order's round never waits for another's); returns the
+/// offers written.
+async fn write_rounds(
+    state: &AppState,
+    planned: Vec<PlannedRound>,
+) -> Result<usize, DispatchError> {
+    use futures::StreamExt;
+    let mut made = 0;
+    let mut writes = futures::stream::iter(
+        planned
+            .into_iter()
+            .map(|(order, offers)| async move { make_offers(state, &order, &offers).await }),
+    )
+    .buffer_unordered(WRITERS);
+    while let Some(n) = writes.next().await {
+        made += n?;
+    }
+    Ok(made)
 }
 
 /// The event's reason for raising an order to level `due`.
@@ -930,67 +1256,91 @@ async fn give_up(state: &AppState, order: &OrderRow) -> Result<bool, DispatchErr
     Ok(done)
 }
 
-/// A batch or auto round over `group`: one shared pool, the exact solver
-/// (or nearest-first when supply is ample, in auto mode).
+/// A batch or auto round over `group`: one shared pool (the union of the
+/// orders' pools), the exact solver (or nearest-first when supply is
+/// ample, in auto mode). Returns the planned rounds.
 async fn batch_round(
-    state: &AppState,
+    store: &Store,
+    pass: &mut PassData,
     setting: &Setting,
-    group: &[OrderRow],
+    group: Vec<OrderRow>,
     now: Timestamp,
-) -> Result<usize, DispatchError> {
-    let store = &state.store;
-    // One pool per round: the union of each order's pool.
-    let mut by_id: HashMap<i64, DispatchableVolunteer> = HashMap::new();
-    let mut volunteers: HashMap<i64, Volunteer> = HashMap::new();
-    let mut per_order: HashMap<i64, (ServiceItem, HashSet<i64>, HashSet<i64>, i64)> =
-        HashMap::new();
+) -> Result<Vec<PlannedRound>, DispatchError> {
+    struct PerOrder {
+        item: ServiceItem,
+        reqs: ItemRequirements,
+        key: PoolKey,
+        offered: HashSet<i64>,
+        round: i64,
+        window_start: i64,
+    }
+    let mut per_order: HashMap<i64, PerOrder> = HashMap::new();
     let mut pending = Vec::new();
-    for order in group {
-        let Some(item) = store.service_item(order.item_id).await? else {
+    // Pools in the order each was last used: the union takes a volunteer
+    // from the last order's pool that has them.
+    let mut last_use: Vec<PoolKey> = Vec::new();
+    for order in &group {
+        let Some(item) = pass.items.get(&order.item_id).cloned() else {
             continue;
         };
-        let pool = pool_for(store, order, now, state.config.escalation_radius_factor).await?;
-        let eligible: HashSet<i64> = pool.by_id.keys().copied().collect();
-        for (id, d) in pool.by_id {
-            if let Some(v) = pool.index.get(id) {
-                volunteers.insert(id, v.clone());
-            }
-            by_id.insert(id, d);
-        }
-        let prior = store.offers_of_order(order.id).await?;
-        let offered = not_to_offer(&prior, now, setting.reoffer_cooldown_minutes);
+        let key = pass.pool(store, order).await?;
+        let prior = pass.prior(order.id);
+        let offered = not_to_offer(prior, now, setting.reoffer_cooldown_minutes);
         let round = prior.iter().map(|o| o.round).max().unwrap_or(0) + 1;
-        let (_, mask) = requirements(&item);
+        let (reqs, mask) = requirements(&item);
         pending.push(PendingOrder {
             id: order.id,
-            location: location(store, order).await?,
+            location: pass.location(store, order).await?,
             required_qualifications: mask,
-            paired_volunteers: store
-                .live_pairings(order.household_id)
-                .await?
-                .iter()
-                .map(|p| p.volunteer_user_id)
-                .collect(),
+            paired_volunteers: pass
+                .pairings
+                .get(&order.household_id)
+                .cloned()
+                .unwrap_or_default(),
         });
-        per_order.insert(order.id, (item, eligible, offered, round));
+        last_use.retain(|k| *k != key);
+        last_use.push(key.clone());
+        per_order.insert(
+            order.id,
+            PerOrder {
+                item,
+                reqs,
+                key,
+                offered,
+                round,
+                window_start: order.window_start,
+            },
+        );
+    }
+    let mut volunteers: HashMap<i64, Volunteer> = HashMap::new();
+    let mut by_id: HashMap<i64, &DispatchableVolunteer> = HashMap::new();
+    for key in &last_use {
+        let Some(pool) = pass.pools.get(key) else {
+            continue;
+        };
+        for (id, d) in &pool.by_id {
+            if let Some(v) = pool.index.get(*id) {
+                volunteers.insert(*id, v.clone());
+            }
+            by_id.insert(*id, d);
+        }
     }
     // By id: the index and the solver see volunteers in the same order
     // every run (a HashMap's order would leak into tie-breaking).
     let mut volunteers: Vec<Volunteer> = volunteers.into_values().collect();
     volunteers.sort_by_key(|v| v.id);
     let index = VolunteerIndex::new(volunteers)?;
+    let pools = &pass.pools;
     let exclude = |o: &PendingOrder, v: &Volunteer| {
-        let Some((item, eligible, offered, _)) = per_order.get(&o.id) else {
+        let Some(p) = per_order.get(&o.id) else {
             return true;
         };
-        let order = group.iter().find(|g| g.id == o.id);
-        let (reqs, _) = requirements(item);
-        !eligible.contains(&v.id)
-            || offered.contains(&v.id)
-            || order.is_none_or(|ord| {
-                by_id.get(&v.id).is_none_or(|d| {
-                    is_eligible(&d.eligibility, &reqs, Timestamp(ord.window_start)).is_err()
-                })
+        pools
+            .get(&p.key)
+            .is_none_or(|pool| !pool.by_id.contains_key(&v.id))
+            || p.offered.contains(&v.id)
+            || by_id.get(&v.id).is_none_or(|d| {
+                is_eligible(&d.eligibility, &p.reqs, Timestamp(p.window_start)).is_err()
             })
     };
     let policy = AutoPolicy {
@@ -1010,33 +1360,38 @@ async fn batch_round(
         DispatchMode::Batch => "batch",
         DispatchMode::NearestFirst => "sequential",
     };
-    let mut made = 0;
+    let mut rounds: HashMap<i64, Vec<NewOffer>> = HashMap::new();
+    let mut took = Vec::new();
+    let by_order: HashMap<i64, &OrderRow> = group.iter().map(|o| (o.id, o)).collect();
     for a in &plan.assignments {
-        let Some(order) = group.iter().find(|o| o.id == a.order_id) else {
+        let Some(order) = by_order.get(&a.order_id) else {
             continue;
         };
-        let Some((item, _, _, round)) = per_order.get(&a.order_id) else {
+        let Some(p) = per_order.get(&a.order_id) else {
             continue;
         };
         let c = Candidate {
             volunteer_id: a.volunteer_id,
             explanation: a.explanation,
         };
-        made += make_offers(
-            state,
-            order,
-            &[new_offer(order, item, &c, via, *round, now, None)],
-        )
-        .await?;
+        rounds
+            .entry(order.id)
+            .or_default()
+            .push(new_offer(order, &p.item, &c, via, p.round, now, None));
+        took.push(a.volunteer_id);
+    }
+    for v in took {
+        pass.took(v);
     }
     // Orders without a match still move to dispatching (visible as waiting).
-    for order in group.iter().filter(|o| {
-        o.state == homefront_domain::order_state::OrderState::Submitted
-            && !plan.assignments.iter().any(|a| a.order_id == o.id)
-    }) {
-        make_offers(state, order, &[]).await?;
-    }
-    Ok(made)
+    Ok(group
+        .into_iter()
+        .filter_map(|o| match rounds.remove(&o.id) {
+            Some(offers) => Some((o, offers)),
+            None => (o.state == homefront_domain::order_state::OrderState::Submitted)
+                .then(|| (o, Vec::new())),
+        })
+        .collect())
 }
 
 /// Runs [`tick`] every `period`, and at once when woken (a new order, a

@@ -7,12 +7,14 @@
 
 pub mod api;
 pub mod auth;
+pub mod burst;
 pub mod config;
 pub mod demo;
 pub mod dispatcher;
 pub mod error;
 pub mod exports;
 pub mod input;
+pub mod leader;
 pub mod live;
 pub mod loadgen;
 pub mod metrics;

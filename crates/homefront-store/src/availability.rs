@@ -323,7 +323,9 @@ impl Store {
     /// a known location are left out. Credential checks per item, distance,
     /// current load and exclusions are the dispatcher's. Ordered by id.
     ///
-    /// Cost: four queries whatever the number of volunteers.
+    /// Cost: four queries whatever the number of volunteers (it is
+    /// [`dispatch_roster`](Store::dispatch_roster) then
+    /// [`RosterVolunteer::dispatchable`] for each).
     ///
     /// # Errors
     /// Database errors.
@@ -332,7 +334,29 @@ impl Store {
         &self,
         query: &DispatchQuery<'_>,
     ) -> Result<Vec<DispatchableVolunteer>> {
-        self.volunteers_for_dispatch(query, false).await
+        Ok(self
+            .dispatch_roster(query.scopes)
+            .await?
+            .iter()
+            .filter_map(|v| v.dispatchable(query.now, query.window.as_ref()))
+            .collect())
+    }
+
+    /// Every `active` volunteer with a known location whose team lies in
+    /// `scopes` (`None` = all), with availability and credentials: what
+    /// [`RosterVolunteer::dispatchable`] judges for any instant and order
+    /// window, so one read serves a whole dispatcher pass. Ordered by id.
+    ///
+    /// Cost: four queries whatever the number of volunteers.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn dispatch_roster(
+        &self,
+        scopes: Option<&[OrgPath]>,
+    ) -> Result<Vec<RosterVolunteer>> {
+        self.roster(scopes, false).await
     }
 
     /// Every volunteer whose team lies in `query.scopes`, whatever their
@@ -352,23 +376,28 @@ impl Store {
         &self,
         query: &DispatchQuery<'_>,
     ) -> Result<Vec<DispatchableVolunteer>> {
-        self.volunteers_for_dispatch(query, true).await
+        Ok(self
+            .roster(query.scopes, true)
+            .await?
+            .iter()
+            .map(|v| v.judged(query.now, query.window.as_ref()))
+            .collect())
     }
 
-    /// The two above: `everyone` keeps the volunteers that are not active
-    /// or not available, marked so.
-    async fn volunteers_for_dispatch(
+    /// [`Store::dispatch_roster`]; `everyone` keeps the volunteers who are
+    /// not `active`, with their real state.
+    async fn roster(
         &self,
-        query: &DispatchQuery<'_>,
+        scopes: Option<&[OrgPath]>,
         everyone: bool,
-    ) -> Result<Vec<DispatchableVolunteer>> {
+    ) -> Result<Vec<RosterVolunteer>> {
         let mut filter = String::from(if everyone {
             " where 1 = 1"
         } else {
             " where v.vetting_state = 'active'"
         });
         let mut binds: Vec<String> = Vec::new();
-        if !push_scope_clause(&mut filter, &mut binds, query.scopes, "t.path") {
+        if !push_scope_clause(&mut filter, &mut binds, scopes, "t.path") {
             return Ok(Vec::new());
         }
         // The same text binds serve every query below (one filter).
@@ -429,8 +458,7 @@ impl Store {
                 creds_of.entry(c.volunteer_id).or_default().push(d);
             }
         }
-        let at = query.window.map_or(query.now, |w| w.start());
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(volunteers.len());
         for v in volunteers {
             let Some(location) = v.location() else {
                 continue;
@@ -440,48 +468,114 @@ impl Store {
                 leaves: leaves_of.remove(&v.user_id).unwrap_or_default(),
                 on_duty_since: v.on_duty_since.map(Timestamp),
             };
-            let tz = v.time_zone;
-            let available = match &query.window {
-                Some(w) => availability.available_for_order(tz, query.now, w),
-                None => is_available_at(&availability, tz, query.now),
-            };
-            if !available && !everyone {
-                continue;
-            }
-            let credentials = creds_of.remove(&v.user_id).unwrap_or_default();
-            let valid = |k| {
-                credentials
-                    .iter()
-                    .any(|c| c.kind() == k && c.is_valid_at(at))
-            };
-            let qualifications = Qualification::ALL
-                .into_iter()
-                .filter(|&q| valid(q.into()))
-                .collect();
-            let base_credentials_valid = homefront_domain::credentials::CredentialKind::BASE
-                .into_iter()
-                .all(valid);
-            out.push(DispatchableVolunteer {
+            out.push(RosterVolunteer {
                 user_id: v.user_id,
                 team_id: v.team_id,
                 team_path: v.team_path.clone(),
                 location,
                 service_radius_km: v.service_radius_km,
-                qualifications,
-                base_credentials_valid,
+                max_concurrent: u32::try_from(v.max_concurrent).unwrap_or(1),
+                time_zone: v.time_zone,
+                availability,
                 eligibility: VolunteerEligibility {
                     vetting: v.vetting_state,
-                    credentials,
+                    credentials: creds_of.remove(&v.user_id).unwrap_or_default(),
                 },
-                max_concurrent: u32::try_from(v.max_concurrent).unwrap_or(1),
-                vetting_state: v.vetting_state,
-                available,
-                on_duty_since: availability
-                    .on_duty_since
-                    .filter(|_| availability.on_duty_at(query.now)),
             });
         }
         Ok(out)
+    }
+}
+
+/// An active volunteer with a known location, as
+/// [`Store::dispatch_roster`] reads them: everything the dispatcher judges
+/// them by, for any instant and order window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RosterVolunteer {
+    /// Volunteer id (= account id).
+    pub user_id: i64,
+    /// Team id.
+    pub team_id: i64,
+    /// Team path (for scope and escalation).
+    pub team_path: String,
+    /// Where distance is measured from (own point, else home division's).
+    pub location: GeoPoint,
+    /// Service radius, km.
+    pub service_radius_km: f64,
+    /// Cap on concurrent assignments.
+    pub max_concurrent: u32,
+    /// The team's time zone (weekly windows are in it).
+    pub time_zone: Tz,
+    /// Duty toggle, weekly windows and leave.
+    pub availability: Availability,
+    /// State (`active` in [`Store::dispatch_roster`]) and credentials, for
+    /// `credentials::is_eligible` per item.
+    pub eligibility: VolunteerEligibility,
+}
+
+impl RosterVolunteer {
+    /// Whether they may be offered, at `now`, an order served during
+    /// `window` (`Availability::available_for_order`); with no window,
+    /// whether they are available at `now` (`is_available_at`).
+    pub fn available(&self, now: Timestamp, window: Option<&TimeWindow>) -> bool {
+        match window {
+            Some(w) => self
+                .availability
+                .available_for_order(self.time_zone, now, w),
+            None => is_available_at(&self.availability, self.time_zone, now),
+        }
+    }
+
+    /// The volunteer as [`Store::dispatchable_volunteers`] returns them for
+    /// `now` and `window` (credentials evaluated at the window's start, or
+    /// at `now`); `None` when not available then.
+    pub fn dispatchable(
+        &self,
+        now: Timestamp,
+        window: Option<&TimeWindow>,
+    ) -> Option<DispatchableVolunteer> {
+        if self.eligibility.vetting != VettingState::Active || !self.available(now, window) {
+            return None;
+        }
+        Some(self.judged(now, window))
+    }
+
+    /// The volunteer as the dispatcher judges them for `now` and `window`
+    /// (credentials evaluated at the window's start, or at `now`), whether
+    /// or not they are available then (`available` says) or active.
+    pub fn judged(&self, now: Timestamp, window: Option<&TimeWindow>) -> DispatchableVolunteer {
+        let available = self.available(now, window);
+        let at = window.map_or(now, |w| w.start());
+        let credentials = &self.eligibility.credentials;
+        let valid = |k| {
+            credentials
+                .iter()
+                .any(|c| c.kind() == k && c.is_valid_at(at))
+        };
+        let qualifications = Qualification::ALL
+            .into_iter()
+            .filter(|&q| valid(q.into()))
+            .collect();
+        let base_credentials_valid = homefront_domain::credentials::CredentialKind::BASE
+            .into_iter()
+            .all(valid);
+        DispatchableVolunteer {
+            user_id: self.user_id,
+            team_id: self.team_id,
+            team_path: self.team_path.clone(),
+            location: self.location,
+            service_radius_km: self.service_radius_km,
+            qualifications,
+            base_credentials_valid,
+            eligibility: self.eligibility.clone(),
+            max_concurrent: self.max_concurrent,
+            vetting_state: self.eligibility.vetting,
+            available,
+            on_duty_since: self
+                .availability
+                .on_duty_since
+                .filter(|_| self.availability.on_duty_at(now)),
+        }
     }
 }
 

@@ -139,6 +139,44 @@ impl Store {
         Ok(None)
     }
 
+    /// Every unit's dispatch setting (the dispatcher picks the deepest on
+    /// each order's path, as [`dispatch_setting_for`](Store::dispatch_setting_for) does).
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn dispatch_settings(&self) -> Result<HashMap<i64, DispatchSetting>> {
+        let rows: Vec<DispatchSetting> = sqlx::query_as(
+            "select org_unit_id, mode, broadcast_k, weights, updated_at, reoffer_cooldown_minutes
+             from dispatch_setting",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|s| (s.org_unit_id, s)).collect())
+    }
+
+    /// Every offer of the unassigned orders (`submitted` or `dispatching`),
+    /// oldest first: their offer history for a whole dispatcher pass, in
+    /// one query.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn offers_of_backlog(&self) -> Result<Vec<crate::offers::Offer>> {
+        let columns = crate::offers::COLUMNS
+            .split(", ")
+            .map(|c| format!("f.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "select {columns} from offer f join service_order o on o.id = f.order_id
+             where o.state in ('submitted', 'dispatching') order by f.order_id, f.id"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?)
+    }
+
     /// The most volunteers a household may be paired with under the
     /// deepest setting on `path_ids` (default 2).
     ///

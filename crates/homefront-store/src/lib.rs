@@ -19,6 +19,7 @@
 pub mod availability;
 pub mod backup;
 pub mod bookings;
+pub mod burst;
 pub mod catalogue;
 pub mod credentials;
 pub mod decode;
@@ -27,6 +28,7 @@ pub mod divisions;
 pub mod figures;
 pub mod fulfilment;
 pub mod households;
+pub mod leader;
 pub mod offers;
 pub mod orders;
 pub mod org_units;
@@ -42,6 +44,7 @@ pub mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -65,6 +68,8 @@ pub struct Tx {
     /// Live-change notices to send once committed (PostgreSQL).
     live: Vec<LiveChange>,
     notifier: Option<LiveNotifier>,
+    /// The store's statement counter (see [`Store::statements`]).
+    statements: Arc<AtomicU64>,
 }
 
 #[derive(Debug)]
@@ -86,6 +91,8 @@ impl std::ops::Deref for Tx {
 
 impl std::ops::DerefMut for Tx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
+        // Every statement of a transaction runs on `&mut *tx`.
+        self.statements.fetch_add(1, Ordering::Relaxed);
         match &mut self.inner {
             TxInner::Pool(t) => t,
             TxInner::Unit(u) => u.conn(),
@@ -337,6 +344,10 @@ pub struct Store {
     sqlite_options: Option<Arc<AnyConnectOptions>>,
     /// PostgreSQL: sends live-change notices after commit.
     live: Option<LiveNotifier>,
+    /// How to open a connection of our own (the leader lock's, on PostgreSQL).
+    options: Arc<AnyConnectOptions>,
+    /// Statements run so far (see [`Store::statements`]).
+    statements: Arc<AtomicU64>,
 }
 
 /// Default SQLite URL: the file `./homefront.db`, created if missing.
@@ -413,8 +424,10 @@ impl Store {
             pool,
             backend,
             writer,
-            sqlite_options: (backend == Backend::Sqlite).then(|| Arc::new(options)),
+            sqlite_options: (backend == Backend::Sqlite).then(|| Arc::new(options.clone())),
             live,
+            options: Arc::new(options),
+            statements: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -466,7 +479,19 @@ impl Store {
     /// The pool, for read queries (read-only connections on SQLite: write
     /// with [`begin_write`](Store::begin_write)).
     pub fn pool(&self) -> &AnyPool {
+        // Every read runs on `self.pool()`, one call per statement.
+        self.statements.fetch_add(1, Ordering::Relaxed);
         &self.pool
+    }
+
+    /// SQL statements this store (and its clones) ran so far: each read on
+    /// [`pool`](Store::pool) and each statement of a write transaction
+    /// ([`Tx`]) counts one; `BEGIN`/`COMMIT`, migrations and the leader
+    /// lock's keep-alive do not. For benchmarks and for tests that a hot
+    /// path reads by sets (a difference of two readings is the cost of
+    /// what ran between them, when nothing else used the store).
+    pub fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     /// Begins a write transaction; every write goes through one. On
@@ -490,6 +515,7 @@ impl Store {
             inner,
             live: Vec::new(),
             notifier: self.live.clone(),
+            statements: self.statements.clone(),
         })
     }
 

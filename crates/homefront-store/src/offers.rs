@@ -356,7 +356,10 @@ impl Store {
     /// Writes a dispatch round for `order_id`: a `submitted` order first
     /// moves to `dispatching`, then `offers` are inserted, in one
     /// transaction. An order that is no longer waiting (cancelled or
-    /// assigned meanwhile) gets nothing; returns whether the round was written.
+    /// assigned meanwhile) gets nothing, and neither does one that still
+    /// has an open offer (`offered`, held accepts included): a round while
+    /// another is open would be a duplicate round (two dispatchers, or a
+    /// pass that read a stale backlog). Returns whether the round was written.
     ///
     /// # Errors
     /// Database errors; [`StoreError::Conflict`] when a volunteer already
@@ -368,15 +371,57 @@ impl Store {
         offers: &[NewOffer],
         now_ms: i64,
     ) -> Result<bool> {
+        self.write_offers(order_id, offers, now_ms, true).await
+    }
+
+    /// Adds a coordinator's offers of `order_id` (manual dispatch) like
+    /// [`write_round`](Store::write_round), but beside offers still open:
+    /// a coordinator may offer the order to one more volunteer.
+    ///
+    /// # Errors
+    /// As [`write_round`](Store::write_round).
+    #[tracing::instrument(skip_all)]
+    pub async fn add_manual_offers(
+        &self,
+        order_id: i64,
+        offers: &[NewOffer],
+        now_ms: i64,
+    ) -> Result<bool> {
+        self.write_offers(order_id, offers, now_ms, false).await
+    }
+
+    async fn write_offers(
+        &self,
+        order_id: i64,
+        offers: &[NewOffer],
+        now_ms: i64,
+        refuse_if_open: bool,
+    ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         lock_order(&mut tx, order_id).await?;
-        let current: Option<String> =
-            sqlx::query_scalar("select state from service_order where id = $1")
-                .bind(order_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match current.as_deref() {
-            Some("submitted") => {
+        // The state and whether an offer of the order is open, in one read
+        // under the order's lock.
+        let current: Option<(String, i64)> = sqlx::query_as(
+            "select state, cast((select count(*) from offer f
+                                 where f.order_id = o.id and f.state = 'offered') as bigint)
+             from service_order o where id = $1",
+        )
+        .bind(order_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((state, open)) = current else {
+            return Ok(false);
+        };
+        if refuse_if_open && open > 0 {
+            tracing::warn!(
+                order_id,
+                open,
+                "round refused: an offer of the order is still open"
+            );
+            return Ok(false);
+        }
+        match state.as_str() {
+            "submitted" => {
                 transition_in(
                     &mut tx,
                     order_id,
@@ -387,7 +432,7 @@ impl Store {
                 )
                 .await?;
             }
-            Some("dispatching") => {}
+            "dispatching" => {}
             _ => return Ok(false),
         }
         Self::insert_offers(&mut tx, offers, now_ms).await?;

@@ -52,6 +52,24 @@ impl Store {
             .await?)
     }
 
+    /// Live pairings of every household with an unassigned order
+    /// (`submitted` or `dispatching`), primary first: the dispatcher's
+    /// pairing-first input for a whole pass, in one query.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn live_pairings_of_backlog(&self) -> Result<Vec<Pairing>> {
+        let sql = format!(
+            "select {COLUMNS} from pairing where ended_at is null and household_id in
+                (select household_id from service_order where state in ('submitted', 'dispatching'))
+             order by household_id, case role when 'primary' then 0 else 1 end, id"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?)
+    }
+
     /// Live pairings of a volunteer.
     ///
     /// # Errors

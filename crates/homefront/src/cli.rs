@@ -3,8 +3,9 @@
 //! `restore`, `demo simulate`.
 //!
 //! Exit codes: 0 success; 1 failure (unreadable file, database error ...);
-//! 2 usage error (clap), and `serve --demo` on a database that already
-//! holds organisations or accounts; 3 `import volunteers` rejected some
+//! 2 usage error (clap), `serve --demo` on a database that already
+//! holds organisations or accounts, and `serve` on a SQLite file another
+//! `serve` runs on; 3 `import volunteers` rejected some
 //! rows (the others were imported, unless `--dry-run`); 4 `import
 //! volunteers --all-or-nothing` rejected some rows and imported nothing.
 
@@ -119,6 +120,26 @@ enum BenchCommand {
     /// Drive `GET /` of `homefront bench hello` open loop, as `bench load`
     /// drives orders: the HTTP floor, printed with the same JSON keys.
     Floor(FloorArgs),
+    /// The dispatcher under a burst: a fresh scenario of M on-duty
+    /// volunteers in one province, N orders submitted at once, the real
+    /// dispatcher's passes until each has a first offer. Prints the first
+    /// offer's delay (p50, p99), the time until all were offered and the
+    /// dispatcher's SQL statements per order. On a temporary SQLite file
+    /// unless --database-url (which must be empty) names a database.
+    Burst(BurstArgs),
+}
+
+#[derive(Debug, Args)]
+struct BurstArgs {
+    /// Orders submitted at once.
+    #[arg(long)]
+    orders: usize,
+    /// On-duty volunteers of the scenario.
+    #[arg(long)]
+    volunteers: usize,
+    /// Print the result as one JSON line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -498,6 +519,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             bench_load(&opts, args.json).await
         }
+        Command::Bench(BenchCommand::Burst(args)) => {
+            let filter =
+                EnvFilter::try_from_env("HOMEFRONT_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+            bench_burst(cli.database_url.clone(), args).await
+        }
         Command::Bench(BenchCommand::Hello { bind }) => {
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
@@ -784,6 +814,70 @@ async fn bench_load(
     })
 }
 
+async fn bench_burst(database_url: Option<String>, args: &BurstArgs) -> anyhow::Result<ExitCode> {
+    // A temporary SQLite file unless a database is named; removed after.
+    let temp = match &database_url {
+        Some(_) => None,
+        None => {
+            let dir = std::env::temp_dir().join(format!(
+                "homefront-burst-{}-{}",
+                std::process::id(),
+                SystemClock.now().epoch_ms()
+            ));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            Some(dir)
+        }
+    };
+    let url = match (&database_url, &temp) {
+        (Some(url), _) => url.clone(),
+        (None, Some(dir)) => format!("sqlite://{}", dir.join("burst.db").display()),
+        (None, None) => unreachable!("a temporary directory without a URL"),
+    };
+    let store = Store::connect(&url).await.with_context(|| {
+        format!(
+            "cannot open the database at {}",
+            homefront_store::redact_url(&url)
+        )
+    })?;
+    store.migrate().await.context("database migration failed")?;
+    let bar = progress_bar();
+    let (orders, volunteers) = (args.orders as u64, args.volunteers as u64);
+    let shown = bar.clone();
+    let result = homefront_server::burst::run(&store, args.orders, args.volunteers, move |stage| {
+        use homefront_server::burst::Stage;
+        let (msg, len, pos) = match stage {
+            Stage::Volunteers(n) => ("volunteers", volunteers, n),
+            Stage::Orders(n) => ("orders submitted", orders, n),
+            Stage::Offered(n) => ("orders offered", orders, n),
+        };
+        shown.set_message(msg);
+        shown.set_length(len);
+        shown.set_position(pos as u64);
+    })
+    .await;
+    bar.finish_and_clear();
+    store.close().await;
+    if let Some(dir) = temp {
+        std::fs::remove_dir_all(dir).ok();
+    }
+    let report = result?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} orders: first offer p50 {:.2} s, p99 {:.2} s; all offered after {:.2} s; \
+             {:.1} statements per order",
+            report.orders,
+            report.first_offer_p50_s,
+            report.first_offer_p99_s,
+            report.all_offered_s,
+            report.statements_per_order
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// A progress bar on standard error when it is a terminal; hidden when piped.
 fn progress_bar() -> ProgressBar {
     let bar = if std::io::stderr().is_terminal() {
@@ -798,7 +892,58 @@ fn progress_bar() -> ProgressBar {
     bar
 }
 
+/// The SQLite database file a `sqlite:` URL names (`None` for another
+/// engine or an in-memory database).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+}
+
+/// Takes the exclusive lock file `<db>.serve-lock` beside a SQLite
+/// database, held for the life of the returned file. `Ok(None)` when
+/// another process holds it: SQLite runs one instance, because the
+/// dispatcher and the fulfilment worker must run once per database and
+/// SQLite has no lock that outlives a crashed process as PostgreSQL's
+/// advisory lock does (the operating system's file lock does: it goes
+/// with the process).
+fn lock_sqlite(db: &std::path::Path) -> anyhow::Result<Option<std::fs::File>> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".serve-lock");
+    let lock_path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", lock_path.display()))
+        }
+    }
+}
+
 async fn serve(config: Config, demo: bool) -> anyhow::Result<ExitCode> {
+    // Held until `serve` returns.
+    let _serve_lock = match sqlite_file(&config.database_url) {
+        Some(db) => match lock_sqlite(&db)? {
+            Some(lock) => Some(lock),
+            None => {
+                eprintln!(
+                    "error: another `homefront serve` already runs on {}; SQLite runs one \
+                     instance per database file (several instances need PostgreSQL)",
+                    db.display()
+                );
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
     let store = open_store(&config).await?;
     if demo && (store.count_users().await? > 0 || store.count_org_units().await? > 0) {
         eprintln!(
@@ -844,13 +989,19 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<ExitCode> {
     let state = AppState::new(store.clone(), Arc::new(SystemClock), config);
     let mut workers = vec![
         homefront_server::workers::spawn_retention(state.clone()),
-        homefront_server::workers::spawn_fulfilment(state.clone()),
         // Drains the notification outbox (inbox, group bots, webhooks).
         homefront_server::notify::spawn_delivery(state.clone()),
-        homefront_server::dispatcher::spawn(
-            state.clone(),
-            std::time::Duration::from_secs(state.config.dispatch_interval_seconds.max(1)),
-        ),
+        // The dispatcher and the fulfilment worker run on one instance of
+        // a PostgreSQL database at a time (the elected leader).
+        homefront_server::leader::spawn(state.clone(), |state| {
+            vec![
+                homefront_server::workers::spawn_fulfilment(state.clone()),
+                homefront_server::dispatcher::spawn(
+                    state.clone(),
+                    std::time::Duration::from_secs(state.config.dispatch_interval_seconds.max(1)),
+                ),
+            ]
+        }),
     ];
     if let Some(scenario) = scenario {
         print_demo_logins(&scenario, addr);

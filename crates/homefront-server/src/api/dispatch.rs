@@ -300,7 +300,7 @@ pub(crate) async fn manual_offer(
         now,
         Some(actor.user.id),
     );
-    dispatcher::make_offers(&state, &order, &[offer])
+    dispatcher::make_manual_offers(&state, &order, &[offer])
         .await
         .map_err(ApiError::internal)?;
     let made = state

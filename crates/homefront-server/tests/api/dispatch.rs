@@ -1182,3 +1182,103 @@ async fn an_accept_after_the_window_ends_is_refused_and_the_order_given_up() {
     let (status, body) = accept(&w.app, &s, offer).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn a_round_is_refused_while_an_offer_of_the_order_is_open() {
+    let w = world().await;
+    let first = w.volunteer("13900000001", 1.0, &[], Flaw::default()).await;
+    let second = w.volunteer("13900000002", 2.0, &[], Flaw::default()).await;
+    let order = w.order("groceries", "open-round").await;
+    let later = T0.plus_minutes(30).epoch_ms();
+    w.offer_to(order, first, later).await;
+    // A second dispatcher's round (or a pass that read a stale backlog)
+    // while the first offer is open: refused, nothing written.
+    let duplicate = homefront_store::offers::NewOffer {
+        order_id: order,
+        volunteer_user_id: second,
+        via: "sequential",
+        round: 1,
+        candidate_rank: 1,
+        distance_km: Some(2.0),
+        cost: 2.0,
+        explanation: "{}".into(),
+        expires_at: later,
+        offered_by: None,
+    };
+    let store = &w.app.store;
+    assert!(
+        !store
+            .write_round(order, std::slice::from_ref(&duplicate), T0.epoch_ms())
+            .await
+            .unwrap()
+    );
+    let open = w.open_offers(order).await;
+    assert_eq!(
+        open.iter().map(|o| o.volunteer_user_id).collect::<Vec<_>>(),
+        vec![first]
+    );
+    // A coordinator may still offer it to one more volunteer.
+    assert!(
+        store
+            .add_manual_offers(order, &[duplicate], T0.epoch_ms())
+            .await
+            .unwrap()
+    );
+    assert_eq!(w.open_offers(order).await.len(), 2);
+    // Once no offer is open, the next round is written.
+    let mut tx = store.begin_write().await.unwrap();
+    sqlx::query("update offer set state = 'expired' where order_id = $1")
+        .bind(order)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(store.write_round(order, &[], T0.epoch_ms()).await.unwrap());
+}
+
+/// Statements of the dispatcher over a backlog of `n` orders nobody can
+/// serve (no volunteer): (one empty round written directly, the first
+/// pass, which moves each order to `dispatching`, the second pass, which
+/// writes nothing).
+async fn backlog_statements(n: usize) -> (u64, u64, u64) {
+    let w = world().await;
+    let store = &w.app.store;
+    let extra = w.order("groceries", "backlog-extra").await;
+    let before = store.statements();
+    assert!(store.write_round(extra, &[], T0.epoch_ms()).await.unwrap());
+    let round = store.statements() - before;
+    for i in 0..n {
+        w.order("groceries", &format!("backlog-{i}")).await;
+    }
+    let before = store.statements();
+    let report = w.tick().await;
+    let first = store.statements() - before;
+    assert_eq!(report.offers, 0);
+    let before = store.statements();
+    w.tick().await;
+    let second = store.statements() - before;
+    (round, first, second)
+}
+
+#[tokio::test]
+async fn a_pass_reads_the_backlog_by_sets_whatever_its_size() {
+    let (round, first_10, second_10) = backlog_statements(10).await;
+    let (round_100, first_100, second_100) = backlog_statements(100).await;
+    assert_eq!(round, round_100);
+    // Reading the backlog costs the same for 10 and 100 waiting orders:
+    // only the rounds written grow with it.
+    assert_eq!(
+        second_10, second_100,
+        "a pass that writes nothing: {second_10} statements for 10 orders, {second_100} for 100"
+    );
+    assert_eq!(
+        first_100 - first_10,
+        90 * round,
+        "beyond one round's writes ({round} statements) per order, the first pass read \
+         {first_10} statements for 10 orders and {first_100} for 100"
+    );
+    // A fixed number of set-based reads (expiry, holds, backlog, catalogue,
+    // settings, offers, pairings, loads, open offers, bookings, minutes,
+    // the province's roster): a per-order read would add 10 or more here.
+    assert!(second_10 <= 20, "{second_10} statements for a pass");
+}

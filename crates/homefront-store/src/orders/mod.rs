@@ -834,6 +834,20 @@ impl Store {
         })
     }
 
+    /// Every unassigned order (`submitted` or `dispatching`), by id: the
+    /// dispatcher's backlog, in one query.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn unassigned_order_rows(&self) -> Result<Vec<OrderRow>> {
+        let sql =
+            format!("{ORDER_SELECT} where o.state in ('submitted', 'dispatching') order by o.id");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?)
+    }
+
     /// One order by id.
     ///
     /// # Errors
