@@ -204,6 +204,23 @@ impl Store {
         )
     }
 
+    /// Offers made `via` a route (e.g. `manual`: by a coordinator's hand),
+    /// and how many of them were accepted: `(made, accepted)`.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn offers_via(&self, via: &str) -> Result<(i64, i64)> {
+        Ok(sqlx::query_as(
+            "select cast(count(*) as bigint),
+                cast(coalesce(sum(case when state = 'accepted' then 1 else 0 end), 0) as bigint)
+             from offer where via = $1",
+        )
+        .bind(via)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// Served orders (completed or confirmed), and how many of them were
     /// served by a volunteer paired with the household (a pairing live at
     /// any time).

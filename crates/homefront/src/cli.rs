@@ -204,6 +204,11 @@ enum DemoCommand {
         /// figures side by side (with --json: one object keyed by policy).
         #[arg(long, value_delimiter = ',')]
         compare: Vec<String>,
+        /// With --compare: write the comparison chart (SVG, one panel per
+        /// figure with its target) to FILE. On a terminal it is written to
+        /// `simulate-compare-seed-N.svg` unless this names another file.
+        #[arg(long, value_name = "FILE", requires = "compare")]
+        chart: Option<PathBuf>,
         /// Fairness weight of the dispatch cost, km per minute served in
         /// the last 7 days (default 0.005).
         #[arg(long)]
@@ -479,6 +484,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             json,
             compare,
+            chart,
             fairness_weight,
         }) => {
             let filter =
@@ -488,7 +494,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_writer(std::io::stderr)
                 .init();
             if !compare.is_empty() {
-                return simulate_compare(*days, *seed, *json, compare, *fairness_weight).await;
+                return simulate_compare(
+                    *days,
+                    *seed,
+                    *json,
+                    compare,
+                    *fairness_weight,
+                    chart.as_deref(),
+                )
+                .await;
             }
             simulate(
                 cli.database_url.clone(),
@@ -1062,6 +1076,7 @@ async fn simulate_compare(
     json: bool,
     policies: &[String],
     fairness_weight: Option<f64>,
+    chart: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     use homefront_server::demo::Policy;
     let mut parsed = Vec::new();
@@ -1094,6 +1109,24 @@ async fn simulate_compare(
         .await?;
         bar.finish_and_clear();
         reports.push((policy.name(), report));
+    }
+    let default_chart = PathBuf::from(format!("simulate-compare-seed-{seed}.svg"));
+    let chart = chart.or_else(|| {
+        std::io::stdout()
+            .is_terminal()
+            .then_some(default_chart.as_path())
+    });
+    if let Some(path) = chart {
+        let runs: Vec<(&str, &homefront_server::demo::Report)> =
+            reports.iter().map(|(p, r)| (*p, r)).collect();
+        let svg = homefront_server::demo::compare_svg(
+            &format!("Homefront replay: {days} days, seed {seed}, by dispatch policy"),
+            &runs,
+        )
+        .map_err(|e| anyhow::anyhow!("drawing the comparison chart: {e}"))?;
+        std::fs::write(path, svg)
+            .with_context(|| format!("writing the chart to {}", path.display()))?;
+        eprintln!("chart: {}", path.display());
     }
     if json {
         let map: serde_json::Map<String, serde_json::Value> = reports

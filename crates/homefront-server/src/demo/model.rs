@@ -103,6 +103,19 @@ const fn s(
 /// Local hours in which orders are placed: 07:00 to 21:00.
 pub const PLACING_HOURS: (i64, i64) = (7, 21);
 
+/// Local hours in which the provincial coordinator watches the province's
+/// queue (orders escalated to the top): 07:00 to 23:00.
+pub const COORDINATOR_HOURS: (i64, i64) = (7, 23);
+
+/// Minutes between two looks of the coordinator at the queue (uniform):
+/// the coordinator's reaction time to an order reaching the top is half
+/// of this on average.
+pub const COORDINATOR_LOOK_EVERY_MIN: (f64, f64) = (5.0, 15.0);
+
+/// Orders the coordinator handles in one look, oldest escalation first;
+/// the rest wait for the next look.
+pub const COORDINATOR_ORDERS_PER_LOOK: usize = 10;
+
 /// Mean volunteer response delay after an offer arrives, seconds, by lane
 /// (exponential, plus [`MIN_RESPONSE_S`]); a response later than the
 /// offer's timeout is no response: the offer expires.

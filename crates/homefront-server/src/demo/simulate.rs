@@ -130,15 +130,33 @@ pub enum Pace {
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
-    Place { stream: usize },
+    Place {
+        stream: usize,
+    },
     DutyOn(i64),
     DutyOff(i64),
-    Respond { offer: i64, accept: bool },
-    CheckIn { order: i64, volunteer: i64 },
-    CheckOut { order: i64, volunteer: i64 },
-    Confirm { order: i64, rating: i64 },
-    Cancel { order: i64 },
+    Respond {
+        offer: i64,
+        accept: bool,
+    },
+    CheckIn {
+        order: i64,
+        volunteer: i64,
+    },
+    CheckOut {
+        order: i64,
+        volunteer: i64,
+    },
+    Confirm {
+        order: i64,
+        rating: i64,
+    },
+    Cancel {
+        order: i64,
+    },
     Wake,
+    /// The provincial coordinator looks at the province's queue.
+    Coordinate,
     Fulfil,
     Scan,
     Showcase,
@@ -168,6 +186,12 @@ pub struct Engine {
     /// orders keep an offer in front of them (live only; see
     /// [`scenario::stage_live`]).
     showcase: Option<(i64, DemoHousehold)>,
+    /// The provincial coordinator acting on the province's queue
+    /// (simulate only; see [`Engine::with_coordinator`]).
+    coordinator: Option<i64>,
+    /// Orders that had an eligible volunteer on duty when placed (read from
+    /// the candidate list before the dispatcher's pass; simulate only).
+    pub had_candidate: BTreeSet<i64>,
     /// HTTP answers other than the expected ones (4xx), for the log.
     pub refused: u64,
 }
@@ -237,8 +261,38 @@ impl Engine {
             placed: 0,
             humans: BTreeSet::new(),
             showcase: None,
+            coordinator: None,
+            had_candidate: BTreeSet::new(),
             refused: 0,
         })
+    }
+
+    /// Lets the account `user` (a coordinator of the province) act as the
+    /// person who watches the province's queue: from the day planned next,
+    /// during [`model::COORDINATOR_HOURS`], every
+    /// [`model::COORDINATOR_LOOK_EVERY_MIN`] minutes it offers each order
+    /// escalated to the top to the best-ranked candidate not yet offered it
+    /// (`GET /dispatch/queue`, `GET /orders/{id}/candidates`,
+    /// `POST /orders/{id}/offers`), as a coordinator does by hand.
+    ///
+    /// # Errors
+    /// Database errors (creating the account's session).
+    pub async fn with_coordinator(&mut self, user: i64, valid_days: i64) -> Result<(), SimError> {
+        let now = self.now();
+        let token = auth::new_token();
+        self.state
+            .store
+            .create_session(
+                &auth::sha256_hex(&token),
+                user,
+                &auth::new_token(),
+                now.epoch_ms(),
+                now.plus_days(valid_days).epoch_ms(),
+            )
+            .await?;
+        self.tokens.insert(user, token);
+        self.coordinator = Some(user);
+        Ok(())
     }
 
     fn now(&self) -> Timestamp {
@@ -356,6 +410,87 @@ impl Engine {
         for h in 0..24 {
             self.push(midnight + h * Timestamp::HOUR_MS + 1, Ev::Fulfil);
         }
+        if self.coordinator.is_some() {
+            // Keyed by day: the coordinator's looks do not depend on the
+            // policy or on anything else drawn.
+            let mut keyed = self.keyed_rng(&[5, day]);
+            let (from, to) = model::COORDINATOR_HOURS;
+            let end = midnight + to * Timestamp::HOUR_MS;
+            let mut at = midnight + from * Timestamp::HOUR_MS;
+            loop {
+                at += self.minutes(model::uniform(
+                    &mut keyed,
+                    model::COORDINATOR_LOOK_EVERY_MIN,
+                ));
+                if at >= end {
+                    break;
+                }
+                self.push(at, Ev::Coordinate);
+            }
+        }
+    }
+
+    /// One look of the provincial coordinator at the province's queue: each
+    /// order escalated to the top (up to
+    /// [`model::COORDINATOR_ORDERS_PER_LOOK`]) is offered to its
+    /// best-ranked candidate that was not offered it yet, through the API a
+    /// coordinator's page uses. Returns the offers made.
+    async fn coordinate(&mut self) -> Result<u64, SimError> {
+        let Some(c) = self.coordinator else {
+            return Ok(0);
+        };
+        let (status, queue) = self
+            .call(c, reqwest::Method::GET, "/dispatch/queue", None, None)
+            .await?;
+        if !status.is_success() {
+            self.refused += 1;
+            return Ok(0);
+        }
+        let top: Vec<i64> = queue
+            .as_array()
+            .map(|q| {
+                q.iter()
+                    .filter(|e| e["escalation_level"].as_i64() == Some(3))
+                    .filter_map(|e| e["order"]["id"].as_i64())
+                    .take(model::COORDINATOR_ORDERS_PER_LOOK)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut made = 0;
+        for order in top {
+            let (status, list) = self
+                .call(
+                    c,
+                    reqwest::Method::GET,
+                    &format!("/orders/{order}/candidates"),
+                    None,
+                    None,
+                )
+                .await?;
+            if !status.is_success() {
+                self.refused += 1;
+                continue;
+            }
+            let best = list.as_array().and_then(|l| {
+                l.iter()
+                    .find(|cand| cand["offered"] == Value::Bool(false))
+                    .and_then(|cand| cand["volunteer_user_id"].as_i64())
+            });
+            let Some(volunteer) = best else {
+                continue;
+            };
+            if self
+                .post(
+                    c,
+                    &format!("/orders/{order}/offers"),
+                    json!({ "volunteer_user_id": volunteer }),
+                )
+                .await?
+            {
+                made += 1;
+            }
+        }
+        Ok(made)
     }
 
     /// Households that place orders of stream `s` (not those of a person
@@ -450,6 +585,23 @@ impl Engine {
             return Ok(());
         }
         let order = v["id"].as_i64().unwrap_or(0);
+        if let Some(c) = self.coordinator {
+            // Whether an eligible volunteer was on duty when the order
+            // became dispatchable: the candidate list the dispatcher ranks
+            // from, read before its pass at this instant.
+            let (status, list) = self
+                .call(
+                    c,
+                    reqwest::Method::GET,
+                    &format!("/orders/{order}/candidates"),
+                    None,
+                    None,
+                )
+                .await?;
+            if status.is_success() && list.as_array().is_some_and(|l| !l.is_empty()) {
+                self.had_candidate.insert(order);
+            }
+        }
         if let Pace::Manual(_) = self.pace {
             // Wake the dispatcher at each escalation deadline and at the
             // window's end.
@@ -753,6 +905,10 @@ impl Engine {
                 Ok(open)
             }
             Ev::Wake | Ev::Scan => Ok(true),
+            Ev::Coordinate => {
+                self.coordinate().await?;
+                Ok(false)
+            }
             Ev::Showcase => {
                 self.showcase().await?;
                 Ok(false)
@@ -908,6 +1064,11 @@ pub async fn simulate(
         i64::from(opts.days) + 30,
     )
     .await?;
+    if let Some(c) = province_coordinator(&store).await? {
+        engine
+            .with_coordinator(c, i64::from(opts.days) + 30)
+            .await?;
+    }
     for day in 0..i64::from(opts.days) {
         engine.plan_day(START, day);
     }
@@ -922,9 +1083,18 @@ pub async fn simulate(
     stop_tx.send(()).ok();
     server.await.ok();
     result?;
-    let report = report::compute(&store, provincial).await?;
+    let report = report::compute(&store, provincial, Some(&engine.had_candidate)).await?;
     store.close().await;
     Ok(report)
+}
+
+/// The scenario's provincial coordinator (the demo login 13800000001),
+/// who acts on the province's queue in a simulation.
+async fn province_coordinator(store: &Store) -> Result<Option<i64>, SimError> {
+    let Ok(phone) = homefront_domain::PhoneNumber::parse("13800000001") else {
+        return Ok(None);
+    };
+    Ok(store.user_by_phone(&phone).await?.map(|u| u.id))
 }
 
 /// Sets the policy and fairness weight of `opts` on every unit that has a

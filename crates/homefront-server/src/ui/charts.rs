@@ -287,6 +287,117 @@ pub fn hour_bars(label: &str, lines: &[(String, f64, f64)]) -> Result<String, St
     Ok(finish(buf, label))
 }
 
+/// One panel of [`panels`]: a figure's value per run (e.g. per dispatch
+/// policy), with the target it should meet.
+#[derive(Clone, Debug)]
+pub struct Panel {
+    /// The figure's name and unit, e.g. `unfulfilled (%)`.
+    pub title: String,
+    /// (run name, value), drawn top-down in this order.
+    pub bars: Vec<(String, f64)>,
+    /// The target, drawn as a vertical line; `None` for none.
+    pub target: Option<f64>,
+}
+
+/// Small multiples: one horizontal bar chart per [`Panel`], stacked, all
+/// runs in the same order and colour, each panel on its own scale with its
+/// target as a vertical line in the accent colour.
+///
+/// # Errors
+/// Drawing errors from plotters.
+pub fn panels(label: &str, panels: &[Panel]) -> Result<String, String> {
+    let rows = panels
+        .iter()
+        .map(|p| p.bars.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let panel_height = u32::try_from(70 + 30 * rows).unwrap_or(300);
+    let count = u32::try_from(panels.len().max(1)).unwrap_or(1);
+    let mut buf = String::new();
+    {
+        let root =
+            SVGBackend::with_string(&mut buf, (560, panel_height * count)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let areas = root.split_evenly((panels.len().max(1), 1));
+        for (panel, area) in panels.iter().zip(areas.iter()) {
+            let top = panel
+                .bars
+                .iter()
+                .map(|(_, v)| *v)
+                .chain(panel.target)
+                .fold(0.0, f64::max);
+            let max = nice_max(top * 1.05);
+            #[allow(clippy::cast_precision_loss)]
+            let n = rows as f64;
+            let mut chart = ChartBuilder::on(area)
+                .margin(8)
+                .caption(&panel.title, (FONT, 22))
+                .x_label_area_size(28)
+                .y_label_area_size(120)
+                .build_cartesian_2d(0f64..max, 0f64..n)
+                .map_err(|e| e.to_string())?;
+            let names: Vec<String> = panel.bars.iter().map(|(k, _)| k.clone()).collect();
+            chart
+                .configure_mesh()
+                .disable_y_mesh()
+                .y_labels(rows * 2 + 1)
+                .y_label_formatter(&|y| {
+                    let centre = y - y.floor();
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let row = rows.saturating_sub(1 + y.floor() as usize);
+                    if (centre - 0.5).abs() < 0.01 && row < names.len() {
+                        names[row].clone()
+                    } else {
+                        String::new()
+                    }
+                })
+                .x_labels(6)
+                .x_label_formatter(&|x| {
+                    if max < 10.0 {
+                        format!("{x:.2}")
+                    } else {
+                        format!("{x:.0}")
+                    }
+                })
+                .label_style((FONT, 18))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            for (i, (_, v)) in panel.bars.iter().enumerate() {
+                #[allow(clippy::cast_precision_loss)]
+                let y = (rows - 1 - i) as f64;
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(0.0, y + 0.2), (*v, y + 0.8)],
+                        PRIMARY.filled(),
+                    )))
+                    .map_err(|e| e.to_string())?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        if *v < 10.0 {
+                            format!(" {v:.3}")
+                        } else {
+                            format!(" {v:.1}")
+                        },
+                        (*v, y + 0.5),
+                        (FONT, 18)
+                            .into_font()
+                            .color(&GREY)
+                            .pos(Pos::new(HPos::Left, VPos::Center)),
+                    )))
+                    .map_err(|e| e.to_string())?;
+            }
+            if let Some(t) = panel.target {
+                chart
+                    .draw_series(LineSeries::new([(t, 0.0), (t, n)], ACCENT.stroke_width(2)))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(finish(buf, label))
+}
+
 /// Most division names written on the map (the busiest first; the table
 /// beside the map lists every division).
 const MAP_LABELS: usize = 12;

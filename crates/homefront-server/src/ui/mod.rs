@@ -14,7 +14,7 @@ pub mod i18n;
 mod account;
 mod admin;
 mod assets;
-mod charts;
+pub(crate) mod charts;
 mod coordinator;
 mod dashboard;
 mod household;
