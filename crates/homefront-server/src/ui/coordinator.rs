@@ -431,7 +431,8 @@ const MAX_CANDIDATES: usize = 100;
 struct Candidate {
     id: i64,
     name: String,
-    /// `138 0001 0001`; reading it writes an access-log row.
+    /// `138 0001 0001`; reading it writes an access-log row. Empty for a
+    /// volunteer whose team lies outside the reader's area.
     phone: String,
     /// The stored E.164 number, for a `tel:` link.
     tel: String,
@@ -850,7 +851,29 @@ async fn order_page(
         .iter()
         .map(|(id, u)| (*id, u.display_name.clone()))
         .collect();
-    let mut phones_read: Vec<i64> = candidates.iter().map(|c| c.0).collect();
+    // Phones only of volunteers whose team lies in the reader's own area:
+    // the province's or the city's volunteers may be listed (and offered
+    // the order) on a county coordinator's page, but their phones are no
+    // more the county's to read here than through the API.
+    let candidate_ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();
+    let phone_visible: std::collections::HashSet<i64> = state
+        .store
+        .grants_of(&candidate_ids)
+        .await
+        .page(t)?
+        .into_iter()
+        .filter(|g| {
+            g.role == homefront_domain::Role::Volunteer
+                && g.org_path
+                    .as_ref()
+                    .is_some_and(|p| actor.manages(&OrgPath::from_stored(p.clone())))
+        })
+        .map(|g| g.user_id)
+        .collect();
+    let mut phones_read: Vec<i64> = candidate_ids
+        .into_iter()
+        .filter(|id| phone_visible.contains(id))
+        .collect();
     phones_read.extend(order.assignee_user_id);
     state
         .store
@@ -877,8 +900,16 @@ async fn order_page(
         .map(|(id, ranked, explain)| Candidate {
             id,
             name: name_of(id),
-            phone: phone_of(id),
-            tel: tel_of(id),
+            phone: if phone_visible.contains(&id) {
+                phone_of(id)
+            } else {
+                String::new()
+            },
+            tel: if phone_visible.contains(&id) {
+                tel_of(id)
+            } else {
+                String::new()
+            },
             ranked,
             explain,
         })

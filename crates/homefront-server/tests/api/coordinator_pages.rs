@@ -402,3 +402,60 @@ async fn coordinator_sets_a_units_dispatch_mode_on_its_page() {
         "{status}"
     );
 }
+
+/// A county coordinator's page lists the province's volunteers it may
+/// offer the order to, but shows (and logs a read of) phones only of
+/// volunteers whose team lies in the county: the API does not show it the
+/// province's volunteers either.
+#[tokio::test]
+async fn a_county_coordinators_page_shows_no_phone_of_volunteers_outside_its_area() {
+    let w = world().await;
+    w.mode("manual", 1).await;
+    let province = w.app.division("320000").await;
+    let province_team = w.team_under(province, "省青年志愿者应急服务队").await;
+    let licence = [CredentialKind::DrivingLicence];
+    let own = w
+        .volunteer("13900000001", 1.0, &licence, Flaw::default())
+        .await;
+    let outside = w
+        .volunteer_on(province_team, "13700000001", 0.5, &licence, Flaw::default())
+        .await;
+    let order = w.order("ride", "ride-outside").await;
+    w.tick().await;
+
+    let client = browser();
+    sign_in(&w.app, &client, "13800000002", "/board").await;
+    let (status, html) = get(&client, &w, &format!("/board/orders/{order}")).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let outside_name = w
+        .app
+        .store
+        .user(outside)
+        .await
+        .unwrap()
+        .unwrap()
+        .display_name;
+    assert!(
+        html.contains(&outside_name),
+        "the province's volunteer is listed"
+    );
+    assert!(
+        !html.contains("137 0000 0001") && !html.contains("+8613700000001"),
+        "a phone outside the county was shown"
+    );
+    let (_, in_ranking) = row(&html, "139 0000 0001");
+    assert!(in_ranking, "the county's own volunteer, with the phone");
+    let read = |v: i64| {
+        let w = &w;
+        async move {
+            w.app
+                .store
+                .access_log(RecordKind::Account, v)
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(read(own).await, 1);
+    assert_eq!(read(outside).await, 0);
+}
