@@ -180,18 +180,23 @@ fn rule(t: Tr, key: &str, name: &str) -> Rule {
     (before.to_string(), name.to_string(), after.to_string())
 }
 
-/// What the wizard says of a member: who needs what before ordering.
-fn member_rules(t: Tr, m: &Member) -> Vec<Rule> {
+/// What the wizard says of a member: who needs what before ordering, and,
+/// once `item` is chosen, whether it suits them (tutoring is for pupils).
+/// Before an item is chosen, the items that do not suit the member are
+/// listed apart with why, so no rule about them is repeated here.
+fn member_rules(t: Tr, m: &Member, item: Option<&ServiceItem>) -> Vec<Rule> {
     let mut out = Vec::new();
     if api_households::lacks_guardian_consent(m) {
         out.push(rule(t, "wizard.rule_consent", &m.name));
     }
-    if !homefront_domain::catalogue::suits_member(
-        &["teacher"],
-        m.relation,
-        m.age_years,
-        m.school_grade.as_deref(),
-    ) {
+    if item.is_some_and(|i| {
+        !homefront_domain::catalogue::suits_member(
+            &i.qualification_codes(),
+            m.relation,
+            m.age_years,
+            m.school_grade.as_deref(),
+        )
+    }) {
         out.push(rule(t, "wizard.rule_tutoring", &m.name));
     }
     out
@@ -296,8 +301,8 @@ async fn step_item(
         }
     }
     let member = chosen.map_or(0, |m| m.id);
-    let rules = chosen.map(|m| member_rules(t, m)).unwrap_or_default();
-    let choices = members_of(&state, &v.actor, t).await?;
+    let rules = chosen.map(|m| member_rules(t, m, None)).unwrap_or_default();
+    let choices = members_of(&state, &v.actor, t, None).await?;
     Ok(StepItem {
         t,
         selected: q.item.unwrap_or(0),
@@ -347,7 +352,12 @@ async fn item_of(state: &AppState, t: Tr, id: Option<i64>) -> PageResult<Service
     }
 }
 
-async fn members_of(state: &AppState, actor: &Actor, t: Tr) -> PageResult<Vec<MemberChoice>> {
+async fn members_of(
+    state: &AppState,
+    actor: &Actor,
+    t: Tr,
+    item: Option<&ServiceItem>,
+) -> PageResult<Vec<MemberChoice>> {
     let now = state.clock.now().epoch_ms();
     let household = state.store.household_of(actor.user.id, now).await.page(t)?;
     let members: Vec<Member> = state.store.members(household.id).await.page(t)?;
@@ -362,7 +372,7 @@ async fn members_of(state: &AppState, actor: &Actor, t: Tr) -> PageResult<Vec<Me
             .unwrap_or_default();
         out.push(MemberChoice {
             id: m.id,
-            rules: member_rules(t, &m),
+            rules: member_rules(t, &m, item),
             name: m.name,
             relation: m.relation.to_string(),
             division,
@@ -380,7 +390,7 @@ async fn step_who(
     requester_only(&v)?;
     let t = v.t();
     let item = item_of(&state, t, q.item).await?;
-    let members = members_of(&state, &v.actor, t).await?;
+    let members = members_of(&state, &v.actor, t, Some(&item)).await?;
     Ok(StepWho {
         t,
         selected: q
@@ -432,7 +442,7 @@ async fn step_when(
     requester_only(&v)?;
     let t = v.t();
     let item = item_of(&state, t, q.item).await?;
-    let members = members_of(&state, &v.actor, t).await?;
+    let members = members_of(&state, &v.actor, t, Some(&item)).await?;
     let member = members
         .into_iter()
         .find(|m| Some(m.id) == q.member)
@@ -495,7 +505,7 @@ async fn create(State(state): State<AppState>, p: Posted<OrderForm>) -> PageResu
         Err(err) if err.status.as_u16() == 422 => {
             // Show the third step again, with what was typed and the fix.
             let item = item_of(&state, t, Some(f.item)).await?;
-            let member_name = members_of(&state, &p.actor, t)
+            let member_name = members_of(&state, &p.actor, t, Some(&item))
                 .await?
                 .into_iter()
                 .find(|m| m.id == f.member)

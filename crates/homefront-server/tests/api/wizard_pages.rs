@@ -116,9 +116,12 @@ async fn wizard_lists_what_can_be_delivered_now_and_says_why_not_for_the_rest() 
         &format!("/orders/new/who?item={courier_id}&member={child}"),
     )
     .await;
+    // Consent is said for the child; the tutoring rule is not, as courier
+    // suits everyone.
+    assert!(who.contains("刘小</span>未满14周岁"), "{who}");
     assert!(
-        who.contains("刘小</span>未满14周岁")
-            && who.contains("不能为<span translate=\"no\">刘父</span>下单")
+        !who.contains("不能为<span translate=\"no\">刘父</span>下单"),
+        "a rule of another item: {who}"
     );
     assert!(who.contains(&format!("value=\"{child}\" checked")), "{who}");
 
@@ -133,6 +136,17 @@ async fn wizard_lists_what_can_be_delivered_now_and_says_why_not_for_the_rest() 
         .find(|i| i.code == "tutoring_video")
         .unwrap()
         .id;
+    // With tutoring chosen, the member it does not suit is told why.
+    let who = get(
+        &client,
+        &w,
+        &format!("/orders/new/who?item={tutoring}&member={child}"),
+    )
+    .await;
+    assert!(
+        who.contains("不能为<span translate=\"no\">刘父</span>下单"),
+        "{who}"
+    );
     let resp = w
         .app
         .client
