@@ -228,6 +228,18 @@ struct ErrorPage {
 
 /// The message for an API error in the viewer's language.
 pub fn error_message(t: Tr, err: &ApiError) -> String {
+    if let Some(secs) = err.retry_after_s {
+        // How long to wait, in the page's language: seconds under two
+        // minutes, else whole minutes rounded up.
+        let wait = if secs < 120 {
+            t.f1("login.wait_seconds", "n", secs)
+        } else {
+            t.f1("login.wait_minutes", "n", (secs + 59) / 60)
+        };
+        if t.get(&format!("err.{}", err.code)).is_some() {
+            return t.f1(&format!("err.{}", err.code), "wait", wait);
+        }
+    }
     if let Some(m) = t.get(&format!("err.{}", err.code)) {
         return m.to_string();
     }
@@ -535,7 +547,13 @@ async fn login_submit(
                 remember: form.remember.is_some(),
                 remember_days: state.config.remember_days,
             };
-            (err.status, page).into_response()
+            let mut resp = (err.status, page).into_response();
+            if let Some(secs) = err.retry_after_s
+                && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
+            {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            resp
         }
     }
 }

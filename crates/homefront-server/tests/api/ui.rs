@@ -251,3 +251,43 @@ async fn order_pages_answer_404_outside_the_viewers_reach() {
         assert!(!resp.text().await.unwrap().contains("中山东路"), "{path}");
     }
 }
+
+/// The sign-in page backing off after failed sign-ins says how long to
+/// wait and that a coordinator can unlock the account, in the page's
+/// language, with the same `Retry-After` header as the API.
+#[tokio::test]
+async fn the_sign_in_page_says_how_long_to_wait_after_failed_sign_ins() {
+    let app = TestApp::spawn().await;
+    app.user("13800000001", &[(Role::Requester, None)]).await;
+    let client = browser();
+    let attempt = |lang: &'static str| {
+        let client = &client;
+        let app = &app;
+        async move {
+            client
+                .post(format!("{}/login", app.base))
+                .header("accept-language", lang)
+                .form(&[("phone", "13800000001"), ("password", "not-the-password")])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // The free failures (login_free_failures = 3): a wrong password.
+    for _ in 0..3 {
+        assert_eq!(attempt("zh-CN").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let resp = attempt("zh-CN").await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(resp.headers()["retry-after"], "30");
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("请30秒后再试") && html.contains("解锁"),
+        "{html}"
+    );
+    let en = attempt("en").await.text().await.unwrap();
+    assert!(
+        en.contains("wait 30 seconds") && en.contains("unlock the account"),
+        "{en}"
+    );
+}
