@@ -172,7 +172,7 @@ impl TestApp {
             state.clone(),
             std::future::pending(),
         ));
-        TestApp {
+        let peer = TestApp {
             state,
             base,
             store,
@@ -181,6 +181,39 @@ impl TestApp {
             database_url: self.database_url.clone(),
             server,
             _db: self._db.clone(),
+        };
+        peer.relay_listening().await;
+        peer
+    }
+
+    /// Waits until this instance's PostgreSQL relay LISTENs (a notice sent
+    /// now reaches its streams), so that a test does not race the relay's
+    /// start: announces a change of account 0 (no such account) until this
+    /// instance relays it. At once on SQLite, which has no relay.
+    pub async fn relay_listening(&self) {
+        if self.store.backend() != homefront_store::Backend::Postgres {
+            return;
+        }
+        let mut heard = self.state.accounts.subscribe();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            self.store.announce_accounts(&[0]).await.expect("NOTIFY");
+            let relayed = tokio::time::timeout(std::time::Duration::from_millis(250), async {
+                while let Ok(a) = heard.recv().await {
+                    if a.user_id == 0 {
+                        return true;
+                    }
+                }
+                false
+            })
+            .await;
+            if relayed == Ok(true) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the instance's relay never LISTENed"
+            );
         }
     }
 
