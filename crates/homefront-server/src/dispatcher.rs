@@ -293,29 +293,47 @@ fn pool_from(
         let Some(v) = r.dispatchable(now, window.as_ref()) else {
             continue;
         };
-        entries.push(Volunteer {
-            id: v.user_id,
-            location: v.location,
-            service_radius_km: v.service_radius_km * radius,
-            qualifications: v
-                .qualifications
-                .iter()
-                .fold(0, |m, q| m | qualification_bit(*q)),
-            current_load: u32::try_from(inputs.loads.get(&v.user_id).copied().unwrap_or(0))
-                .unwrap_or(u32::MAX),
-            max_load: spare_capacity(
-                v.max_concurrent,
-                inputs.open_offers.get(&v.user_id).copied().unwrap_or(0),
-            ),
-            recent_service_minutes: u32::try_from(
-                inputs.minutes.get(&v.user_id).copied().unwrap_or(0).max(0),
-            )
-            .unwrap_or(u32::MAX),
-        });
+        entries.push(engine_volunteer(
+            &v,
+            radius,
+            &inputs.loads,
+            &inputs.open_offers,
+            &inputs.minutes,
+        ));
         by_id.insert(v.user_id, v);
     }
     let index = VolunteerIndex::new(entries)?;
     Ok(Pool { index, by_id })
+}
+
+/// `v` as the engine sees them: the service radius times `radius` (the
+/// escalation multiplier), live assignments from `loads`, the cap less the
+/// open offers of other orders in `open_offers`, and the minutes served in
+/// the last 7 days from `minutes` (all by account id).
+fn engine_volunteer(
+    v: &DispatchableVolunteer,
+    radius: f64,
+    loads: &HashMap<i64, i64>,
+    open_offers: &HashMap<i64, i64>,
+    minutes: &HashMap<i64, i64>,
+) -> Volunteer {
+    Volunteer {
+        id: v.user_id,
+        location: v.location,
+        service_radius_km: v.service_radius_km * radius,
+        qualifications: v
+            .qualifications
+            .iter()
+            .fold(0, |m, q| m | qualification_bit(*q)),
+        current_load: u32::try_from(loads.get(&v.user_id).copied().unwrap_or(0))
+            .unwrap_or(u32::MAX),
+        max_load: spare_capacity(
+            v.max_concurrent,
+            open_offers.get(&v.user_id).copied().unwrap_or(0),
+        ),
+        recent_service_minutes: u32::try_from(minutes.get(&v.user_id).copied().unwrap_or(0).max(0))
+            .unwrap_or(u32::MAX),
+    }
 }
 
 /// A volunteer's cap as the engine sees it: `max_concurrent` less the open
@@ -402,25 +420,13 @@ impl<'a> PoolContext<'a> {
     /// The volunteer as the engine sees them (radius widened by
     /// escalation, cap less open offers of other orders).
     fn engine_volunteer(&self, v: &DispatchableVolunteer) -> Volunteer {
-        Volunteer {
-            id: v.user_id,
-            location: v.location,
-            service_radius_km: v.service_radius_km * self.radius,
-            qualifications: v
-                .qualifications
-                .iter()
-                .fold(0, |m, q| m | qualification_bit(*q)),
-            current_load: u32::try_from(self.loads.get(&v.user_id).copied().unwrap_or(0))
-                .unwrap_or(u32::MAX),
-            max_load: spare_capacity(
-                v.max_concurrent,
-                self.open_offers.get(&v.user_id).copied().unwrap_or(0),
-            ),
-            recent_service_minutes: u32::try_from(
-                self.minutes.get(&v.user_id).copied().unwrap_or(0).max(0),
-            )
-            .unwrap_or(u32::MAX),
-        }
+        engine_volunteer(
+            v,
+            self.radius,
+            &self.loads,
+            &self.open_offers,
+            &self.minutes,
+        )
     }
 }
 
