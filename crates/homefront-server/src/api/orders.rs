@@ -975,22 +975,7 @@ pub async fn assign_order(
     // volunteer's team serves the order's division, widened by escalation),
     // whether or not the volunteer is on duty now: one reached by phone can
     // be recorded.
-    let order_path = OrgPath::from_stored(order.division_path.clone());
-    let in_scope = crate::api::dispatch::volunteer_teams(state, volunteer_user_id)
-        .await?
-        .iter()
-        .any(|team| {
-            crate::api::dispatch::may_dispatch(actor, &order_path, order.escalation_level, team)
-        });
-    if !in_scope {
-        return Err(ApiError::invalid(
-            "volunteer_user_id",
-            "unknown_volunteer",
-            "no volunteer with this id whose team serves this order's district: \
-             a team of its county, its city or the province (or, once the order \
-             escalated, of the city or province whose queue it is in)",
-        ));
-    }
+    ensure_may_dispatch(state, actor, &order, volunteer_user_id).await?;
     let now = state.clock.now().epoch_ms();
     if order.window_end <= now {
         // Too late for anyone: give it up now, as an accept would.
@@ -1111,20 +1096,7 @@ pub async fn reassign_order(
             "this volunteer already has the order: pick another one",
         ));
     }
-    let order_path = OrgPath::from_stored(order.division_path.clone());
-    let in_scope = crate::api::dispatch::volunteer_teams(state, volunteer_user_id)
-        .await?
-        .iter()
-        .any(|team| {
-            crate::api::dispatch::may_dispatch(actor, &order_path, order.escalation_level, team)
-        });
-    if !in_scope {
-        return Err(ApiError::invalid(
-            "volunteer_user_id",
-            "unknown_volunteer",
-            "no volunteer with this id whose team serves this order's district",
-        ));
-    }
+    ensure_may_dispatch(state, actor, &order, volunteer_user_id).await?;
     if how == Reassign::Offer
         && !crate::api::dispatch::ranked(state, &order, 500)
             .await?
@@ -1566,4 +1538,37 @@ async fn confirm(
     Ok(Json(
         confirm_order(&state, &actor, parse_id(&id)?, req).await?,
     ))
+}
+
+/// Refuses, with 422 `unknown_volunteer` on `volunteer_user_id`, a
+/// volunteer the coordinator may not assign `order` to: the candidate
+/// list's rule ([`crate::api::dispatch::may_dispatch`]), whether or not the
+/// volunteer is on duty now (one reached by phone can be recorded).
+///
+/// # Errors
+/// Database errors; `unknown_volunteer`.
+async fn ensure_may_dispatch(
+    state: &AppState,
+    actor: &Actor,
+    order: &OrderRow,
+    volunteer_user_id: i64,
+) -> ApiResult<()> {
+    let order_path = OrgPath::from_stored(order.division_path.clone());
+    let in_scope = crate::api::dispatch::volunteer_teams(state, volunteer_user_id)
+        .await?
+        .iter()
+        .any(|team| {
+            crate::api::dispatch::may_dispatch(actor, &order_path, order.escalation_level, team)
+        });
+    if in_scope {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "volunteer_user_id",
+            "unknown_volunteer",
+            "no volunteer with this id whose team serves this order's district: \
+             a team of its county, its city or the province (or, once the order \
+             escalated, of the city or province whose queue it is in)",
+        ))
+    }
 }
