@@ -46,30 +46,10 @@ async fn fixture() -> Fixture {
     let xuanwu = app.division("320102").await;
     let qinhuai = app.division("320104").await;
     let wuxi = app.division("320200").await;
-    let now = crate::helpers::T0.epoch_ms();
-    let mk = |kind, name: &'static str, parent: i64| {
-        let store = app.store.clone();
-        async move {
-            let parent = store.org_unit(parent).await.unwrap().unwrap();
-            store
-                .create_org_unit(
-                    homefront_store::org_units::NewOrgUnit {
-                        kind,
-                        name,
-                        parent: &parent,
-                        location: None,
-                    },
-                    now,
-                )
-                .await
-                .unwrap()
-                .id
-        }
-    };
     use homefront_domain::org::OrgKind;
-    let team_a = mk(OrgKind::Team, "玄武区志愿服务队", xuanwu).await;
-    let employer_e = mk(OrgKind::Employer, "江苏省人民医院", xuanwu).await;
-    let team_b = mk(OrgKind::Team, "秦淮区志愿服务队", qinhuai).await;
+    let team_a = app.unit(OrgKind::Team, "玄武区志愿服务队", xuanwu).await;
+    let employer_e = app.unit(OrgKind::Employer, "江苏省人民医院", xuanwu).await;
+    let team_b = app.unit(OrgKind::Team, "秦淮区志愿服务队", qinhuai).await;
 
     let phones = [
         ("admin", "13800000001", vec![(Role::Admin, None)]),

@@ -5,24 +5,7 @@ use homefront_domain::org::OrgKind;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{T0, TestApp};
-
-async fn unit(app: &TestApp, kind: OrgKind, name: &'static str, parent: i64) -> i64 {
-    let parent = app.store.org_unit(parent).await.unwrap().unwrap();
-    app.store
-        .create_org_unit(
-            homefront_store::org_units::NewOrgUnit {
-                kind,
-                name,
-                parent: &parent,
-                location: None,
-            },
-            T0.0,
-        )
-        .await
-        .unwrap()
-        .id
-}
+use crate::helpers::TestApp;
 
 fn item(code: &str, org_unit_id: Option<i64>) -> Value {
     json!({"code": code, "org_unit_id": org_unit_id, "name_zh": "接送上下班", "name_en": "Shift rides",
@@ -207,8 +190,8 @@ async fn liaison_verifies_deployed_staff_whose_counselling_gets_the_priority_lan
     let app = TestApp::spawn().await;
     app.import_jiangsu().await;
     let xuanwu = app.division("320102").await;
-    let hospital = unit(&app, OrgKind::Employer, "江苏省人民医院", xuanwu).await;
-    let other_hospital = unit(&app, OrgKind::Employer, "南京市鼓楼医院", xuanwu).await;
+    let hospital = app.unit(OrgKind::Employer, "江苏省人民医院", xuanwu).await;
+    let other_hospital = app.unit(OrgKind::Employer, "南京市鼓楼医院", xuanwu).await;
     app.user("13800000006", &[(Role::Liaison, Some(hospital))])
         .await;
     app.user("13800000004", &[(Role::Requester, None)]).await;

@@ -5,10 +5,9 @@
 
 use homefront_domain::credentials::{Credential, CredentialKind};
 use homefront_domain::order_state::{EventAction, OrderState};
-use homefront_domain::org::OrgKind;
 use homefront_domain::pairing::PairingRole;
 use homefront_domain::vetting::VettingState;
-use homefront_domain::{GeoPoint, PhoneNumber, Role, Timestamp};
+use homefront_domain::{GeoPoint, PhoneNumber, Timestamp};
 use homefront_server::dispatcher;
 use homefront_store::credentials::NewCredential;
 use homefront_store::volunteers::{Account, VolunteerProfile};
@@ -37,46 +36,28 @@ pub async fn world() -> World {
 
 /// As [`world`], with the app's configuration `config`.
 pub async fn world_with(config: homefront_server::config::Config) -> World {
-    let app = TestApp::spawn_with(config).await;
-    app.import_jiangsu().await;
-    let xuanwu = app.division("320102").await;
-    let parent = app.store.org_unit(xuanwu).await.unwrap().unwrap();
-    let team = app
-        .store
-        .create_org_unit(
-            homefront_store::org_units::NewOrgUnit {
-                kind: OrgKind::Team,
-                name: "玄武区志愿服务队",
-                parent: &parent,
-                location: None,
-            },
-            T0.0,
-        )
-        .await
-        .unwrap()
-        .id;
-    app.user("13800000001", &[(Role::Requester, None)]).await;
-    app.user("13800000002", &[(Role::Coordinator, Some(xuanwu))])
-        .await;
-    let requester = app.login("13800000001").await;
-    let coordinator = app.login("13800000002").await;
-    let (_, m) = app
-        .post(
-            &requester,
-            "/api/v1/household/members",
+    let w = crate::helpers::World::jiangsu()
+        .config(config)
+        .county("320102")
+        .team("玄武区志愿服务队")
+        .requester("13800000001")
+        .coordinator("13800000002")
+        .member(
             json!({"name": "刘护士", "relation": "self", "adcode": "320102", "street": "龙蟠中路1号",
                    "longitude": HOME.0, "latitude": HOME.1}),
         )
+        .build()
         .await;
-    let (_, h) = app.get(&requester, "/api/v1/household").await;
+    let requester = w.session("13800000001");
+    let (_, h) = w.app.get(&requester, "/api/v1/household").await;
     World {
-        app,
-        team,
-        xuanwu,
+        team: w.team,
+        xuanwu: w.county,
+        coordinator: w.session("13800000002"),
         requester,
-        coordinator,
-        member: m["id"].as_i64().unwrap(),
+        member: w.members[0],
         household: h["id"].as_i64().unwrap(),
+        app: w.app,
     }
 }
 
@@ -104,21 +85,7 @@ impl World {
 
     /// A team under the division with org-unit id `division`.
     pub async fn team_under(&self, division: i64, name: &str) -> i64 {
-        let parent = self.app.store.org_unit(division).await.unwrap().unwrap();
-        self.app
-            .store
-            .create_org_unit(
-                homefront_store::org_units::NewOrgUnit {
-                    kind: OrgKind::Team,
-                    name,
-                    parent: &parent,
-                    location: None,
-                },
-                T0.0,
-            )
-            .await
-            .unwrap()
-            .id
+        self.app.team(division, name).await
     }
 
     /// As [`World::volunteer`], on `team`.

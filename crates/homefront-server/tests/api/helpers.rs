@@ -4,6 +4,7 @@ use homefront_domain::locale::Locale;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use homefront_domain::org::OrgKind;
 use homefront_domain::{ManualClock, PhoneNumber, Role, Timestamp};
 use homefront_server::{AppState, Config};
 use homefront_store::Store;
@@ -251,6 +252,42 @@ impl TestApp {
             .id
     }
 
+    /// Creates an org unit of `kind` named `name` under the unit with id
+    /// `parent`, directly in the store. Returns its id.
+    pub async fn unit(&self, kind: OrgKind, name: &str, parent: i64) -> i64 {
+        let parent = self.store.org_unit(parent).await.unwrap().unwrap();
+        self.store
+            .create_org_unit(
+                homefront_store::org_units::NewOrgUnit {
+                    kind,
+                    name,
+                    parent: &parent,
+                    location: None,
+                },
+                T0.epoch_ms(),
+            )
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// A team named `name` under the unit with id `parent`. Returns its id.
+    pub async fn team(&self, parent: i64, name: &str) -> i64 {
+        self.unit(OrgKind::Team, name, parent).await
+    }
+
+    /// Id of the catalogue's service item with `code` (e.g. `groceries`).
+    pub async fn item(&self, code: &str) -> i64 {
+        self.store
+            .service_items(false)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|i| i.code == code)
+            .unwrap_or_else(|| panic!("service item {code}"))
+            .id
+    }
+
     /// Creates an account with [`PASSWORD`] and the given grants, directly in
     /// the store. Returns the user id.
     pub async fn user(&self, phone: &str, grants: &[(Role, Option<i64>)]) -> i64 {
@@ -328,6 +365,205 @@ impl TestApp {
     pub async fn post(&self, session: &Session, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Some(session), Method::POST, path, Some(body))
             .await
+    }
+}
+
+/// The usual world of a test, built in one expression: Jiangsu's divisions,
+/// a county, a team under it and accounts with their roles, each signed
+/// in, and household members placed by the first requester:
+///
+/// ```ignore
+/// let w = World::jiangsu()
+///     .county("320102")
+///     .team("玄武区志愿服务队")
+///     .requester("13800000001")
+///     .coordinator("13800000002")
+///     .volunteer("13800000004")
+///     .member(json!({"name": "刘护士", "relation": "self", "adcode": "320102", "street": "龙蟠中路1号"}))
+///     .build()
+///     .await;
+/// ```
+///
+/// Units are created first, then the accounts in the order they were
+/// named, then the members in order.
+pub struct World {
+    /// The application.
+    pub app: TestApp,
+    /// Org-unit id of the county ([`WorldBuilder::county`]).
+    pub county: i64,
+    /// Id of the team ([`WorldBuilder::team`]).
+    pub team: i64,
+    /// Ids of the members, in the order they were named.
+    pub members: Vec<i64>,
+    accounts: Vec<(String, i64, Session)>,
+}
+
+/// What [`World::build`](WorldBuilder::build) makes.
+pub struct WorldBuilder {
+    config: Config,
+    county: Option<String>,
+    team: Option<String>,
+    accounts: Vec<(String, Grant)>,
+    members: Vec<Value>,
+}
+
+/// A role an account of the world holds.
+enum Grant {
+    Admin,
+    Requester,
+    /// Coordinator of the county.
+    Coordinator,
+    /// Coordinator of the division with this 6-digit adcode.
+    CoordinatorOf(String),
+    /// Volunteer of the team.
+    Volunteer,
+}
+
+impl World {
+    /// Starts a world on a fresh app with Jiangsu's divisions imported.
+    pub fn jiangsu() -> WorldBuilder {
+        WorldBuilder {
+            config: Config::default(),
+            county: None,
+            team: None,
+            accounts: Vec::new(),
+            members: Vec::new(),
+        }
+    }
+
+    /// The session of the account with `phone`.
+    pub fn session(&self, phone: &str) -> Session {
+        self.account(phone).2.clone()
+    }
+
+    /// The user id of the account with `phone`.
+    pub fn user_id(&self, phone: &str) -> i64 {
+        self.account(phone).1
+    }
+
+    fn account(&self, phone: &str) -> &(String, i64, Session) {
+        self.accounts
+            .iter()
+            .find(|(p, ..)| p == phone)
+            .unwrap_or_else(|| panic!("no account {phone} in this world"))
+    }
+}
+
+impl WorldBuilder {
+    /// Runs the app with `config` (its bind and database URL are replaced).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The county (6-digit adcode) the team and the coordinator belong to.
+    pub fn county(mut self, adcode6: &str) -> Self {
+        self.county = Some(adcode6.to_string());
+        self
+    }
+
+    /// A team named `name` under the county.
+    pub fn team(mut self, name: &str) -> Self {
+        self.team = Some(name.to_string());
+        self
+    }
+
+    /// An admin.
+    pub fn admin(mut self, phone: &str) -> Self {
+        self.accounts.push((phone.to_string(), Grant::Admin));
+        self
+    }
+
+    /// A requester (hospital staff).
+    pub fn requester(mut self, phone: &str) -> Self {
+        self.accounts.push((phone.to_string(), Grant::Requester));
+        self
+    }
+
+    /// A coordinator of the county.
+    pub fn coordinator(mut self, phone: &str) -> Self {
+        self.accounts.push((phone.to_string(), Grant::Coordinator));
+        self
+    }
+
+    /// A coordinator of the division with 6-digit adcode `adcode6`.
+    pub fn coordinator_of(mut self, adcode6: &str, phone: &str) -> Self {
+        self.accounts
+            .push((phone.to_string(), Grant::CoordinatorOf(adcode6.to_string())));
+        self
+    }
+
+    /// An account with the volunteer role on the team (no profile: see the
+    /// dispatch tests for vetted, credentialed volunteers).
+    pub fn volunteer(mut self, phone: &str) -> Self {
+        self.accounts.push((phone.to_string(), Grant::Volunteer));
+        self
+    }
+
+    /// A household member the first requester adds over HTTP (the body of
+    /// `POST /api/v1/household/members`); must answer 201.
+    pub fn member(mut self, body: Value) -> Self {
+        self.members.push(body);
+        self
+    }
+
+    /// Spawns the app and creates the world.
+    pub async fn build(self) -> World {
+        let app = TestApp::spawn_with(self.config).await;
+        app.import_jiangsu().await;
+        let county = match &self.county {
+            Some(code) => app.division(code).await,
+            None => 0,
+        };
+        let team = match &self.team {
+            Some(name) => {
+                assert!(county != 0, "a team needs a county");
+                app.team(county, name).await
+            }
+            None => 0,
+        };
+        let mut ids = Vec::new();
+        for (phone, grant) in &self.accounts {
+            let grant = match grant {
+                Grant::Admin => (Role::Admin, None),
+                Grant::Requester => (Role::Requester, None),
+                Grant::Coordinator => {
+                    assert!(county != 0, "a coordinator of the county needs a county");
+                    (Role::Coordinator, Some(county))
+                }
+                Grant::CoordinatorOf(code) => (Role::Coordinator, Some(app.division(code).await)),
+                Grant::Volunteer => {
+                    assert!(team != 0, "a volunteer needs a team");
+                    (Role::Volunteer, Some(team))
+                }
+            };
+            ids.push(app.user(phone, &[grant]).await);
+        }
+        let mut accounts = Vec::new();
+        for ((phone, _), id) in self.accounts.iter().zip(ids) {
+            accounts.push((phone.clone(), id, app.login(phone).await));
+        }
+        let mut members = Vec::new();
+        if !self.members.is_empty() {
+            let requester = self
+                .accounts
+                .iter()
+                .position(|(_, g)| matches!(g, Grant::Requester))
+                .expect("members need a requester");
+            let session = &accounts[requester].2;
+            for body in self.members {
+                let (status, m) = app.post(session, "/api/v1/household/members", body).await;
+                assert_eq!(status, StatusCode::CREATED, "{m}");
+                members.push(m["id"].as_i64().unwrap());
+            }
+        }
+        World {
+            app,
+            county,
+            team,
+            members,
+            accounts,
+        }
     }
 }
 

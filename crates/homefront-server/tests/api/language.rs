@@ -14,7 +14,6 @@ use homefront_domain::org::OrgKind;
 use reqwest::StatusCode;
 
 use crate::dispatch::{Flaw, accept, world};
-use crate::helpers::T0;
 use crate::ui::{browser, sign_in};
 
 /// Elements without a closing tag.
@@ -158,22 +157,10 @@ async fn pages_speak_one_language_each_and_show_phones_spaced() {
         },
     )
     .await;
-    let xuanwu = w.app.store.org_unit(w.xuanwu).await.unwrap().unwrap();
     let hospital = w
         .app
-        .store
-        .create_org_unit(
-            homefront_store::org_units::NewOrgUnit {
-                kind: OrgKind::Employer,
-                name: "江苏省人民医院",
-                parent: &xuanwu,
-                location: None,
-            },
-            T0.epoch_ms(),
-        )
-        .await
-        .unwrap()
-        .id;
+        .unit(OrgKind::Employer, "江苏省人民医院", w.xuanwu)
+        .await;
     w.app
         .user("13800000004", &[(Role::Liaison, Some(hospital))])
         .await;

@@ -8,28 +8,15 @@ use homefront_domain::org::OrgKind;
 use reqwest::StatusCode;
 
 use crate::dispatch::world;
-use crate::helpers::T0;
 use crate::ui::{browser, sign_in};
 
 #[tokio::test]
 async fn liaison_verifies_staff_and_orders_on_their_behalf() {
     let w = world().await;
-    let xuanwu = w.app.store.org_unit(w.xuanwu).await.unwrap().unwrap();
     let hospital = w
         .app
-        .store
-        .create_org_unit(
-            homefront_store::org_units::NewOrgUnit {
-                kind: OrgKind::Employer,
-                name: "江苏省人民医院",
-                parent: &xuanwu,
-                location: None,
-            },
-            T0.epoch_ms(),
-        )
-        .await
-        .unwrap()
-        .id;
+        .unit(OrgKind::Employer, "江苏省人民医院", w.xuanwu)
+        .await;
     let liaison = w
         .app
         .user("13800000004", &[(Role::Liaison, Some(hospital))])

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode as AxumStatus, Uri};
-use homefront_domain::org::OrgKind;
 use homefront_domain::{GeoPoint, PhoneNumber, Role, Timestamp};
 use homefront_server::Config;
 use homefront_server::notify::{self, DeliveryReport, channels};
@@ -117,41 +116,25 @@ struct World {
 }
 
 async fn world_with(config: Config) -> World {
-    let app = TestApp::spawn_with(config).await;
-    app.import_jiangsu().await;
-    let xuanwu = app.division("320102").await;
-    let nanjing = app.division("320100").await;
-    app.user("13800000001", &[(Role::Requester, None)]).await;
-    app.user("13800000002", &[(Role::Coordinator, Some(xuanwu))])
-        .await;
-    let requester = app.login("13800000001").await;
-    let coordinator = app.login("13800000002").await;
-    let (status, m) = app
-        .post(
-            &requester,
-            "/api/v1/household/members",
+    let w = crate::helpers::World::jiangsu()
+        .config(config)
+        .county("320102")
+        .requester("13800000001")
+        .coordinator("13800000002")
+        .member(
             json!({"name": "刘护士", "relation": "self", "adcode": "320102", "street": STREET,
                    "longitude": 118.797, "latitude": 32.049}),
         )
+        .build()
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{m}");
-    let item = app
-        .store
-        .service_items(false)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.code == "groceries")
-        .unwrap()
-        .id;
     World {
-        app,
-        xuanwu,
-        nanjing,
-        requester,
-        coordinator,
-        member: m["id"].as_i64().unwrap(),
-        item,
+        xuanwu: w.county,
+        nanjing: w.app.division("320100").await,
+        requester: w.session("13800000001"),
+        coordinator: w.session("13800000002"),
+        member: w.members[0],
+        item: w.app.item("groceries").await,
+        app: w.app,
     }
 }
 
@@ -588,22 +571,7 @@ async fn volunteer(app: &TestApp, phone: &str, team: i64, home: i64) -> i64 {
 #[tokio::test]
 async fn notify_inbox_language_read_state_and_muted_offers() {
     let w = world().await;
-    let parent = w.app.store.org_unit(w.xuanwu).await.unwrap().unwrap();
-    let team = w
-        .app
-        .store
-        .create_org_unit(
-            homefront_store::org_units::NewOrgUnit {
-                kind: OrgKind::Team,
-                name: "玄武区志愿服务队",
-                parent: &parent,
-                location: None,
-            },
-            T0.0,
-        )
-        .await
-        .unwrap()
-        .id;
+    let team = w.app.team(w.xuanwu, "玄武区志愿服务队").await;
     let muted = volunteer(&w.app, "13700000001", team, w.xuanwu).await;
     let hears = volunteer(&w.app, "13700000002", team, w.xuanwu).await;
     w.app.store.set_locale(hears, Locale::En).await.unwrap();
@@ -752,22 +720,7 @@ async fn notify_sse_on_one_instance_sees_an_accept_made_through_another() {
         None
     };
     let via_b = b.as_ref().unwrap_or(&w.app);
-    let parent = w.app.store.org_unit(w.xuanwu).await.unwrap().unwrap();
-    let team = w
-        .app
-        .store
-        .create_org_unit(
-            homefront_store::org_units::NewOrgUnit {
-                kind: OrgKind::Team,
-                name: "队",
-                parent: &parent,
-                location: None,
-            },
-            T0.0,
-        )
-        .await
-        .unwrap()
-        .id;
+    let team = w.app.team(w.xuanwu, "队").await;
     let v = volunteer(&w.app, "13700000001", team, w.xuanwu).await;
     let order = w.order("sse").await;
     let offer = NewOffer {

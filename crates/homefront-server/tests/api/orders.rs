@@ -1,9 +1,8 @@
 //! Orders over HTTP: idempotent intake, guardian consent, lifecycle and its
 //! event log, privacy by field with the access log, and retention.
 
-use homefront_domain::org::OrgKind;
+use homefront_domain::Timestamp;
 use homefront_domain::privacy::RecordKind;
-use homefront_domain::{Role, Timestamp};
 use homefront_server::workers;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -27,66 +26,35 @@ struct World {
 }
 
 async fn world() -> World {
-    let app = TestApp::spawn().await;
-    app.import_jiangsu().await;
-    let xuanwu = app.division("320102").await;
-    let qinhuai = app.division("320104").await;
-    let parent = app.store.org_unit(xuanwu).await.unwrap().unwrap();
-    let team = app
-        .store
-        .create_org_unit(
-            homefront_store::org_units::NewOrgUnit {
-                kind: OrgKind::Team,
-                name: "玄武区志愿服务队",
-                parent: &parent,
-                location: None,
-            },
-            T0.0,
-        )
-        .await
-        .unwrap();
-    app.user("13800000001", &[(Role::Requester, None)]).await;
-    app.user("13800000002", &[(Role::Coordinator, Some(xuanwu))])
-        .await;
-    app.user("13800000003", &[(Role::Coordinator, Some(qinhuai))])
-        .await;
-    let volunteer_id = app
-        .user("13800000004", &[(Role::Volunteer, Some(team.id))])
-        .await;
-    app.user("13800000005", &[(Role::Volunteer, Some(team.id))])
-        .await;
-    let requester = app.login("13800000001").await;
-    let (status, me) = app
-        .post(
-            &requester,
-            "/api/v1/household/members",
+    let w = crate::helpers::World::jiangsu()
+        .county("320102")
+        .team("玄武区志愿服务队")
+        .requester("13800000001")
+        .coordinator("13800000002")
+        .coordinator_of("320104", "13800000003")
+        .volunteer("13800000004")
+        .volunteer("13800000005")
+        .member(
             json!({"name": "王芳", "relation": "self", "phone": "139 1234 5678",
                    "adcode": "320102", "street": STREET, "longitude": 118.80, "latitude": 32.05}),
         )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{me}");
-    let (status, child) = app
-        .post(
-            &requester,
-            "/api/v1/household/members",
+        .member(
             json!({"name": "小明", "relation": "child", "age_years": 9, "school_grade": "三年级",
                    "adcode": "320102", "street": STREET}),
         )
+        .build()
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{child}");
-    let items = app.store.service_items(false).await.unwrap();
-    let groceries = items.iter().find(|i| i.code == "groceries").unwrap().id;
     World {
-        requester,
-        coordinator: app.login("13800000002").await,
-        other_coordinator: app.login("13800000003").await,
-        volunteer: app.login("13800000004").await,
-        volunteer_id,
-        other_volunteer: app.login("13800000005").await,
-        member_self: me["id"].as_i64().unwrap(),
-        member_child: child["id"].as_i64().unwrap(),
-        groceries,
-        app,
+        requester: w.session("13800000001"),
+        coordinator: w.session("13800000002"),
+        other_coordinator: w.session("13800000003"),
+        volunteer: w.session("13800000004"),
+        volunteer_id: w.user_id("13800000004"),
+        other_volunteer: w.session("13800000005"),
+        member_self: w.members[0],
+        member_child: w.members[1],
+        groceries: w.app.item("groceries").await,
+        app: w.app,
     }
 }
 

@@ -4,8 +4,6 @@
 //! roster upload and the duty switch change what the API reports; admin
 //! forms refuse bad input naming the field and lose nothing.
 
-use homefront_domain::Role;
-use homefront_domain::org::OrgKind;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -24,40 +22,16 @@ struct World {
 /// (13800000005), a team under Xuanwu, and a requester (13800000008)
 /// with two orders placed in Xuanwu.
 async fn world() -> World {
-    let app = TestApp::spawn().await;
-    app.import_jiangsu().await;
-    let nanjing_id = app.division("320100").await;
-    let xuanwu = app.division("320102").await;
-    let suzhou = app.division("320500").await;
-    let parent = app.store.org_unit(xuanwu).await.unwrap().unwrap();
-    let team = app
-        .store
-        .create_org_unit(
-            homefront_store::org_units::NewOrgUnit {
-                kind: OrgKind::Team,
-                name: "玄武区志愿服务队",
-                parent: &parent,
-                location: None,
-            },
-            T0.epoch_ms(),
-        )
-        .await
-        .unwrap()
-        .id;
-    app.user("13800000002", &[(Role::Coordinator, Some(nanjing_id))])
+    let w = crate::helpers::World::jiangsu()
+        .county("320102")
+        .team("玄武区志愿服务队")
+        .coordinator_of("320100", "13800000002")
+        .coordinator_of("320500", "13800000005")
+        .requester("13800000008")
+        .member(json!({"name": "王芳", "relation": "self", "adcode": "320102", "street": "中山东路1号"}))
+        .build()
         .await;
-    app.user("13800000005", &[(Role::Coordinator, Some(suzhou))])
-        .await;
-    app.user("13800000008", &[(Role::Requester, None)]).await;
-    let requester = app.login("13800000008").await;
-    let (status, member) = app
-        .post(
-            &requester,
-            "/api/v1/household/members",
-            json!({"name": "王芳", "relation": "self", "adcode": "320102", "street": "中山东路1号"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{member}");
+    let (app, requester) = (&w.app, w.session("13800000008"));
     let item = app.store.service_items(false).await.unwrap()[0].id;
     for key in ["k-1", "k-2"] {
         let resp = app
@@ -65,7 +39,7 @@ async fn world() -> World {
             .post(format!("{}/api/v1/orders", app.base))
             .bearer_auth(&requester.token)
             .header("Idempotency-Key", key)
-            .json(&json!({"item_id": item, "member_id": member["id"],
+            .json(&json!({"item_id": item, "member_id": w.members[0],
                 "window_start": "2020-02-12T18:00", "window_end": "2020-02-12T20:00"}))
             .send()
             .await
@@ -73,11 +47,11 @@ async fn world() -> World {
         assert_eq!(resp.status(), StatusCode::CREATED);
     }
     World {
-        nanjing: app.login("13800000002").await,
-        app,
-        team,
-        xuanwu,
-        suzhou,
+        nanjing: w.session("13800000002"),
+        suzhou: w.app.division("320500").await,
+        team: w.team,
+        xuanwu: w.county,
+        app: w.app,
     }
 }
 

@@ -3,33 +3,15 @@
 //! and stage, paged with counts, and "all that match" moved in one go.
 
 use homefront_domain::Role;
-use homefront_domain::org::OrgKind;
 use reqwest::StatusCode;
 
-use crate::helpers::{T0, TestApp};
+use crate::helpers::TestApp;
 use crate::ui::{browser, sign_in};
 
 /// Volunteers imported into the big team.
 const BIG: usize = 5000;
 /// Volunteers of the small team, moved all at once.
 const SMALL: usize = 60;
-
-async fn team(app: &TestApp, county: i64, name: &str) -> i64 {
-    let parent = app.store.org_unit(county).await.unwrap().unwrap();
-    app.store
-        .create_org_unit(
-            homefront_store::org_units::NewOrgUnit {
-                kind: OrgKind::Team,
-                name,
-                parent: &parent,
-                location: None,
-            },
-            T0.epoch_ms(),
-        )
-        .await
-        .unwrap()
-        .id
-}
 
 async fn upload(app: &TestApp, client: &reqwest::Client, csrf: &str, team: i64, csv: String) {
     let form = reqwest::multipart::Form::new()
@@ -79,8 +61,8 @@ async fn province_pages_page_5000_volunteers_search_filter_and_move_all_matching
     let province = app.division("320000").await;
     let xuanwu = app.division("320102").await;
     let suzhou = app.division("320500").await;
-    let big = team(&app, xuanwu, "玄武区志愿服务队").await;
-    let small = team(&app, xuanwu, "玄武区青年突击队").await;
+    let big = app.team(xuanwu, "玄武区志愿服务队").await;
+    let small = app.team(xuanwu, "玄武区青年突击队").await;
     app.user("13800000001", &[(Role::Coordinator, Some(province))])
         .await;
     app.user("13800000005", &[(Role::Coordinator, Some(suzhou))])

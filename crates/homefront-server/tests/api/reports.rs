@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 
 use homefront_domain::hours::HoursKind;
 use homefront_domain::order_state::{OrderAction, Reason};
-use homefront_domain::org::OrgKind;
 use homefront_domain::vetting::VettingState;
 use homefront_domain::{PhoneNumber, Role, Timestamp};
 use homefront_store::Store;
@@ -54,23 +53,6 @@ impl Lcg {
             .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 33) % n
     }
-}
-
-async fn team_in(app: &TestApp, division: i64, name: &str) -> i64 {
-    let parent = app.store.org_unit(division).await.unwrap().unwrap();
-    app.store
-        .create_org_unit(
-            homefront_store::org_units::NewOrgUnit {
-                kind: OrgKind::Team,
-                name,
-                parent: &parent,
-                location: None,
-            },
-            T0.0,
-        )
-        .await
-        .unwrap()
-        .id
 }
 
 async fn volunteer(
@@ -223,9 +205,9 @@ async fn month() -> Month {
     app.import_jiangsu().await;
     let xuanwu = app.division("320102").await;
     let qinhuai = app.division("320104").await;
-    let team = team_in(&app, xuanwu, "玄武区志愿服务队").await;
-    let team2 = team_in(&app, xuanwu, "玄武区青年突击队").await;
-    let other_team = team_in(&app, qinhuai, "秦淮区志愿服务队").await;
+    let team = app.team(xuanwu, "玄武区志愿服务队").await;
+    let team2 = app.team(xuanwu, "玄武区青年突击队").await;
+    let other_team = app.team(qinhuai, "秦淮区志愿服务队").await;
     app.user("13800000002", &[(Role::Coordinator, Some(xuanwu))])
         .await;
     let coordinator = app.login("13800000002").await;

@@ -5,12 +5,10 @@
 //! Xuanwu (320102); an admin, Xuanwu's coordinator, a requester with one
 //! household member, a volunteer of the team.
 
-use homefront_domain::Role;
-use homefront_domain::org::OrgKind;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Session, T0, TestApp};
+use crate::helpers::{Session, TestApp};
 
 pub(crate) struct Fixture {
     pub app: TestApp,
@@ -25,31 +23,19 @@ pub(crate) struct Fixture {
 }
 
 pub(crate) async fn fixture() -> Fixture {
-    let app = TestApp::spawn().await;
-    app.import_jiangsu().await;
-    let xuanwu_id = app.division("320102").await;
-    let parent = app.store.org_unit(xuanwu_id).await.unwrap().unwrap();
-    let team = app
-        .store
-        .create_org_unit(
-            homefront_store::org_units::NewOrgUnit {
-                kind: OrgKind::Team,
-                name: "玄武区志愿服务队",
-                parent: &parent,
-                location: None,
-            },
-            T0.epoch_ms(),
-        )
-        .await
-        .unwrap()
-        .id;
-    app.user("13800000001", &[(Role::Admin, None)]).await;
-    app.user("13800000003", &[(Role::Coordinator, Some(xuanwu_id))])
+    let w = crate::helpers::World::jiangsu()
+        .county("320102")
+        .team("玄武区志愿服务队")
+        .admin("13800000001")
+        .coordinator("13800000003")
+        .requester("13800000008")
+        .build()
         .await;
-    app.user("13800000008", &[(Role::Requester, None)]).await;
-    let admin = app.login("13800000001").await;
-    let coordinator = app.login("13800000003").await;
-    let requester = app.login("13800000008").await;
+    let (xuanwu_id, team) = (w.county, w.team);
+    let admin = w.session("13800000001");
+    let coordinator = w.session("13800000003");
+    let requester = w.session("13800000008");
+    let app = w.app;
     let (s, v) = app
         .post(
             &coordinator,

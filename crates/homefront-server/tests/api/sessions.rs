@@ -256,34 +256,21 @@ async fn a_coordinator_unlocks_an_account_of_the_area() {
         login_max_failures_per_account: 4,
         ..behind_proxy()
     };
-    let app = TestApp::spawn_with(config).await;
-    app.import_jiangsu().await;
-    let xuanwu = app.division("320102").await;
-    let qinhuai = app.division("320104").await;
-    let parent = app.store.org_unit(xuanwu).await.unwrap().unwrap();
-    let team = app
-        .store
-        .create_org_unit(
-            homefront_store::org_units::NewOrgUnit {
-                kind: homefront_domain::org::OrgKind::Team,
-                name: "玄武区志愿服务队",
-                parent: &parent,
-                location: None,
-            },
-            crate::helpers::T0.epoch_ms(),
-        )
-        .await
-        .unwrap()
-        .id;
     let phone = "13900139000";
-    let volunteer = app.user(phone, &[(Role::Volunteer, Some(team))]).await;
-    app.user("13800000003", &[(Role::Coordinator, Some(xuanwu))])
+    let w = crate::helpers::World::jiangsu()
+        .config(config)
+        .county("320102")
+        .team("玄武区志愿服务队")
+        .volunteer(phone)
+        .coordinator("13800000003")
+        .coordinator_of("320104", "13800000004")
+        .build()
         .await;
-    app.user("13800000004", &[(Role::Coordinator, Some(qinhuai))])
-        .await;
-    let xuanwu_c = app.login("13800000003").await;
-    let qinhuai_c = app.login("13800000004").await;
-    let own = app.login(phone).await;
+    let volunteer = w.user_id(phone);
+    let xuanwu_c = w.session("13800000003");
+    let qinhuai_c = w.session("13800000004");
+    let own = w.session(phone);
+    let app = w.app;
 
     // Locked: the ceiling from everywhere, and the back-off at the guesser.
     for ip in ["203.0.113.1", "203.0.113.1", "203.0.113.1", "203.0.113.2"] {

@@ -7,7 +7,6 @@
 
 use homefront_domain::Role;
 use homefront_domain::Timestamp;
-use homefront_domain::org::OrgKind;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -29,27 +28,8 @@ async fn fixture() -> Fixture {
     let nanjing = app.division("320100").await;
     let xuanwu = app.division("320102").await;
     let qinhuai = app.division("320104").await;
-    let team = |name: &'static str, parent: i64| {
-        let store = app.store.clone();
-        async move {
-            let parent = store.org_unit(parent).await.unwrap().unwrap();
-            store
-                .create_org_unit(
-                    homefront_store::org_units::NewOrgUnit {
-                        kind: OrgKind::Team,
-                        name,
-                        parent: &parent,
-                        location: None,
-                    },
-                    T0.epoch_ms(),
-                )
-                .await
-                .unwrap()
-                .id
-        }
-    };
-    let team_a = team("玄武区志愿服务队", xuanwu).await;
-    let team_b = team("秦淮区志愿服务队", qinhuai).await;
+    let team_a = app.team(xuanwu, "玄武区志愿服务队").await;
+    let team_b = app.team(qinhuai, "秦淮区志愿服务队").await;
     app.user("13800000003", &[(Role::Coordinator, Some(xuanwu))])
         .await;
     app.user("13800000004", &[(Role::Coordinator, Some(qinhuai))])
