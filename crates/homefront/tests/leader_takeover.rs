@@ -13,10 +13,8 @@
 //! `HOMEFRONT_TEST_POSTGRES_URL`); on SQLite it is skipped (one instance
 //! there: `serve` refuses a second one, which the SQLite run checks).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use homefront_domain::{Clock, SystemClock};
@@ -24,7 +22,7 @@ use homefront_server::burst::Scenario;
 use homefront_store::Store;
 
 mod support;
-use support::Db;
+use support::{Db, Serve, until};
 
 /// The takeover bound the product promises.
 const TAKEOVER: Duration = Duration::from_secs(5);
@@ -33,55 +31,21 @@ fn postgres() -> bool {
     std::env::var("HOMEFRONT_TEST_DB").is_ok_and(|v| v == "postgres")
 }
 
-/// The `homefront` command on the test's database and config file, with
-/// no `HOMEFRONT_*` variable of the surrounding environment; the leader
-/// election's own log lines are kept.
+/// The `homefront` command; the leader election's own log lines are kept.
 fn homefront(db: &Db, config: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_homefront"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("HOMEFRONT_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.arg("--config")
-        .arg(config)
-        .arg("--database-url")
-        .arg(&db.url)
-        .env("HOMEFRONT_LOG", "warn,homefront_server::leader=info");
-    cmd
+    support::homefront(db, config, "warn,homefront_server::leader=info")
 }
 
 /// A running `homefront serve` and what it logged.
-struct Server {
-    child: Option<Child>,
-    log: Arc<Mutex<Vec<String>>>,
-}
+struct Server(Serve);
 
 impl Server {
     fn start(db: &Db, config: &Path) -> Server {
-        let mut child = homefront(db, config)
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn homefront serve");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let lines = log.clone();
-        // Drains standard error for the process's whole life.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        Server {
-            child: Some(child),
-            log,
-        }
+        Server(Serve::start(homefront(db, config)))
     }
 
     fn logged(&self, what: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(what))
+        self.0.logged(what)
     }
 
     fn leads(&self) -> bool {
@@ -92,58 +56,9 @@ impl Server {
         self.logged("following:")
     }
 
-    /// Waits for the process to end by itself (at most `timeout`).
-    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let child = self.child.as_mut().unwrap();
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "still running: {:?}", self.log);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
     /// SIGKILL: no shutdown, the lock's session ends with the process.
-    fn kill(mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().ok();
-            child.wait().ok();
-        }
-        if std::thread::panicking() {
-            eprintln!("homefront serve logged:");
-            for line in self.log.lock().unwrap().iter() {
-                eprintln!("  {line}");
-            }
-        }
-    }
-}
-
-/// Polls `probe` every 50 ms until it holds; fails after `timeout`.
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut probe: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if probe().await {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    fn kill(self) {
+        self.0.kill();
     }
 }
 
@@ -189,7 +104,7 @@ async fn the_follower_takes_over_the_dispatcher_within_5_s_without_duplicate_rou
         .unwrap();
 
     let a = Server::start(&db, &config);
-    eventually(
+    until(
         "the first instance to lead",
         Duration::from_secs(30),
         || {
@@ -199,7 +114,7 @@ async fn the_follower_takes_over_the_dispatcher_within_5_s_without_duplicate_rou
     )
     .await;
     let b = Server::start(&db, &config);
-    eventually(
+    until(
         "the second instance to follow",
         Duration::from_secs(30),
         || {
@@ -212,7 +127,7 @@ async fn the_follower_takes_over_the_dispatcher_within_5_s_without_duplicate_rou
 
     let before = submit(&store, &mut scenario, "before", 10).await;
     let first = before[0];
-    eventually(
+    until(
         "offers of the orders before the kill",
         Duration::from_secs(15),
         || {
@@ -227,14 +142,14 @@ async fn the_follower_takes_over_the_dispatcher_within_5_s_without_duplicate_rou
     let killed = Instant::now();
     let after = submit(&store, &mut scenario, "after", 10).await;
     let last = *after.last().unwrap();
-    eventually("the follower to lead", TAKEOVER, || {
+    until("the follower to lead", TAKEOVER, || {
         let leads = b.leads();
         async move { leads }
     })
     .await;
     let took = killed.elapsed();
     assert!(took <= TAKEOVER, "takeover took {took:?}");
-    eventually("offers of every order", Duration::from_secs(15), || {
+    until("offers of every order", Duration::from_secs(15), || {
         let store = store.clone();
         async move { store.count_orders_without_offer(first, last).await.unwrap() == 0 }
     })
@@ -281,7 +196,7 @@ async fn a_second_serve_on_one_sqlite_file_is_refused() {
     let config = db.dir.join("homefront.toml");
     std::fs::write(&config, "bind = \"127.0.0.1:0\"\n").unwrap();
     let a = Server::start(&db, &config);
-    eventually(
+    until(
         "the first instance to serve",
         Duration::from_secs(30),
         || {
@@ -291,16 +206,13 @@ async fn a_second_serve_on_one_sqlite_file_is_refused() {
     )
     .await;
     let mut b = Server::start(&db, &config);
-    let status = b.wait_exit(Duration::from_secs(30));
+    let status = b.0.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(2), "refused with exit code 2");
     assert!(
         b.logged("SQLite runs one instance"),
         "says why: {:?}",
-        b.log.lock().unwrap()
+        b.0.log()
     );
     let mut a = a;
-    assert!(
-        a.child.as_mut().unwrap().try_wait().unwrap().is_none(),
-        "the first one runs on"
-    );
+    assert!(a.0.running(), "the first one runs on");
 }

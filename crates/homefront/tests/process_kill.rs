@@ -27,11 +27,10 @@
 use homefront_domain::notify::{Channel, DeliveryState};
 use homefront_domain::order_state::OrderState;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -42,7 +41,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 mod support;
-use support::Db;
+use support::{Db, Serve, eventually, run};
 
 const ADMIN: &str = "13800000000";
 const REQUESTER: &str = "13800000001";
@@ -54,38 +53,16 @@ const LEASE_S: u64 = 15;
 /// The send timeout of the delivery worker (`notify::channels::SEND_TIMEOUT`).
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The `homefront` command on the test's database and config file, with
-/// no `HOMEFRONT_*` variable of the surrounding environment.
+/// The `homefront` command, logging warnings.
 fn homefront(db: &Db, config: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_homefront"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("HOMEFRONT_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.arg("--config")
-        .arg(config)
-        .arg("--database-url")
-        .arg(&db.url)
-        .env("HOMEFRONT_LOG", "warn");
-    cmd
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().expect("run homefront");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::homefront(db, config, "warn")
 }
 
 /// A running `homefront serve`.
 struct Server {
-    child: Option<Child>,
+    /// The process; `None` for a client of a server started elsewhere.
+    process: Option<Serve>,
     base: String,
-    log: Arc<Mutex<Vec<String>>>,
     client: reqwest::Client,
 }
 
@@ -93,43 +70,18 @@ impl Server {
     /// Starts `homefront serve` (bound to 127.0.0.1:0 by the config file)
     /// and waits for the address it announces on standard error.
     fn start(db: &Db, config: &Path) -> Server {
-        let mut child = homefront(db, config)
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn homefront serve");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let lines = log.clone();
-        // Drains standard error for the process's whole life (a full pipe
-        // would block its logging).
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.split("Homefront is serving on ").nth(1) {
-                    tx.send(url.trim().to_string()).ok();
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut server = Server {
-            child: Some(child),
-            base: String::new(),
-            log,
+        let process = Serve::start(homefront(db, config));
+        let base = process.base_url(Duration::from_secs(60));
+        Server {
+            process: Some(process),
+            base,
             client: reqwest::Client::new(),
-        };
-        server.base = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("homefront serve did not start: {:?}", server.log));
-        server
+        }
     }
 
     /// SIGKILL: no shutdown, no last delivery pass.
-    fn kill(mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().unwrap();
-        let status = child.wait().unwrap();
+    fn kill(self) {
+        let status = self.process.expect("a started server").kill();
         #[cfg(unix)]
         {
             use std::os::unix::process::ExitStatusExt;
@@ -228,21 +180,6 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().ok();
-            child.wait().ok();
-        }
-        if std::thread::panicking() {
-            eprintln!("homefront serve at {} logged:", self.base);
-            for line in self.log.lock().unwrap().iter() {
-                eprintln!("  {line}");
-            }
-        }
-    }
-}
-
 /// One request the receiver got.
 #[derive(Clone, Debug)]
 struct Received {
@@ -305,25 +242,6 @@ impl Receiver {
 
     fn got(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
-    }
-}
-
-/// Polls `probe` every 50 ms until it gives a value; fails after `timeout`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -688,9 +606,8 @@ async fn client_until_killed(
     told: Arc<Mutex<Told>>,
 ) {
     let server = Server {
-        child: None,
+        process: None,
         base,
-        log: Arc::default(),
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
