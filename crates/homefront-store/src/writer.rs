@@ -318,7 +318,7 @@ async fn run(
         {
             stats.waiting.fetch_sub(1, Ordering::Relaxed);
             let _ = conn.execute("rollback").await;
-            let _ = first.lend.send(Err(StoreError::Database(e)));
+            let _ = first.lend.send(Err(StoreError::from(e)));
             continue;
         }
         let mut batch = Batch {
@@ -375,7 +375,7 @@ async fn run(
                     // error, a full disk): the batch cannot commit.
                     let why = e.to_string();
                     if let Some(d) = durable {
-                        let _ = d.send(Err(StoreError::Database(e)));
+                        let _ = d.send(Err(StoreError::from(e)));
                     }
                     if let Some(r) = next {
                         // Taken from the queue but not lent: it fails with the batch.

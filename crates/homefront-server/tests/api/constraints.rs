@@ -160,3 +160,41 @@ async fn a_duplicate_answers_without_naming_the_constraint() {
         assert!(!text.contains(name), "{text}");
     }
 }
+
+/// A unique violation that no call site maps (the org-unit handler passes
+/// the store's error on with a plain `?`) still answers 409 `duplicate`,
+/// not 500, and names neither the index nor its columns. The unique index
+/// is the test's own, on (parent, name), so the violation is one nobody
+/// wrote an answer for.
+#[tokio::test]
+async fn an_unmapped_unique_violation_through_a_plain_question_mark_answers_409() {
+    let w = crate::helpers::World::jiangsu()
+        .county("320102")
+        .admin("13800138000")
+        .build()
+        .await;
+    let mut tx = w.app.store.begin_write().await.unwrap();
+    sqlx::query("create unique index zz_test_unit_name on org_unit (parent_id, name)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let admin = w.session("13800138000");
+    let body = json!({"kind": "team", "name": "玄武区志愿服务队", "parent_id": w.county});
+    let (status, first) = w.app.post(&admin, "/api/v1/org-units", body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, again) = w.app.post(&admin, "/api/v1/org-units", body).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    assert_eq!(again["code"], "duplicate", "{again}");
+    let text = again.to_string();
+    for word in ["zz_test_unit_name", "org_unit", "parent_id", "constraint"] {
+        assert!(!text.contains(word), "{text}");
+    }
+    let named: i64 =
+        sqlx::query_scalar("select cast(count(*) as bigint) from org_unit where name = $1")
+            .bind("玄武区志愿服务队")
+            .fetch_one(w.app.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(named, 1, "the refused unit was not created");
+}
