@@ -1270,15 +1270,21 @@ pub async fn export_roster(
             }
         }
     }
-    let rows: Vec<ExportRow<'_>> = volunteers
-        .iter()
-        .map(|v| ExportRow {
-            volunteer: v,
-            valid_qualifications: valid.remove(&v.user_id).unwrap_or_default(),
-        })
-        .collect();
-    let bytes = export(&rows, format).map_err(RosterError::Write)?;
-    Ok((bytes, rows.len()))
+    // Writing the workbook is CPU work (thousands of rows, zipped XML):
+    // off the async runtime.
+    tokio::task::spawn_blocking(move || {
+        let rows: Vec<ExportRow<'_>> = volunteers
+            .iter()
+            .map(|v| ExportRow {
+                volunteer: v,
+                valid_qualifications: valid.remove(&v.user_id).unwrap_or_default(),
+            })
+            .collect();
+        let bytes = export(&rows, format).map_err(RosterError::Write)?;
+        Ok((bytes, rows.len()))
+    })
+    .await
+    .map_err(|e| RosterError::Write(e.to_string()))?
 }
 
 /// The empty template: the header row (Chinese names); in xlsx a second

@@ -75,6 +75,33 @@ impl Store {
             .await?)
     }
 
+    /// Several org units at once, by id (the districts of a page's
+    /// household members), ordered by id; unknown ids are left out and
+    /// repeated ids read once. Binds one parameter per id: callers pass a
+    /// page's worth (hundreds), not thousands.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn org_units_by_ids(&self, ids: &[i64]) -> Result<Vec<OrgUnit>> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let slots: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "select {COLUMNS} from org_unit where id in ({}) order by id",
+            slots.join(", ")
+        );
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        Ok(q.fetch_all(self.pool()).await?)
+    }
+
     /// One division by 12-digit adcode.
     ///
     /// # Errors

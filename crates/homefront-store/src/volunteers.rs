@@ -666,6 +666,34 @@ impl Store {
         Ok(state.and_then(|s| VettingState::parse(&s).ok()))
     }
 
+    /// Several volunteers at once, by account id (a report's rows),
+    /// ordered by id; ids without a volunteer profile are left out and
+    /// repeated ids read once. One statement per 1,000 ids (one bound
+    /// parameter per id stays far below either engine's limit).
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn volunteers_by_ids(&self, user_ids: &[i64]) -> Result<Vec<Volunteer>> {
+        let mut ids = user_ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            let slots: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "{VOLUNTEER_SELECT} where v.user_id in ({}) order by v.user_id",
+                slots.join(", ")
+            );
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            out.extend(q.fetch_all(self.pool()).await?);
+        }
+        Ok(out)
+    }
+
     /// Volunteers matching `filter`, ordered by team path then id.
     ///
     /// # Errors

@@ -8,7 +8,7 @@
 //! - `GET/PUT /api/v1/org-units/{id}/dispatch-setting`: the unit's mode,
 //!   broadcast size and cost weights.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -156,24 +156,26 @@ pub async fn ranked(state: &AppState, order: &OrderRow, k: usize) -> ApiResult<V
         },
     )
     .await?;
-    let mut out = Vec::with_capacity(list.len());
-    for c in list {
-        let name = state
-            .store
-            .user(c.volunteer_id)
-            .await?
-            .map(|u| u.display_name)
-            .unwrap_or_default();
-        out.push(CandidateView {
+    // One read for the candidates' names, not one per candidate.
+    let ids: Vec<i64> = list.iter().map(|c| c.volunteer_id).collect();
+    let mut names: HashMap<i64, String> = state
+        .store
+        .users_by_ids(&ids)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.display_name))
+        .collect();
+    Ok(list
+        .into_iter()
+        .map(|c| CandidateView {
             volunteer_user_id: c.volunteer_id,
-            display_name: name,
+            display_name: names.remove(&c.volunteer_id).unwrap_or_default(),
             rank: c.explanation.rank,
             distance_km: c.explanation.distance_km,
             cost: c.explanation.cost,
             offered: offered.contains(&c.volunteer_id),
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 /// The order's best 20 candidates, ranked, each with its explanation.

@@ -7,6 +7,8 @@
 //! with `offer_taken`, `offer_expired`, `offer_withdrawn`,
 //! `already_accepted` or `already_declined`, and is recorded.
 
+use std::collections::HashMap;
+
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
@@ -14,6 +16,7 @@ use axum::{Json, Router};
 use homefront_domain::Role;
 use homefront_domain::privacy::RecordKind;
 use homefront_store::offers::{Offer, Refusal, Response};
+use homefront_store::orders::OrderRow;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -81,17 +84,22 @@ pub struct OfferQuery {
 /// Largest (and default) page of `GET /api/v1/offers`.
 pub const MAX_PAGE: i64 = 200;
 
-/// Shapes an offer for its volunteer.
+/// Shapes an offer for its volunteer (reads its order).
 pub async fn offer_view(state: &AppState, actor: &Actor, offer: &Offer) -> ApiResult<OfferView> {
     let order = state
         .store
         .order(offer.order_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let access = order_access(actor, &order, true).unwrap_or(OrderAccess::Limited);
+    Ok(offer_view_of(actor, offer, &order))
+}
+
+/// Shapes an offer for its volunteer from its order, already read.
+fn offer_view_of(actor: &Actor, offer: &Offer, order: &OrderRow) -> OfferView {
+    let access = order_access(actor, order, true).unwrap_or(OrderAccess::Limited);
     let taken =
         offer.state == "withdrawn" && order.assignee_user_id.is_some_and(|a| a != actor.user.id);
-    Ok(OfferView {
+    OfferView {
         id: offer.id,
         state: offer.state.clone(),
         taken,
@@ -101,8 +109,8 @@ pub async fn offer_view(state: &AppState, actor: &Actor, offer: &Offer) -> ApiRe
         candidate_rank: offer.candidate_rank,
         waiting_for_confirmation: offer.state == "offered" && offer.held_at.is_some(),
         hold_until: offer.hold_until.filter(|_| offer.state == "offered"),
-        order: view(&order, Some(access.min(OrderAccess::Limited))),
-    })
+        order: view(order, Some(access.min(OrderAccess::Limited))),
+    }
 }
 
 /// The caller's offers, newest first, a page at a time: open ones by default.
@@ -167,12 +175,20 @@ pub async fn offers_of(
         .offers_of_volunteer(actor.user.id, states, before, limit + 1)
         .await?;
     let next = paging::split(&mut offers, limit, |o| o.id);
+    offers.retain(|o| o.state != "offered" || o.expires_at > now || o.held_at.is_some());
+    // One read for the page's orders, not one per offer.
+    let ids: Vec<i64> = offers.iter().map(|o| o.order_id).collect();
+    let orders: HashMap<i64, OrderRow> = state
+        .store
+        .orders_by_ids(&ids)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o))
+        .collect();
     let mut out = Vec::with_capacity(offers.len());
-    for o in offers
-        .iter()
-        .filter(|o| o.state != "offered" || o.expires_at > now || o.held_at.is_some())
-    {
-        out.push(offer_view(state, actor, o).await?);
+    for o in &offers {
+        let order = orders.get(&o.order_id).ok_or_else(ApiError::not_found)?;
+        out.push(offer_view_of(actor, o, order));
     }
     Ok((out, next))
 }

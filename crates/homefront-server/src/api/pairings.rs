@@ -11,6 +11,8 @@
 //! setting of the team's division, default 2: the Nantong model of one
 //! frontline family, two volunteers), and one primary.
 
+use std::collections::{HashMap, HashSet};
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -46,12 +48,21 @@ pub fn router() -> Router<AppState> {
 
 /// The divisions the household's members live in.
 async fn household_divisions(state: &AppState, household: i64) -> ApiResult<Vec<OrgPath>> {
+    let members = state.store.members(household).await?;
+    let ids: Vec<i64> = members.iter().map(|m| m.division_id).collect();
+    let units: HashMap<i64, OrgPath> = state
+        .store
+        .org_units_by_ids(&ids)
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d.org_path()))
+        .collect();
     let mut out: Vec<OrgPath> = Vec::new();
-    for m in state.store.members(household).await? {
-        if let Some(d) = state.store.org_unit(m.division_id).await?
-            && !out.contains(&d.org_path())
+    for m in &members {
+        if let Some(d) = units.get(&m.division_id)
+            && !out.contains(d)
         {
-            out.push(d.org_path());
+            out.push(d.clone());
         }
     }
     Ok(out)
@@ -272,13 +283,39 @@ async fn list(
     if !actor.is_admin() && !actor.has(Role::Coordinator) {
         return Err(ApiError::forbidden());
     }
-    let mut out = Vec::new();
-    for p in state.store.live_pairings(q.household_id).await? {
-        if manages_pairing(&state, &actor, &p).await? {
-            out.push(p);
-        }
+    let live = state.store.live_pairings(q.household_id).await?;
+    if live.is_empty() {
+        return Ok(Json(live));
     }
-    Ok(Json(out))
+    // As `manages_pairing` for each, in two reads: the household's
+    // divisions once (every pairing here shares the household), then the
+    // volunteers' team grants at once.
+    if household_divisions(&state, q.household_id)
+        .await?
+        .iter()
+        .any(|d| actor.manages(d))
+    {
+        return Ok(Json(live));
+    }
+    let volunteers: Vec<i64> = live.iter().map(|p| p.volunteer_user_id).collect();
+    let managed: HashSet<i64> = state
+        .store
+        .grants_of(&volunteers)
+        .await?
+        .into_iter()
+        .filter(|g| g.role == Role::Volunteer)
+        .filter(|g| {
+            g.org_path
+                .clone()
+                .is_some_and(|p| actor.manages(&OrgPath::from_stored(p)))
+        })
+        .map(|g| g.user_id)
+        .collect();
+    Ok(Json(
+        live.into_iter()
+            .filter(|p| managed.contains(&p.volunteer_user_id))
+            .collect(),
+    ))
 }
 
 /// A household member as a paired volunteer sees them.
@@ -327,25 +364,32 @@ pub(crate) async fn mine(
         return Err(ApiError::forbidden());
     }
     let now = state.clock.now().epoch_ms();
+    let pairings = state.store.pairings_of_volunteer(actor.user.id).await?;
+    let mut lists = Vec::with_capacity(pairings.len());
+    for pairing in &pairings {
+        lists.push(state.store.members(pairing.household_id).await?);
+    }
+    // One read for every member's district, not one per member.
+    let divisions: Vec<i64> = lists.iter().flatten().map(|m| m.division_id).collect();
+    let names: HashMap<i64, String> = state
+        .store
+        .org_units_by_ids(&divisions)
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d.name))
+        .collect();
     let mut out = Vec::new();
-    for pairing in state.store.pairings_of_volunteer(actor.user.id).await? {
-        let mut members = Vec::new();
-        let list = state.store.members(pairing.household_id).await?;
-        for m in &list {
-            let district = state
-                .store
-                .org_unit(m.division_id)
-                .await?
-                .map(|d| d.name)
-                .unwrap_or_default();
-            members.push(MemberBrief {
+    for (pairing, list) in pairings.into_iter().zip(lists) {
+        let members = list
+            .iter()
+            .map(|m| MemberBrief {
                 name: m.name.clone(),
                 relation: m.relation,
                 age_years: m.age_years,
                 school_grade: m.school_grade.clone(),
-                district,
-            });
-        }
+                district: names.get(&m.division_id).cloned().unwrap_or_default(),
+            })
+            .collect();
         let ids: Vec<i64> = list.iter().map(|m| m.id).collect();
         state
             .store

@@ -12,6 +12,8 @@
 //! `from` and `to` are epoch ms, RFC 3339 instants, or dates
 //! (`2020-02-01`) in the unit's time zone; a date `to` includes that day.
 
+use std::collections::HashMap;
+
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
@@ -24,7 +26,6 @@ use homefront_domain::{PhoneNumber, Role};
 use homefront_store::Store;
 use homefront_store::figures::{Figures, ReportScope};
 use homefront_store::org_units::OrgUnit;
-use homefront_store::volunteers::VolunteerFilter;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -279,23 +280,31 @@ pub async fn volunteer_hours(
     scope: &ReportScope,
 ) -> homefront_store::Result<Vec<VolunteerHours>> {
     let lines = store.volunteer_hours(scope).await?;
+    let ids: Vec<i64> = lines
+        .iter()
+        .map(|l| l.key.parse().unwrap_or_default())
+        .collect();
+    // Phones and teams in two reads, not one or two per line: volunteers
+    // with a profile, then the accounts of any without one.
+    let mut found: HashMap<i64, (String, String)> = store
+        .volunteers_by_ids(&ids)
+        .await?
+        .into_iter()
+        .map(|v| (v.user_id, (v.phone, v.team_name)))
+        .collect();
+    let missing: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !found.contains_key(id))
+        .collect();
+    if !missing.is_empty() {
+        for u in store.users_by_ids(&missing).await? {
+            found.insert(u.id, (u.phone, String::new()));
+        }
+    }
     let mut out = Vec::with_capacity(lines.len());
-    for l in lines {
-        let id: i64 = l.key.parse().unwrap_or_default();
-        let v = store
-            .volunteers(&VolunteerFilter {
-                user_id: Some(id),
-                ..VolunteerFilter::default()
-            })
-            .await?
-            .pop();
-        let (phone, team) = match v {
-            Some(v) => (v.phone, v.team_name),
-            None => (
-                store.user(id).await?.map(|u| u.phone).unwrap_or_default(),
-                String::new(),
-            ),
-        };
+    for (l, id) in lines.into_iter().zip(ids) {
+        let (phone, team) = found.get(&id).cloned().unwrap_or_default();
         out.push(VolunteerHours {
             volunteer_user_id: id,
             name: l.name,

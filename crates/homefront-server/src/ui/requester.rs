@@ -361,15 +361,18 @@ async fn members_of(
     let now = state.clock.now().epoch_ms();
     let household = state.store.household_of(actor.user.id, now).await.page(t)?;
     let members: Vec<Member> = state.store.members(household.id).await.page(t)?;
+    let ids: Vec<i64> = members.iter().map(|m| m.division_id).collect();
+    let places: std::collections::HashMap<i64, String> = state
+        .store
+        .org_units_by_ids(&ids)
+        .await
+        .page(t)?
+        .into_iter()
+        .map(|u| (u.id, t.place(&u.name)))
+        .collect();
     let mut out = Vec::with_capacity(members.len());
     for m in members {
-        let division = state
-            .store
-            .org_unit(m.division_id)
-            .await
-            .page(t)?
-            .map(|u| t.place(&u.name))
-            .unwrap_or_default();
+        let division = places.get(&m.division_id).cloned().unwrap_or_default();
         out.push(MemberChoice {
             id: m.id,
             rules: member_rules(t, &m, item),

@@ -861,6 +861,33 @@ impl Store {
             .await?)
     }
 
+    /// Several orders at once, by id (a page of offers, pairings or
+    /// reports shows the order of each row), ordered by id; unknown ids are
+    /// left out and repeated ids read once. Binds one parameter per id:
+    /// callers pass a page's worth (hundreds), not thousands.
+    ///
+    /// # Errors
+    /// Database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn orders_by_ids(&self, ids: &[i64]) -> Result<Vec<OrderRow>> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let slots: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "{ORDER_SELECT} where o.id in ({}) order by o.id",
+            slots.join(", ")
+        );
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        Ok(q.fetch_all(self.pool()).await?)
+    }
+
     /// Orders matching `filter`, newest first.
     ///
     /// # Errors

@@ -191,7 +191,11 @@ pub(super) async fn template(
         return Err(ApiError::forbidden());
     }
     let format = download_format(&q)?;
-    let bytes = roster::template(format).map_err(ApiError::internal)?;
+    // Writing a workbook is CPU work: off the async runtime.
+    let bytes = tokio::task::spawn_blocking(move || roster::template(format))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
     Ok(attachment(bytes, format, "volunteer-roster-template"))
 }
 
