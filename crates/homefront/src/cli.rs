@@ -210,7 +210,7 @@ enum DemoCommand {
         #[arg(long, value_name = "FILE", requires = "compare")]
         chart: Option<PathBuf>,
         /// Fairness weight of the dispatch cost, km per minute served in
-        /// the last 7 days (default 0.005).
+        /// the last 28 days (default 0.03).
         #[arg(long)]
         fairness_weight: Option<f64>,
         /// Rank-aware hold, seconds: how long an accept from a

@@ -51,8 +51,8 @@ pub struct SimOptions {
     /// Dispatch policy for the whole province (`None`: the programme's own,
     /// broadcast to 3 with rank-aware holds, Xuzhou sequential).
     pub policy: Option<Policy>,
-    /// Fairness weight of the cost, km per minute served in the last 7
-    /// days (`None`: the default, 0.005).
+    /// Fairness weight of the cost, km per minute served in the last 28
+    /// days (`None`: the default, 0.03).
     pub fairness_weight: Option<f64>,
     /// Rank-aware hold, seconds (`None`: the default configuration's
     /// `broadcast_hold_seconds`); the `broadcast` policy always holds 0.
