@@ -7,7 +7,7 @@
 //! ```text
 //! cost = distance_km
 //!      + load_weight     × current_load            (assignments in progress)
-//!      + fairness_weight × recent_service_minutes  (last 7 days)
+//!      + fairness_weight × recent_service_minutes  (last 28 days)
 //!      − pairing_bonus   if the volunteer is paired with the household
 //! ```
 //!
@@ -17,15 +17,26 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+/// Days of service the fairness term counts: 28, about the length of an
+/// emergency programme's first phase (the seed report's programme ran for
+/// weeks). A shorter window forgets who carried the first weeks: with 7
+/// days, the replay's hours spread markedly less evenly over 14 days for
+/// the same travel (BENCHMARKS.md, "Fairness weight").
+pub const FAIRNESS_WINDOW_DAYS: i64 = 28;
+
 /// Weights of the load, fairness and pairing terms, configurable per
 /// organisation unit (serde, missing fields take the defaults).
 ///
 /// Defaults, chosen for a city district where most offers are within a few km:
 /// - `load_weight = 2.0` km per assignment already in progress: a volunteer
 ///   busy with one order ranks like an idle one 2 km further away.
-/// - `fairness_weight = 0.005` km per minute served in the last 7 days
-///   (0.3 km per hour): ten hours this week count as 3 km, enough to
-///   spread work among neighbours without sending anyone across town.
+/// - `fairness_weight = 0.03` km per minute served in the last 28 days
+///   ([`FAIRNESS_WINDOW_DAYS`]; 1.8 km per hour): five hours served count
+///   as 9 km, so the next order of a neighbourhood goes to whoever has
+///   served least unless they are much further. Chosen with the replay
+///   (BENCHMARKS.md, "Fairness weight"): at 0.005 hours stayed unevenly
+///   spread (Gini 0.35–0.40), at 0.03 they spread (0.28–0.33) for about
+///   5 points more travel, well inside 10 % of the hindsight optimum.
 /// - `pairing_bonus = 10.0` km: SPEC.md says orders from a paired household go
 ///   to its paired volunteers first; 10 km puts a paired volunteer ahead of
 ///   anyone in the same district.
@@ -34,7 +45,8 @@ use thiserror::Error;
 pub struct CostWeights {
     /// km added per assignment the volunteer currently holds.
     pub load_weight: f64,
-    /// km added per minute of service in the last 7 days.
+    /// km added per minute of service in the last 28 days
+    /// (`FAIRNESS_WINDOW_DAYS`).
     pub fairness_weight: f64,
     /// km subtracted when the volunteer is paired with the order's household.
     pub pairing_bonus: f64,
@@ -44,7 +56,7 @@ impl Default for CostWeights {
     fn default() -> Self {
         Self {
             load_weight: 2.0,
-            fairness_weight: 0.005,
+            fairness_weight: 0.03,
             pairing_bonus: 10.0,
         }
     }
@@ -86,7 +98,8 @@ impl CostWeights {
     ///
     /// `distance_km` is the great-circle distance (0 for remote items),
     /// `current_load` the number of assignments in progress and
-    /// `recent_service_minutes` the minutes served in the last 7 days.
+    /// `recent_service_minutes` the minutes served in the last
+    /// [`FAIRNESS_WINDOW_DAYS`].
     pub fn terms(
         &self,
         distance_km: f64,
@@ -132,9 +145,9 @@ mod tests {
         let w = CostWeights::default();
         let t = w.terms(3.0, 2, 120, true);
         assert_eq!(t.load, 4.0);
-        assert!((t.fairness - 0.6).abs() < 1e-12);
+        assert!((t.fairness - 3.6).abs() < 1e-12);
         assert_eq!(t.pairing_bonus, 10.0);
-        assert!((t.total - (3.0 + 4.0 + 0.6 - 10.0)).abs() < 1e-12);
+        assert!((t.total - (3.0 + 4.0 + 3.6 - 10.0)).abs() < 1e-12);
         assert_eq!(w.terms(1.5, 0, 0, false).total, 1.5);
     }
 

@@ -63,6 +63,11 @@ pub enum Cause {
     Deadline(i64),
     /// Not accepted `lead` minutes before its window (minutes given).
     WindowLead(i64),
+    /// Nobody at the level below could be offered it (every eligible
+    /// volunteer there declined, is cooling down, busy, off duty or out
+    /// of reach): the dispatcher widens the pool at once rather than wait
+    /// for the lane's deadline.
+    NoCandidate,
 }
 
 /// The level an order of `lane` is due at, at `now_ms` (all epoch ms):

@@ -34,6 +34,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
+use homefront_dispatch::cost::FAIRNESS_WINDOW_DAYS;
 use homefront_dispatch::{
     AutoPolicy, Candidate, CandidateQuery, CostWeights, DispatchMode, OrderLocation, PendingOrder,
     Volunteer, VolunteerIndex,
@@ -239,7 +240,7 @@ pub async fn pool_for(
         open_offers: store.open_offer_counts(now.epoch_ms(), order.id).await?,
         bookings: store.live_bookings().await?,
         minutes: store
-            .recent_service_minutes(now.plus_days(-7).epoch_ms())
+            .recent_service_minutes(now.plus_days(-FAIRNESS_WINDOW_DAYS).epoch_ms())
             .await?,
     };
     pool_from(order, now, radius_factor, &roster, &loads)
@@ -309,7 +310,7 @@ fn pool_from(
 /// `v` as the engine sees them: the service radius times `radius` (the
 /// escalation multiplier), live assignments from `loads`, the cap less the
 /// open offers of other orders in `open_offers`, and the minutes served in
-/// the last 7 days from `minutes` (all by account id).
+/// the last [`FAIRNESS_WINDOW_DAYS`] from `minutes` (all by account id).
 fn engine_volunteer(
     v: &DispatchableVolunteer,
     radius: f64,
@@ -390,7 +391,7 @@ impl<'a> PoolContext<'a> {
             booking: homefront_store::bookings::order_booking(order),
             bookings: store.live_bookings().await?,
             minutes: store
-                .recent_service_minutes(now.plus_days(-7).epoch_ms())
+                .recent_service_minutes(now.plus_days(-FAIRNESS_WINDOW_DAYS).epoch_ms())
                 .await?,
         })
     }
@@ -479,7 +480,8 @@ pub struct Judged {
     /// Great-circle km to the order (haversine); `None` for remote items
     /// or an order without a point.
     pub distance_km: Option<f64>,
-    /// Minutes of service in the last 7 days (the fairness term's input).
+    /// Minutes of service in the last [`FAIRNESS_WINDOW_DAYS`] (the
+    /// fairness term's input).
     pub recent_service_minutes: i64,
     /// Live assignments now.
     pub load: i64,
@@ -898,7 +900,7 @@ impl PassData {
                 open_offers: store.open_offer_counts(now.epoch_ms(), 0).await?,
                 bookings: store.live_bookings().await?,
                 minutes: store
-                    .recent_service_minutes(now.plus_days(-7).epoch_ms())
+                    .recent_service_minutes(now.plus_days(-FAIRNESS_WINDOW_DAYS).epoch_ms())
                     .await?,
             },
             rosters: HashMap::new(),
@@ -1153,24 +1155,52 @@ pub async fn tick(state: &AppState) -> Result<TickReport, DispatchError> {
                 } else {
                     1
                 };
-                let Some(pool) = pass.pools.get(&key) else {
+                let mut order = order;
+                let mut key = key;
+                let mut ranked = Vec::new();
+                while let Some(pool) = pass.pools.get(&key) {
+                    ranked = best_by_cost(
+                        rank_at(
+                            loc,
+                            &RankInput {
+                                order: &order,
+                                item: &item,
+                                pool,
+                                weights: &setting.weights,
+                                paired: &preferred,
+                                exclude: &offered,
+                                k: K.max(offers_at_once),
+                            },
+                        ),
+                        offers_at_once,
+                    );
+                    if !ranked.is_empty() || order.escalation_level >= escalation::TOP_LEVEL {
+                        break;
+                    }
+                    // Nobody left to offer it to at this level: waiting
+                    // out the lane's deadline would only lose time, so it
+                    // climbs one level at once and the pool widens.
+                    let to = order.escalation_level + 1;
+                    if !store
+                        .escalate_order(
+                            order.id,
+                            order.escalation_level,
+                            to,
+                            &escalation_reason(to, Some(escalation::Cause::NoCandidate)),
+                            now.epoch_ms(),
+                        )
+                        .await?
+                    {
+                        break;
+                    }
+                    report.escalated += 1;
+                    crate::live::publish(state, order.id);
+                    order.escalation_level = to;
+                    key = pass.pool(store, &order).await?;
+                }
+                if !pass.pools.contains_key(&key) {
                     continue;
-                };
-                let ranked = best_by_cost(
-                    rank_at(
-                        loc,
-                        &RankInput {
-                            order: &order,
-                            item: &item,
-                            pool,
-                            weights: &setting.weights,
-                            paired: &preferred,
-                            exclude: &offered,
-                            k: K.max(offers_at_once),
-                        },
-                    ),
-                    offers_at_once,
-                );
+                }
                 let via = if setting.mode == Mode::Broadcast {
                     "broadcast"
                 } else {
@@ -1243,6 +1273,9 @@ fn escalation_reason(due: i64, cause: Option<escalation::Cause>) -> String {
         Some(escalation::Cause::Deadline(minutes)) => {
             format!("not accepted within {minutes} min: moved to the {queue} coordinators' queue")
         }
+        Some(escalation::Cause::NoCandidate) => format!(
+            "no volunteer left to offer it to at the level below: moved to the {queue} coordinators' queue"
+        ),
         None => format!("moved to the {queue} coordinators' queue"),
     }
 }

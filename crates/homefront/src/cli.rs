@@ -210,9 +210,15 @@ enum DemoCommand {
         #[arg(long, value_name = "FILE", requires = "compare")]
         chart: Option<PathBuf>,
         /// Fairness weight of the dispatch cost, km per minute served in
-        /// the last 7 days (default 0.005).
+        /// the last 28 days (default 0.03).
         #[arg(long)]
         fairness_weight: Option<f64>,
+        /// Rank-aware hold, seconds: how long an accept from a
+        /// lower-ranked candidate of a broadcast waits while better-ranked
+        /// ones are still deciding (default: the configuration's
+        /// `broadcast_hold_seconds`, 90).
+        #[arg(long, value_name = "SECONDS")]
+        hold_seconds: Option<u64>,
     },
 }
 
@@ -486,6 +492,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             compare,
             chart,
             fairness_weight,
+            hold_seconds,
         }) => {
             let filter =
                 EnvFilter::try_from_env("HOMEFRONT_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
@@ -500,6 +507,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     *json,
                     compare,
                     *fairness_weight,
+                    *hold_seconds,
                     chart.as_deref(),
                 )
                 .await;
@@ -510,6 +518,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 *seed,
                 *json,
                 *fairness_weight,
+                *hold_seconds,
             )
             .await
         }
@@ -1076,6 +1085,7 @@ async fn simulate_compare(
     json: bool,
     policies: &[String],
     fairness_weight: Option<f64>,
+    hold_seconds: Option<u64>,
     chart: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     use homefront_server::demo::Policy;
@@ -1101,6 +1111,7 @@ async fn simulate_compare(
             database_url: None,
             policy: Some(policy),
             fairness_weight,
+            hold_seconds,
         };
         let report = homefront_server::demo::simulate(&opts, |done, total| {
             bar.set_length(total);
@@ -1173,6 +1184,7 @@ async fn simulate(
     seed: u64,
     json: bool,
     fairness_weight: Option<f64>,
+    hold_seconds: Option<u64>,
 ) -> anyhow::Result<ExitCode> {
     let bar = progress_bar();
     bar.set_message(format!("simulating {days} days (seed {seed})"));
@@ -1182,6 +1194,7 @@ async fn simulate(
         database_url,
         policy: None,
         fairness_weight,
+        hold_seconds,
     };
     let started = std::time::Instant::now();
     let report = homefront_server::demo::simulate(&opts, |done, total| {

@@ -1,7 +1,7 @@
 //! The programme report, computed from the database only (the ledger,
 //! orders, offers, vetting log): nothing the simulator counted itself.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use homefront_dispatch::{Edge, solve_instance};
 use homefront_domain::Timestamp;
@@ -132,21 +132,53 @@ pub struct Report {
     /// offered), `all_declined` (every offer declined),
     /// `window_passed_with_candidates` (offers expired or were withdrawn).
     pub unfulfilled_by_cause: BTreeMap<String, i64>,
+    /// Unfulfilled orders that, when they became dispatchable, had a
+    /// volunteer who would have accepted ([`Observed::would_accept`]):
+    /// eligible, on duty and reachable at the top escalation level, and
+    /// accepting within the offer's timeout by the behaviour model. 0 when
+    /// the run has no such record.
+    pub unfulfilled_while_reachable: i64,
     /// 90th percentile seconds from the order's creation (when it became
     /// dispatchable) to the accept, by lane.
     pub accept_p90_s_by_lane: BTreeMap<String, f64>,
-    /// Accepted great-circle km of the on-site orders the hindsight
-    /// optimum matched (the same orders as `travel_hindsight_optimum_km`).
+    /// Accepted great-circle km of the on-site orders with an accepted
+    /// offer (the same orders as `travel_hindsight_optimum_km`).
     pub travel_km: f64,
-    /// Hindsight optimum km: per service day, the exact min-cost assignment
-    /// of those orders to the volunteers who were offered them and did not
-    /// decline (eligible, on duty and willing as far as the run shows),
-    /// each volunteer once per day.
+    /// Hindsight optimum km over the same orders: each order served by the
+    /// nearest volunteer who would have accepted it
+    /// ([`Observed::would_accept`]: eligible, on duty and reachable at the
+    /// top escalation level when the order became dispatchable, and
+    /// accepting within the offer's timeout by the behaviour model; a
+    /// paired household's order only by its paired volunteers when one of
+    /// them would accept, as dispatch offers it first), or by the volunteer
+    /// who did accept when nearer. One volunteer may serve any number of
+    /// orders here, so no dispatcher, online or with the whole run in hand,
+    /// travels less: a lower bound. Without the simulator's record, the
+    /// volunteers who were offered the order and did not decline stand in
+    /// for those who would have accepted.
     pub travel_hindsight_optimum_km: f64,
     /// Gini coefficient of ledger hours across the active volunteers of
     /// teams that had demand (any of their volunteers was offered an
     /// order), zeros included; 0 = equal, 1 = one volunteer did all.
     pub hours_gini: f64,
+}
+
+/// What the simulator observed of each order when it became dispatchable,
+/// beyond what the database records: the report's honest denominators.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// Orders whose candidate list (what the dispatcher ranks from at the
+    /// order's level) was not empty when placed.
+    pub had_candidate: BTreeSet<i64>,
+    /// Per order, the volunteers who would have accepted it: eligible, on
+    /// duty and reachable at the top escalation level when it became
+    /// dispatchable, and accepting within the offer's timeout by the
+    /// behaviour model (keyed by seed, order and volunteer, so the same
+    /// under every policy); each with the great-circle km to the order
+    /// (`None` for remote items). For a paired household whose paired
+    /// volunteer would accept, only its paired volunteers: dispatch offers
+    /// such an order to them first. Orders with nobody are absent.
+    pub would_accept: BTreeMap<i64, Vec<(i64, Option<f64>)>>,
 }
 
 /// Gini coefficient of non-negative `v` (mean absolute difference over
@@ -188,25 +220,24 @@ fn round1(x: f64) -> f64 {
 /// Computes the report from the database. `provincial_team` names the
 /// team whose figures are set against the press report.
 ///
-/// Travel: for every on-site order with an accepted offer, the candidate
-/// edges are the offers the dispatcher made for it (their km). The batch
-/// optimum solves, per local service day, the exact min-cost assignment
-/// over those edges with each volunteer used at most once that day
-/// (`homefront_dispatch::solve_instance`): what a planner with the whole
-/// day's orders in hand could have done with the same candidates. Online
-/// dispatch sees orders one at a time and volunteers decline, so it
-/// travels more.
+/// Travel (`travel`): for every on-site order with an accepted offer, the
+/// candidate edges are the offers the dispatcher made for it (their km),
+/// solved per local service day with each volunteer used at most once that
+/// day (`homefront_dispatch::solve_instance`).
 ///
-/// `had_candidate`: the orders that had an eligible volunteer on duty
-/// when they became dispatchable, as the simulator recorded them; the
-/// denominator of `first_offer_within_1s_share`.
+/// `observed`: what the simulator saw of each order when it became
+/// dispatchable ([`Observed`]). It defines the denominator of
+/// `first_offer_within_1s_share`, the hindsight optimum behind
+/// `travel_hindsight_optimum_km` and `unfulfilled_while_reachable`.
+/// Without it those figures fall back to what the database alone shows
+/// (see [`Report::travel_hindsight_optimum_km`]).
 ///
 /// # Errors
 /// Database errors.
 pub async fn compute(
     store: &Store,
     provincial_team: i64,
-    had_candidate: Option<&std::collections::BTreeSet<i64>>,
+    observed: Option<&Observed>,
 ) -> Result<Report, StoreError> {
     let mut r = Report {
         volunteers_vetted: store.count_vetted().await?,
@@ -284,12 +315,12 @@ pub async fn compute(
     };
 
     r.travel = travel(store).await?;
-    let (km, optimum) = hindsight(store).await?;
+    let (km, optimum) = hindsight(store, observed).await?;
     r.travel_km = km;
     r.travel_hindsight_optimum_km = optimum;
 
     let mut first = store.first_offers().await?;
-    if let Some(had) = had_candidate {
+    if let Some(had) = observed.map(|o| &o.had_candidate) {
         // An order with a candidate but no offer at all is a miss too.
         first.retain(|f| had.contains(&f.order_id));
         let missing = had.len().saturating_sub(first.len());
@@ -308,6 +339,9 @@ pub async fn compute(
         };
     }
     for u in store.unfulfilled_offers().await? {
+        if observed.is_some_and(|o| o.would_accept.contains_key(&u.order_id)) {
+            r.unfulfilled_while_reachable += 1;
+        }
         let cause = if u.offers == 0 {
             "no_eligible_volunteer"
         } else if u.declined == u.offers {
@@ -359,31 +393,29 @@ pub async fn compute(
 
 /// Accepted km and the hindsight optimum km over the same orders (see
 /// [`Report::travel_hindsight_optimum_km`]).
-async fn hindsight(store: &Store) -> Result<(f64, f64), StoreError> {
-    let edges = store.accepted_order_edges().await?;
+async fn hindsight(store: &Store, observed: Option<&Observed>) -> Result<(f64, f64), StoreError> {
     let mut accepted_km: BTreeMap<i64, f64> = BTreeMap::new();
-    let mut days: BTreeMap<i64, Vec<Edge>> = BTreeMap::new();
-    for e in edges.iter().filter(|e| e.declined == 0) {
+    let mut nearest: BTreeMap<i64, f64> = BTreeMap::new();
+    let mut reach = |order: i64, km: f64| {
+        let best = nearest.entry(order).or_insert(f64::INFINITY);
+        *best = best.min(km);
+    };
+    for e in store.accepted_order_edges().await? {
         if e.accepted == 1 {
             accepted_km.insert(e.order_id, e.distance_km);
+            reach(e.order_id, e.distance_km);
+            let would = observed.and_then(|o| o.would_accept.get(&e.order_id));
+            for km in would.into_iter().flatten().filter_map(|(_, km)| *km) {
+                reach(e.order_id, km);
+            }
+        } else if observed.is_none() && e.declined == 0 {
+            reach(e.order_id, e.distance_km);
         }
-        // Service day in China Standard Time (UTC+8).
-        let day = (e.window_start + 8 * Timestamp::HOUR_MS).div_euclid(Timestamp::DAY_MS);
-        days.entry(day).or_default().push(Edge {
-            request: e.order_id,
-            volunteer: e.volunteer_user_id,
-            cost: e.distance_km,
-        });
     }
     let (mut km, mut optimum) = (0.0, 0.0);
-    for day in days.values() {
-        let s = solve_instance(day);
-        for m in &s.assignments {
-            if let Some(a) = accepted_km.get(&m.request) {
-                km += a;
-                optimum += m.cost;
-            }
-        }
+    for (order, a) in &accepted_km {
+        km += a;
+        optimum += nearest.get(order).copied().unwrap_or(*a);
     }
     Ok((round1(km), round1(optimum)))
 }

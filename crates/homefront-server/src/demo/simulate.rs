@@ -51,9 +51,12 @@ pub struct SimOptions {
     /// Dispatch policy for the whole province (`None`: the programme's own,
     /// broadcast to 3 with rank-aware holds, Xuzhou sequential).
     pub policy: Option<Policy>,
-    /// Fairness weight of the cost, km per minute served in the last 7
-    /// days (`None`: the default, 0.005).
+    /// Fairness weight of the cost, km per minute served in the last 28
+    /// days (`None`: the default, 0.03).
     pub fairness_weight: Option<f64>,
+    /// Rank-aware hold, seconds (`None`: the default configuration's
+    /// `broadcast_hold_seconds`); the `broadcast` policy always holds 0.
+    pub hold_seconds: Option<u64>,
 }
 
 /// A dispatch policy the replay can compare (`demo simulate --compare`).
@@ -160,6 +163,9 @@ enum Ev {
     Fulfil,
     Scan,
     Showcase,
+    /// The volunteer takes the day off: a leave from now until the next
+    /// midnight, so that no offer counts on their weekly shift window.
+    RestDay(i64),
 }
 
 /// The engine: actors' sessions, the event queue and the RNG.
@@ -189,9 +195,9 @@ pub struct Engine {
     /// The provincial coordinator acting on the province's queue
     /// (simulate only; see [`Engine::with_coordinator`]).
     coordinator: Option<i64>,
-    /// Orders that had an eligible volunteer on duty when placed (read from
-    /// the candidate list before the dispatcher's pass; simulate only).
-    pub had_candidate: BTreeSet<i64>,
+    /// What was seen of each order when it became dispatchable (simulate
+    /// only): whether it had a candidate, and who would have accepted it.
+    pub observed: report::Observed,
     /// HTTP answers other than the expected ones (4xx), for the log.
     pub refused: u64,
 }
@@ -262,7 +268,7 @@ impl Engine {
             humans: BTreeSet::new(),
             showcase: None,
             coordinator: None,
-            had_candidate: BTreeSet::new(),
+            observed: report::Observed::default(),
             refused: 0,
         })
     }
@@ -402,6 +408,9 @@ impl Engine {
             .collect();
         for (id, (on, off)) in duty {
             if self.rng.random_bool(model::REST_DAY) {
+                if let Pace::Manual(_) = self.pace {
+                    self.push(midnight, Ev::RestDay(id));
+                }
                 continue;
             }
             self.push(midnight + i64::from(on) * 60_000, Ev::DutyOn(id));
@@ -599,8 +608,9 @@ impl Engine {
                 )
                 .await?;
             if status.is_success() && list.as_array().is_some_and(|l| !l.is_empty()) {
-                self.had_candidate.insert(order);
+                self.observed.had_candidate.insert(order);
             }
+            self.observe_would_accept(order).await?;
         }
         if let Pace::Manual(_) = self.pace {
             // Wake the dispatcher at each escalation deadline and at the
@@ -653,6 +663,98 @@ impl Engine {
         }
     }
 
+    /// The behaviour model's answer of `volunteer` to an offer of `order`:
+    /// the delay in seconds and whether it is an accept. Keyed by (seed,
+    /// order, volunteer), so the same under any policy (a re-offer gets the
+    /// same delay and the same draw); the decline probability depends on
+    /// whether the offer comes through a pairing and whether the volunteer
+    /// is already serving an order ([`model::DECLINE_PAIRED`]).
+    fn answer(
+        &self,
+        order: i64,
+        volunteer: i64,
+        lane: &str,
+        paired: bool,
+        busy: bool,
+    ) -> (f64, bool) {
+        let mut keyed = self.keyed_rng(&[2, order, volunteer]);
+        let delay_s =
+            model::MIN_RESPONSE_S + model::exponential(&mut keyed, model::mean_response_s(lane));
+        let p_decline = if paired {
+            model::DECLINE_PAIRED
+        } else if busy {
+            model::DECLINE_BUSY
+        } else {
+            model::DECLINE_OTHER
+        };
+        let draw: f64 = keyed.random();
+        (delay_s, draw >= p_decline)
+    }
+
+    /// Records who would have accepted `order_id` now
+    /// ([`report::Observed::would_accept`]): every volunteer the dispatcher
+    /// would judge free of obstacles at the top escalation level (a load
+    /// cap reached only through open offers of other orders does not
+    /// count), whose modelled answer is an accept within the item's offer
+    /// timeout.
+    async fn observe_would_accept(&mut self, order_id: i64) -> Result<(), SimError> {
+        let store = self.state.store.clone();
+        let Some(mut order) = store.order(order_id).await? else {
+            return Ok(());
+        };
+        let Some(item) = store.service_item(order.item_id).await? else {
+            return Ok(());
+        };
+        order.escalation_level = homefront_domain::escalation::TOP_LEVEL;
+        let paired: BTreeSet<i64> = store
+            .live_pairings(order.household_id)
+            .await?
+            .into_iter()
+            .map(|p| p.volunteer_user_id)
+            .collect();
+        let judged = dispatcher::judge(
+            &store,
+            &order,
+            &item,
+            self.now(),
+            self.state.config.escalation_radius_factor,
+            0,
+        )
+        .await?;
+        let timeout_s = item.offer_timeout_seconds as f64;
+        let mut would: Vec<(i64, Option<f64>)> = Vec::new();
+        let mut would_paired = Vec::new();
+        for j in judged {
+            let free = j.obstacles.iter().all(|o| {
+                matches!(o, dispatcher::Obstacle::AtLoadCap { .. }) && j.load < i64::from(j.cap)
+            });
+            if !free {
+                continue;
+            }
+            let is_paired = paired.contains(&j.volunteer_id);
+            let (delay_s, accept) = self.answer(
+                order_id,
+                j.volunteer_id,
+                order.lane.as_str(),
+                is_paired,
+                j.load > 0,
+            );
+            if accept && delay_s < timeout_s {
+                if is_paired {
+                    would_paired.push((j.volunteer_id, j.distance_km));
+                }
+                would.push((j.volunteer_id, j.distance_km));
+            }
+        }
+        if !would_paired.is_empty() {
+            would = would_paired;
+        }
+        if !would.is_empty() {
+            self.observed.would_accept.insert(order_id, would);
+        }
+        Ok(())
+    }
+
     /// Schedules a response for every open offer not seen before.
     async fn scan_offers(&mut self) -> Result<(), SimError> {
         let offers = self.state.store.open_offers().await?;
@@ -671,18 +773,13 @@ impl Engine {
             // The volunteer's delay and answer for this order: keyed by
             // (seed, order, volunteer), so the same under any policy (a
             // re-offer gets the same delay and the same draw).
-            let mut keyed = self.keyed_rng(&[2, o.order_id, o.volunteer_user_id]);
-            let mean = model::mean_response_s(order.lane.as_str());
-            let delay_s = model::MIN_RESPONSE_S + model::exponential(&mut keyed, mean);
-            let p_decline = if o.via == "pairing" {
-                model::DECLINE_PAIRED
-            } else if loads.get(&o.volunteer_user_id).copied().unwrap_or(0) > 0 {
-                model::DECLINE_BUSY
-            } else {
-                model::DECLINE_OTHER
-            };
-            let draw: f64 = keyed.random();
-            let accept = draw >= p_decline;
+            let (delay_s, accept) = self.answer(
+                o.order_id,
+                o.volunteer_user_id,
+                order.lane.as_str(),
+                o.via == "pairing",
+                loads.get(&o.volunteer_user_id).copied().unwrap_or(0) > 0,
+            );
             let at = o.offered_at + (delay_s * 1000.0 / self.compress().min(8.0)) as i64;
             if at >= o.expires_at {
                 // No answer in time: the offer expires; wake the dispatcher then.
@@ -917,6 +1014,17 @@ impl Engine {
                 let r = workers::fulfilment_pass(&self.state).await?;
                 Ok(r.follow_ups > 0)
             }
+            Ev::RestDay(v) => {
+                let from = self.now().epoch_ms();
+                let to = from + Timestamp::DAY_MS;
+                self.post(
+                    v,
+                    "/volunteers/me/availability/leaves",
+                    json!({ "from": from, "to": to, "reason": "rest day (simulated)" }),
+                )
+                .await?;
+                Ok(false)
+            }
         }
     }
 
@@ -1037,7 +1145,8 @@ pub async fn simulate(
         broadcast_hold_seconds: if opts.policy == Some(Policy::Broadcast) {
             0
         } else {
-            Config::default().broadcast_hold_seconds
+            opts.hold_seconds
+                .unwrap_or(Config::default().broadcast_hold_seconds)
         },
         ..Config::default()
     };
@@ -1047,6 +1156,7 @@ pub async fn simulate(
         .map_err(|e| SimError::Http(e.message.clone()))?;
     let scenario = scenario::build(&store, START.plus_days(-10), &hash, opts.seed).await?;
     apply_policy(&store, opts, START.plus_days(-10)).await?;
+    record_shifts(&store, &scenario, START.plus_days(-10)).await?;
     clock.set(START);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -1083,9 +1193,45 @@ pub async fn simulate(
     stop_tx.send(()).ok();
     server.await.ok();
     result?;
-    let report = report::compute(&store, provincial, Some(&engine.had_candidate)).await?;
+    let report = report::compute(&store, provincial, Some(&engine.observed)).await?;
     store.close().await;
     Ok(report)
+}
+
+/// Records each volunteer's duty shift as weekly availability windows,
+/// every day of the week, as volunteers who keep a rota do: an order for a
+/// later window is offered at once to those whose shift will cover it,
+/// even while they are off duty now. Rest days are leaves
+/// ([`Ev::RestDay`]). Volunteers who already keep windows (the tutors'
+/// evenings) keep theirs.
+async fn record_shifts(store: &Store, scenario: &Scenario, at: Timestamp) -> Result<(), SimError> {
+    use chrono::{NaiveTime, Weekday};
+    use homefront_domain::availability::WeeklyWindow;
+    let time = |minutes: u32| NaiveTime::from_num_seconds_from_midnight_opt(minutes * 60, 0);
+    for v in &scenario.volunteers {
+        let (Some(start), Some(end)) = (time(v.duty.0), time(v.duty.1)) else {
+            continue;
+        };
+        if !store.availability_windows(v.user_id).await?.is_empty() {
+            continue;
+        }
+        let windows: Vec<WeeklyWindow> = [
+            Weekday::Mon,
+            Weekday::Tue,
+            Weekday::Wed,
+            Weekday::Thu,
+            Weekday::Fri,
+            Weekday::Sat,
+            Weekday::Sun,
+        ]
+        .into_iter()
+        .map(|d| WeeklyWindow::new(d, start, end))
+        .collect();
+        store
+            .replace_availability_windows(v.user_id, &windows, at)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The scenario's provincial coordinator (the demo login 13800000001),

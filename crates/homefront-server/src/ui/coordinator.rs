@@ -561,7 +561,7 @@ fn obstacle_text(t: Tr, o: &Obstacle, item: &str, tz: chrono_tz::Tz) -> String {
 }
 
 /// The ranking in words: `#1 · paired family's volunteer · 1.2 km · 3.0 h
-/// this week · 0 of 1 orders now`.
+/// in 4 weeks · 0 of 1 orders now`.
 fn ranking_text(t: Tr, rank: usize, paired: bool, j: Option<&Judged>, km: Option<f64>) -> String {
     let mut parts = vec![t.f1("board.rank", "rank", rank)];
     if paired {
@@ -573,7 +573,7 @@ fn ranking_text(t: Tr, rank: usize, paired: bool, j: Option<&Judged>, km: Option
     });
     if let Some(j) = j {
         parts.push(t.f1(
-            "board.week_hours",
+            "board.recent_hours",
             "h",
             super::hours_text(j.recent_service_minutes),
         ));

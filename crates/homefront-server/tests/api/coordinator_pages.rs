@@ -112,7 +112,7 @@ async fn coordinator_order_page_ranks_in_words_says_why_others_are_out_and_logs_
     assert!(
         ranked.contains("第1名")
             && ranked.contains("1.2 公里")
-            && ranked.contains("本周已服务 0.0 小时"),
+            && ranked.contains("近4周已服务 0.0 小时"),
         "{ranked}"
     );
     assert!(

@@ -42,6 +42,7 @@ async fn a_short_simulation_reports_what_the_tables_hold() {
         database_url: Some(url.clone()),
         policy: None,
         fairness_weight: None,
+        hold_seconds: None,
     };
     let report = simulate(&opts, |_, _| {}).await.expect("simulate");
 
@@ -74,6 +75,13 @@ async fn a_short_simulation_reports_what_the_tables_hold() {
     .map(|r| r.get::<i64, _>(0) - r.get::<i64, _>(1))
     .collect();
     waits.sort_unstable();
+    // Every volunteer keeps a rota: their shift as weekly windows.
+    let without_windows = scalar(
+        &mut c,
+        "select count(*) from volunteer v where not exists
+           (select 1 from availability_window w where w.volunteer_id = v.user_id)",
+    )
+    .await;
     c.close().await.ok();
 
     assert!(placed > 20, "orders placed over two days: {placed}");
@@ -94,6 +102,18 @@ async fn a_short_simulation_reports_what_the_tables_hold() {
     let by_item: i64 = report.by_item.values().map(|o| o.placed).sum();
     let by_city: i64 = report.by_city.values().map(|o| o.placed).sum();
     assert_eq!((by_item, by_city), (placed, placed));
+    assert_eq!(without_windows, 0);
+    // The hindsight optimum is a lower bound over the same orders: each
+    // order's nearest would-be acceptor, the actual one included.
+    assert!(report.travel_km > 0.0, "{report:?}");
+    assert!(
+        report.travel_hindsight_optimum_km > 0.0
+            && report.travel_hindsight_optimum_km <= report.travel_km,
+        "{} km against an optimum of {} km",
+        report.travel_km,
+        report.travel_hindsight_optimum_km
+    );
+    assert!(report.unfulfilled_while_reachable <= report.orders_unfulfilled);
     std::fs::remove_dir_all(&dir).ok();
 
     // Same seed: the same report; another seed: another one.

@@ -269,7 +269,8 @@ async fn going_off_duty_withdraws_open_offers() {
 /// Escalation widens the pool: at the city queue (level 2) a team of a
 /// neighbouring county serves, and every service radius is widened by the
 /// configured factor per level (1.5 by default: 10 km → 22.5 km), so a
-/// volunteer 13 km away in the next county is offered the order.
+/// volunteer 13 km away in the next county is offered the order. With
+/// nobody at the county level the order climbs there at its first pass.
 #[tokio::test]
 async fn escalation_to_the_city_reaches_a_neighbouring_countys_volunteer() {
     let w = world().await;
@@ -279,7 +280,8 @@ async fn escalation_to_the_city_reaches_a_neighbouring_countys_volunteer() {
     let neighbour = w
         .volunteer_on(neighbour_team, "13700000001", 13.0, &[], Flaw::default())
         .await;
-    // Tomorrow's window: the lane's deadline (standard, 120 min) rules.
+    // Tomorrow's window: the lane's deadline (standard, 120 min) would
+    // leave it waiting two hours per level, with nobody to offer it to.
     let order = w
         .order_with(
             "groceries",
@@ -288,32 +290,78 @@ async fn escalation_to_the_city_reaches_a_neighbouring_countys_volunteer() {
         )
         .await;
     w.tick().await;
-    assert!(w.open_offers(order).await.is_empty());
-    w.app.clock.set(T0.plus_minutes(120));
-    w.tick().await;
     let o = w.app.store.order(order).await.unwrap().unwrap();
-    assert_eq!(o.escalation_level, 1);
+    assert_eq!(o.escalation_level, 2, "county, then city, at once");
+    let offers = w.open_offers(order).await;
+    assert_eq!(offers.len(), 1, "{offers:?}");
+    assert_eq!(offers[0].volunteer_user_id, neighbour);
+    assert!(offers[0].distance_km.unwrap() > 12.0);
+    let reasons: Vec<String> = w
+        .app
+        .store
+        .order_events(order)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action.as_str() == "escalate")
+        .filter_map(|e| e.reason)
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(
-        w.open_offers(order).await.is_empty(),
-        "the county queue widens nothing"
+        reasons
+            .iter()
+            .all(|r| r.starts_with("no volunteer left to offer it to")),
+        "{reasons:?}"
     );
-    w.app.clock.set(T0.plus_minutes(240).plus_ms(-1));
+}
+
+/// An order whose county has a volunteer for it stays at its level while
+/// that volunteer decides; once they decline and nobody else is left, it
+/// climbs at once instead of waiting out the lane's deadline.
+#[tokio::test]
+async fn an_order_climbs_at_once_when_its_level_has_nobody_left() {
+    let w = world().await;
+    w.mode("broadcast", 5).await;
+    let local = w.volunteer("13700000002", 1.0, &[], Flaw::default()).await;
+    let qinhuai = w.app.division("320104").await;
+    let neighbour_team = w.team_under(qinhuai, "秦淮区志愿服务队").await;
+    let neighbour = w
+        .volunteer_on(neighbour_team, "13700000001", 13.0, &[], Flaw::default())
+        .await;
+    let order = w
+        .order_with(
+            "groceries",
+            "climb-after-decline",
+            json!({"window_start": "2020-02-13T18:00", "window_end": "2020-02-13T22:00"}),
+        )
+        .await;
     w.tick().await;
-    assert!(w.open_offers(order).await.is_empty());
-    w.app.clock.set(T0.plus_minutes(240));
+    let offers = w.open_offers(order).await;
+    assert_eq!(offers.len(), 1, "{offers:?}");
+    assert_eq!(offers[0].volunteer_user_id, local);
+    let o = w.app.store.order(order).await.unwrap().unwrap();
+    assert_eq!(o.escalation_level, 0, "someone is deciding");
+    let s = w.app.login("13700000002").await;
+    let (status, body) = w
+        .app
+        .post(
+            &s,
+            &format!("/api/v1/offers/{}/decline", offers[0].id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     w.tick().await;
     let o = w.app.store.order(order).await.unwrap().unwrap();
     assert_eq!(o.escalation_level, 2);
     let offers = w.open_offers(order).await;
     assert_eq!(offers.len(), 1, "{offers:?}");
     assert_eq!(offers[0].volunteer_user_id, neighbour);
-    assert!(offers[0].distance_km.unwrap() > 12.0);
 }
 
 /// A remote item (counselling by phone) reaches any qualified volunteer of
-/// the province at the top level; an order that would otherwise wait out
-/// its lane's deadline escalates `lead` minutes (urgent: 10) before its
-/// window starts.
+/// the province at the top level: with no counsellor in its city, the
+/// order climbs there at its first pass.
 #[tokio::test]
 async fn counselling_at_province_level_reaches_another_citys_counsellor() {
     let w = world().await;
@@ -329,31 +377,8 @@ async fn counselling_at_province_level_reaches_another_citys_counsellor() {
             Flaw::default(),
         )
         .await;
-    // 18:00 today, about 19 minutes ahead; urgent lane: 30 min deadline.
+    // 18:00 today, about 19 minutes ahead; nobody in Nanjing counsels.
     let order = w.order("counselling", "widen-province").await;
-    w.tick().await;
-    assert!(w.open_offers(order).await.is_empty());
-    let window_start = w
-        .app
-        .store
-        .order(order)
-        .await
-        .unwrap()
-        .unwrap()
-        .window_start;
-    w.app.clock.set(Timestamp(window_start - 10 * 60_000 - 1));
-    w.tick().await;
-    assert_eq!(
-        w.app
-            .store
-            .order(order)
-            .await
-            .unwrap()
-            .unwrap()
-            .escalation_level,
-        0
-    );
-    w.app.clock.set(Timestamp(window_start - 10 * 60_000));
     w.tick().await;
     let o = w.app.store.order(order).await.unwrap().unwrap();
     assert_eq!(o.escalation_level, 3);
