@@ -26,6 +26,7 @@ mod pages;
 mod privacy_scan;
 mod province_pages;
 mod push;
+mod reassign_api;
 mod reports;
 mod security;
 mod sessions;
