@@ -23,6 +23,7 @@ mod openapi;
 mod orders;
 mod org_units;
 mod pages;
+mod pairing_pages;
 mod privacy_scan;
 mod province_pages;
 mod push;
