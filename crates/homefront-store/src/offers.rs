@@ -209,7 +209,8 @@ async fn refusal(
     now_ms: i64,
 ) -> Result<Refusal> {
     let someone_accepted: Option<i64> = sqlx::query_scalar(
-        "select volunteer_user_id from offer where order_id = $1 and state = 'accepted'",
+        "select volunteer_user_id from offer
+         where order_id = $1 and state = 'accepted' and released_at is null",
     )
     .bind(offer.order_id)
     .fetch_optional(&mut **tx)

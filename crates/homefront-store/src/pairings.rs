@@ -147,6 +147,51 @@ impl Store {
         tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
+
+    /// Re-pairs: ends live pairing `id` with `reason` and pairs `volunteer`
+    /// with the same household in the same role, in one transaction, so
+    /// the household never loses the slot. `None` when the pairing was no
+    /// longer live.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when `volunteer` is already paired with the
+    /// household (nothing changes); database errors.
+    #[tracing::instrument(skip_all)]
+    pub async fn repair_pairing(
+        &self,
+        id: i64,
+        reason: &str,
+        volunteer: i64,
+        created_by: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Option<Pairing>> {
+        let mut tx = self.begin_write().await?;
+        let ended = sqlx::query(
+            "update pairing set ended_at = $1, end_reason = $2 where id = $3 and ended_at is null",
+        )
+        .bind(now_ms)
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if ended == 0 {
+            return Ok(None);
+        }
+        let new_id: i64 = sqlx::query_scalar(
+            "insert into pairing (household_id, volunteer_user_id, role, started_at, created_by)
+             select household_id, $1, role, $2, $3 from pairing where id = $4
+             returning id",
+        )
+        .bind(volunteer)
+        .bind(now_ms)
+        .bind(created_by)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.pairing(new_id).await
+    }
 }
 
 /// A re-pairing proposal: a pairing ended because its volunteer was

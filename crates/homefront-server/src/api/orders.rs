@@ -4,7 +4,7 @@
 //! - `POST /api/v1/orders` (header `Idempotency-Key`, required)
 //! - `GET /api/v1/orders` (summaries; no sensitive fields for anyone)
 //! - `GET /api/v1/orders/{id}`, `GET /api/v1/orders/{id}/events`
-//! - `POST /api/v1/orders/{id}/cancel|assign|check-in|check-out|confirm`
+//! - `POST /api/v1/orders/{id}/cancel|assign|reassign|check-in|check-out|confirm`
 
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -44,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .route("/orders/{id}/events", get(events))
         .route("/orders/{id}/cancel", post(cancel))
         .route("/orders/{id}/assign", post(assign))
+        .route("/orders/{id}/reassign", post(reassign))
         .route("/orders/{id}/check-in", post(check_in))
         .route("/orders/{id}/check-out", post(check_out))
         .route("/orders/{id}/confirm", post(confirm))
@@ -1201,6 +1202,76 @@ async fn assign(
 ) -> ApiResult<Json<OrderView>> {
     Ok(Json(
         assign_order(&state, &actor, parse_id(&id)?, req.volunteer_user_id).await?,
+    ))
+}
+
+/// Body of `POST /api/v1/orders/{id}/reassign`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReassignRequest {
+    /// Why the assignment is taken from its volunteer, 1–500 characters
+    /// (kept in the order's log; the volunteer is told the order was
+    /// reassigned).
+    pub reason: String,
+    /// The volunteer who gets the order next (account id).
+    pub volunteer_user_id: i64,
+    /// `assign` (default): assigned straight away, as after a phone call
+    /// (any volunteer whose team serves the order); `offer`: offered, the
+    /// volunteer accepts or declines on their phone (only one in the
+    /// dispatcher's ranking now, see `GET /api/v1/orders/{id}/candidates`).
+    #[serde(default)]
+    pub how: Option<String>,
+}
+
+/// Reassign a live order: take it from its volunteer, with a reason, and
+/// give it to another.
+///
+/// For a coordinator of the order's division (or an admin). The order is
+/// `assigned` or `in_service`; its log gets a `reassign` event with the
+/// reason, then (`how` = `assign`) an `assign` event in the same
+/// transaction, so the order never waits without a volunteer; or (`how` =
+/// `offer`) the order is back in dispatch with a manual offer to the
+/// volunteer. The earlier volunteer is not offered the order again and no
+/// longer sees its address.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/reassign", tag = "orders", operation_id = "reassign_order",
+    params(("id" = i64, Path, description = "Order id")),
+    request_body = ReassignRequest,
+    responses(
+        (status = 200, description = "The order: `assigned` to the new volunteer (`assign`), or `dispatching` with an open offer to them (`offer`)", body = OrderView),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`forbidden`: the caller does not manage the order's division; or `csrf_failed`", body = ErrorShape),
+        (status = 404, description = "No such order, or not visible to the caller", body = ErrorShape),
+        (status = 409, description = "`illegal_transition`: the order has no live assignment (not `assigned` or `in_service`); `stale`: it changed meanwhile; `overlapping_assignment`: the new volunteer holds a live assignment whose window overlaps this order's", body = ErrorShape),
+        (status = 422, description = "`reason_required` or `reason_too_long` (field `reason`, 1–500 characters); `invalid_how` (field `how`: `assign` or `offer`); `same_volunteer`, `unknown_volunteer` (no volunteer with this id whose team serves the order's division) or `not_a_candidate` (`offer` to a volunteer not in the ranking now) (field `volunteer_user_id`)", body = ErrorShape),
+        BodyRejection))]
+async fn reassign(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ReassignRequest>,
+) -> ApiResult<Json<OrderView>> {
+    let how = match req.how.as_deref() {
+        None | Some("assign") => Reassign::Assign,
+        Some("offer") => Reassign::Offer,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "how",
+                "invalid_how",
+                "how must be assign (straight away, after a call) or offer (the volunteer \
+                 accepts on their phone)",
+            ));
+        }
+    };
+    Ok(Json(
+        reassign_order(
+            &state,
+            &actor,
+            parse_id(&id)?,
+            &req.reason,
+            req.volunteer_user_id,
+            how,
+        )
+        .await?,
     ))
 }
 

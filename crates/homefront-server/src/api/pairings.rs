@@ -1,6 +1,7 @@
 //! Pairings (结对) and re-pairing proposals:
 //! - `POST /api/v1/pairings` (coordinator of the volunteer's team),
-//!   `POST /api/v1/pairings/{id}/end`, `GET /api/v1/pairings?household_id=`;
+//!   `POST /api/v1/pairings/{id}/end`, `POST /api/v1/pairings/{id}/repair`
+//!   (another volunteer in the same role), `GET /api/v1/pairings?household_id=`;
 //! - `GET /api/v1/pairings/me`: a volunteer's households with their
 //!   standing details (names, relations, children's age and grade, the
 //!   district; never the street or phone outside a live assignment) and
@@ -41,13 +42,17 @@ pub fn router() -> Router<AppState> {
         .route("/pairings", get(list).post(create))
         .route("/pairings/me", get(mine))
         .route("/pairings/{id}/end", post(end))
+        .route("/pairings/{id}/repair", post(repair))
         .route("/pairing-proposals", get(proposals))
         .route("/pairing-proposals/{id}/accept", post(accept))
         .route("/pairing-proposals/{id}/dismiss", post(dismiss))
 }
 
 /// The divisions the household's members live in.
-async fn household_divisions(state: &AppState, household: i64) -> ApiResult<Vec<OrgPath>> {
+pub(crate) async fn household_divisions(
+    state: &AppState,
+    household: i64,
+) -> ApiResult<Vec<OrgPath>> {
     let members = state.store.members(household).await?;
     let ids: Vec<i64> = members.iter().map(|m| m.division_id).collect();
     let units: HashMap<i64, OrgPath> = state
@@ -113,7 +118,7 @@ pub struct CreatePairing {
         (status = 409, description = "`pairing_full`, `primary_taken` (field `role`) or `already_paired`", body = ErrorShape),
         (status = 422, description = "`invalid_role` (field `role`), `unknown_volunteer` (`volunteer_user_id`: no such volunteer, or their team does not serve the household's district) or `unknown_household` (`household_id`: none living in the caller's area)", body = ErrorShape),
         BodyRejection))]
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     actor: Actor,
     ApiJson(req): ApiJson<CreatePairing>,
@@ -230,7 +235,7 @@ async fn managed_pairing(state: &AppState, actor: &Actor, id: i64) -> ApiResult<
         (status = 409, description = "`already_ended`", body = ErrorShape),
         (status = 422, description = "`reason_required` or `reason_too_long` (field `reason`, 1–500 characters)", body = ErrorShape),
         BodyRejection))]
-async fn end(
+pub(crate) async fn end(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
@@ -258,6 +263,88 @@ async fn end(
     ))
 }
 
+/// Body of `POST /api/v1/pairings/{id}/repair`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepairPairing {
+    /// Why the current volunteer's pairing ends, 1–500 characters.
+    pub reason: String,
+    /// The volunteer who takes the household over (account id).
+    pub volunteer_user_id: i64,
+}
+
+/// Re-pair: end a live pairing, with a reason, and pair another volunteer
+/// with the household in the same role (`primary` or `backup`), in one
+/// step, so the household keeps its place.
+///
+/// The new volunteer follows the rule of a new pairing: their team serves
+/// a district the household lives in (a team of its county, its city or
+/// the province) within the caller's area.
+#[utoipa::path(post, path = "/api/v1/pairings/{id}/repair", tag = "pairings", operation_id = "repair_pairing",
+    params(("id" = i64, Path, description = "Pairing id")),
+    request_body = RepairPairing,
+    responses(
+        (status = 200, description = "The new pairing (the old one has ended with the reason)", body = Pairing),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
+        (status = 403, description = "`csrf_failed`: cookie sign-in without a matching `X-CSRF-Token`", body = ErrorShape),
+        (status = 404, description = "No such pairing, or neither its volunteer's team nor its household is in the caller's area", body = ErrorShape),
+        (status = 409, description = "`already_ended`; or `already_paired`: the new volunteer is already paired with the household (nothing changed)", body = ErrorShape),
+        (status = 422, description = "`reason_required` or `reason_too_long` (field `reason`, 1–500 characters); `same_volunteer` or `unknown_volunteer` (field `volunteer_user_id`: no volunteer whose team serves the household's district in the caller's area)", body = ErrorShape),
+        BodyRejection))]
+pub(crate) async fn repair(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<RepairPairing>,
+) -> ApiResult<Json<Pairing>> {
+    let pairing = managed_pairing(&state, &actor, parse_id(&id)?).await?;
+    let reason = homefront_domain::order_state::Reason::parse(&req.reason)
+        .map_err(|e| ApiError::invalid("reason", e.code(), e.to_string()))?;
+    if pairing.ended_at.is_some() {
+        return Err(ApiError::conflict(
+            "already_ended",
+            "this pairing has already ended",
+        ));
+    }
+    if req.volunteer_user_id == pairing.volunteer_user_id {
+        return Err(ApiError::invalid(
+            "volunteer_user_id",
+            "same_volunteer",
+            "this volunteer is the one paired now: pick another one",
+        ));
+    }
+    let divisions = household_divisions(&state, pairing.household_id).await?;
+    let teams = volunteer_teams(&state, req.volunteer_user_id).await?;
+    if !teams
+        .iter()
+        .any(|t| divisions.iter().any(|d| may_dispatch(&actor, d, 0, t)))
+    {
+        return Err(ApiError::invalid(
+            "volunteer_user_id",
+            "unknown_volunteer",
+            "no volunteer with this id whose team serves the household's district in your area",
+        ));
+    }
+    state
+        .store
+        .repair_pairing(
+            pairing.id,
+            reason.as_str(),
+            req.volunteer_user_id,
+            Some(actor.user.id),
+            state.clock.now().epoch_ms(),
+        )
+        .await
+        .on_constraint(constraint::PAIRING_LIVE, || {
+            ApiError::conflict(
+                "already_paired",
+                "this volunteer is already paired with the household",
+            )
+        })?
+        .map(Json)
+        .ok_or_else(|| ApiError::conflict("already_ended", "this pairing has already ended"))
+}
+
 /// Query of `GET /api/v1/pairings`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -275,7 +362,7 @@ pub struct PairingQuery {
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ErrorShape),
         (status = 403, description = "`forbidden` for roles other than coordinator and admin", body = ErrorShape),
         QueryRejection))]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     actor: Actor,
     ApiQuery(q): ApiQuery<PairingQuery>,

@@ -20,6 +20,7 @@ mod dashboard;
 mod household;
 mod inbox;
 mod liaison;
+mod pairings;
 mod pwa;
 mod requester;
 mod vetting;
@@ -60,6 +61,7 @@ pub fn router() -> Router<AppState> {
         .merge(liaison::router())
         .merge(dashboard::router())
         .merge(vetting::router())
+        .merge(pairings::router())
         .merge(inbox::router())
         .merge(admin::router())
 }

@@ -1,6 +1,6 @@
 //! Coordinator pages for people: the vetting board (pipeline columns with
 //! bulk moves, expiring credentials), the roster import with its per-row
-//! report, and pairing proposals. Every action goes through the JSON
+//! report. Every action goes through the JSON
 //! API's handler, so scope and pipeline rules are the API's.
 
 use askama::Template;
@@ -35,9 +35,6 @@ pub(super) fn router() -> Router<AppState> {
         )
         .route("/board/volunteers/{id}", get(volunteer))
         .route("/board/volunteers/{id}/credentials", post(add_credential))
-        .route("/board/pairings", get(pairings))
-        .route("/board/pairings/{id}/accept", post(accept_proposal))
-        .route("/board/pairings/{id}/dismiss", post(dismiss_proposal))
 }
 
 /// The pipeline's columns, in order; terminal and barred states follow.
@@ -637,92 +634,6 @@ async fn import_inner(state: &AppState, req: Request, t: Tr) -> PageResult {
         }
         Err(err) => Err(err).page(t),
     }
-}
-
-struct ProposalLine {
-    id: i64,
-    household: i64,
-    role: String,
-    former: String,
-    proposed: Option<String>,
-    created: String,
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "pairings.html")]
-struct PairingsPage {
-    t: Tr,
-    l: Layout,
-    proposals: Vec<ProposalLine>,
-}
-
-async fn pairings(State(state): State<AppState>, v: Viewer) -> PageResult<PairingsPage> {
-    let t = v.t();
-    super::coordinator_only(&v.actor, t)?;
-    let tz = super::viewer_time_zone(&state, &v.actor).await;
-    let axum::Json(list) = crate::api::pairings::proposals(State(state.clone()), v.actor.clone())
-        .await
-        .page(t)?;
-    let name = |id: i64| {
-        let state = state.clone();
-        async move {
-            state
-                .store
-                .user(id)
-                .await
-                .ok()
-                .flatten()
-                .map_or_else(|| format!("#{id}"), |u| u.display_name)
-        }
-    };
-    let mut proposals = Vec::new();
-    for p in list {
-        proposals.push(ProposalLine {
-            id: p.id,
-            household: p.household_id,
-            role: p.role.to_string(),
-            former: name(p.former_volunteer_user_id).await,
-            proposed: match p.proposed_volunteer_user_id {
-                Some(id) => Some(name(id).await),
-                None => None,
-            },
-            created: local_time(p.created_at, tz),
-        });
-    }
-    Ok(PairingsPage {
-        t,
-        l: v.l,
-        proposals,
-    })
-}
-
-async fn accept_proposal(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    p: Posted<super::Empty>,
-) -> PageResult {
-    super::coordinator_only(&p.actor, p.t)?;
-    let _answer = crate::api::pairings::accept(
-        State(state),
-        p.actor,
-        Path(id),
-        ApiJson(crate::api::pairings::AcceptProposal::default()),
-    )
-    .await
-    .page(p.t)?;
-    Ok(see_other("/board/pairings"))
-}
-
-async fn dismiss_proposal(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    p: Posted<super::Empty>,
-) -> PageResult {
-    super::coordinator_only(&p.actor, p.t)?;
-    crate::api::pairings::dismiss(State(state), p.actor, Path(id))
-        .await
-        .page(p.t)?;
-    Ok(see_other("/board/pairings"))
 }
 
 // ---- one volunteer: eligibility, credentials, vetting log ----

@@ -104,7 +104,7 @@ fn has_english_word(s: &str) -> bool {
 }
 
 /// Fails naming the page and the offending texts.
-fn assert_language(path: &str, html: &str, en: bool) {
+pub(crate) fn assert_language(path: &str, html: &str, en: bool) {
     let texts = ui_texts(html);
     // The walk saw the page's words (a walker that skipped everything
     // would pass anything).

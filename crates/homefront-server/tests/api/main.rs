@@ -23,10 +23,15 @@ mod openapi;
 mod orders;
 mod org_units;
 mod pages;
+mod pairing_pages;
 mod privacy_scan;
 mod province_pages;
 mod push;
+<<<<<<< HEAD
 mod reads;
+=======
+mod reassign_api;
+>>>>>>> phone
 mod reports;
 mod security;
 mod sessions;

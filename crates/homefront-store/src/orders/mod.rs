@@ -521,7 +521,9 @@ pub async fn state_in(tx: &mut Tx, order_id: i64) -> Result<Option<OrderState>> 
 /// writes it, and the event row is appended in the same transaction.
 /// `Assign` sets the assignee to `assignee`; `Release` clears it.
 /// Cancelling withdraws the order's open offers (an accept withdraws the
-/// others as "taken"; a hand assignment and giving up withdraw them too).
+/// others as "taken"; a hand assignment and giving up withdraw them too);
+/// `Release` and `Reassign` release the accepted offer (`released_at`), so
+/// the order can be accepted again.
 ///
 /// # Errors
 /// [`StoreError::Transition`] when the state does not allow the action;
@@ -605,6 +607,19 @@ pub async fn transition_recorded_in(
         },
     )
     .await?;
+    // Taken back from its volunteer: the offer they accepted stays
+    // accepted (they are not offered the order again) but is released, so
+    // that another volunteer's accept of the order can win.
+    if matches!(action, OrderAction::Release | OrderAction::Reassign { .. }) {
+        sqlx::query(
+            "update offer set released_at = $1
+             where order_id = $2 and state = 'accepted' and released_at is null",
+        )
+        .bind(now_ms)
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await?;
+    }
     // A cancelled order needs no volunteer: its open offers are withdrawn
     // (each volunteer hears of it) in the same transaction.
     if matches!(action, OrderAction::Cancel { .. }) {
