@@ -92,6 +92,15 @@ pub async fn fulfilment_pass(
         }
     }
     for (order_id, volunteer, duration) in state.store.follow_ups_due(now.epoch_ms()).await? {
+        // A follow-up call is placed in the daytime of the household's
+        // division; one that falls due at night waits for the morning's
+        // first pass, when its volunteers are about.
+        let Some(original) = state.store.order(order_id).await? else {
+            continue;
+        };
+        if !in_follow_up_hours(now, original.time_zone) {
+            continue;
+        }
         // The follow-up can happen any time over the next day.
         let start = now.epoch_ms();
         let end = now
@@ -110,6 +119,21 @@ pub async fn fulfilment_pass(
     }
     report.proposals = suggest_replacements(state).await?;
     Ok(report)
+}
+
+/// Local hours, `[from, to)`, in which follow-up calls are placed
+/// (created and offered): 08:00 to 20:00 in the division's time zone. A
+/// follow-up that falls due outside them is placed at the next 08:00, so
+/// nobody is called at night and it reaches volunteers while they are on
+/// duty.
+pub const FOLLOW_UP_HOURS: (u32, u32) = (8, 20);
+
+/// Whether `now` lies in [`FOLLOW_UP_HOURS`] in zone `tz`.
+fn in_follow_up_hours(now: Timestamp, tz: chrono_tz::Tz) -> bool {
+    use chrono::Timelike;
+    now.to_datetime()
+        .map(|t| t.with_timezone(&tz).hour())
+        .is_some_and(|h| (FOLLOW_UP_HOURS.0..FOLLOW_UP_HOURS.1).contains(&h))
 }
 
 /// Suggests a replacement for each open re-pairing proposal without one:

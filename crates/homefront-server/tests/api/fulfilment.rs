@@ -323,6 +323,62 @@ async fn counselling_is_followed_up_after_seven_days_by_the_same_volunteer_first
     assert_ne!(offers[0].volunteer_user_id, other);
 }
 
+/// A follow-up that falls due at night (21:30 in Nanjing) is placed at
+/// 08:00 the next morning, and timed from then.
+#[tokio::test]
+async fn a_follow_up_due_at_night_is_placed_in_the_morning() {
+    let w = world().await;
+    w.mode("broadcast", 5).await;
+    w.volunteer(
+        "13700000001",
+        1.0,
+        &[CredentialKind::Counsellor],
+        Flaw::default(),
+    )
+    .await;
+    let order = w.order("counselling", "counsel-night").await;
+    w.tick().await;
+    let offer = w.open_offers(order).await[0].id;
+    let s = w.app.login("13700000001").await;
+    assert_eq!(accept(&w.app, &s, offer).await.0, StatusCode::OK);
+    act(&w, &s, order, "check-in").await;
+    // Check out at 21:30 local (UTC+8): the follow-up falls due at 21:30.
+    let local_midnight = {
+        let now = homefront_domain::Clock::now(&w.app.clock).epoch_ms();
+        now - (now + 8 * Timestamp::HOUR_MS).rem_euclid(Timestamp::DAY_MS)
+    };
+    w.app.clock.set(Timestamp(
+        local_midnight + 21 * Timestamp::HOUR_MS + 30 * 60_000,
+    ));
+    act(&w, &s, order, "check-out").await;
+
+    let state = w.app.state();
+    let due = Timestamp(local_midnight + 21 * Timestamp::HOUR_MS + 30 * 60_000).plus_days(7);
+    for at in [
+        due,
+        due.plus_ms(2 * Timestamp::HOUR_MS),
+        due.plus_ms(10 * Timestamp::HOUR_MS),
+    ] {
+        w.app.clock.set(at);
+        assert_eq!(
+            workers::fulfilment_pass(&state).await.unwrap().follow_ups,
+            0,
+            "not at night ({at:?})"
+        );
+    }
+    // 08:00 the next morning.
+    let morning = due.plus_ms(10 * Timestamp::HOUR_MS + 30 * 60_000);
+    w.app.clock.set(morning);
+    assert_eq!(
+        workers::fulfilment_pass(&state).await.unwrap().follow_ups,
+        1
+    );
+    let list = w.app.store.orders(&Default::default()).await.unwrap();
+    let follow = list.iter().find(|o| o.follow_up_of == Some(order)).unwrap();
+    assert_eq!(follow.created_at, morning.epoch_ms());
+    assert_eq!(follow.window_start, morning.epoch_ms());
+}
+
 #[tokio::test]
 async fn suspending_a_paired_volunteer_proposes_a_replacement() {
     let w = world().await;
