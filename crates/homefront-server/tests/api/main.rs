@@ -27,11 +27,8 @@ mod pairing_pages;
 mod privacy_scan;
 mod province_pages;
 mod push;
-<<<<<<< HEAD
 mod reads;
-=======
 mod reassign_api;
->>>>>>> phone
 mod reports;
 mod security;
 mod sessions;
