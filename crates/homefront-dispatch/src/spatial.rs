@@ -23,12 +23,23 @@
 //! of its required mask (every qualified volunteer is in it) and filters the
 //! remaining bits. With the catalogue's sets registered, the walk never
 //! meets an unqualified volunteer.
+//!
+//! # Updates
+//! Going off duty (or a move, or new qualifications: remove + insert)
+//! leaves the volunteer's tree entries in place, marked dead by their slot
+//! (a removed slot never has capacity, so the search skips it before
+//! reading anything else); an R-tree removal would cost a descent into
+//! every node whose box holds the point, in every keyed tree. Inserting
+//! takes a fresh slot. Once dead entries outnumber the live volunteers the
+//! trees are rebuilt from the live ones ([`VolunteerIndex::compact`]), so
+//! a removal costs O(1) plus an amortised share of one rebuild.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use homefront_domain::geo::{EARTH_RADIUS_KM, GeoPoint};
 use rstar::primitives::GeomWithData;
-use rstar::{ParentNode, RTree, RTreeNode};
+use rstar::{ParentNode, RStarInsertionStrategy, RTree, RTreeNode, RTreeParams};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -144,10 +155,59 @@ struct Meta {
 
 type Entry = GeomWithData<[f64; 3], Meta>;
 
+/// Tree shape: nodes of up to 12 children (rstar's default is 6) and no
+/// forced reinsertion. A national pool of 1,000,000 volunteers then builds
+/// in fewer levels and takes a volunteer going on duty or moving in a
+/// fraction of the default's insertion time; the search, which visits
+/// nearest boxes first, reads a few more entries per node for it. Measured
+/// with `examples/million.rs` (BENCHMARKS.md).
+struct Params;
+
+impl RTreeParams for Params {
+    const MIN_SIZE: usize = 4;
+    const MAX_SIZE: usize = 12;
+    const REINSERTION_COUNT: usize = 0;
+    type DefaultInsertionStrategy = RStarInsertionStrategy;
+}
+
+type Tree = RTree<Entry, Params>;
+
+/// Hashes a volunteer id (a database id, not chosen by users) with one
+/// multiplication (Fibonacci hashing, Knuth TAOCP vol. 3 §6.4): the id map
+/// is built for every volunteer and read on every update, and SipHash was
+/// a tenth of the build.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_i64(&mut self, id: i64) {
+        // The high bits are the well-mixed ones; hashbrown uses the top 7
+        // as tags and the low ones as the bucket, so fold them down.
+        let h = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 32);
+    }
+}
+
+type IdMap = HashMap<i64, u32, BuildHasherDefault<IdHasher>>;
+
+/// Dead entries kept before a removal rebuilds the trees: at least this
+/// many, and more than the live volunteers.
+const COMPACT_AFTER: usize = 4_096;
+
 struct KeyedTree {
     /// Every volunteer whose qualifications contain `key` is in `tree`.
     key: u64,
-    tree: RTree<Entry>,
+    tree: Tree,
     /// Largest service radius in the tree as a squared chord (never lowered
     /// on removal, so it stays an upper bound): the search ignores anything
     /// further away.
@@ -171,12 +231,16 @@ pub struct VolunteerIndex {
     /// Slot-indexed; removed volunteers leave a `None`.
     volunteers: Vec<Option<Volunteer>>,
     units: Vec<[f64; 3]>,
+    /// Service radius as a squared chord, by slot.
+    radius_chord2: Vec<f64>,
     /// `current_load < max_load`, by slot (false for removed slots); kept
     /// apart from the records so the search reads 1 byte, not a cache line.
     has_capacity: Vec<bool>,
-    slot_of: HashMap<i64, u32>,
+    slot_of: IdMap,
     trees: Vec<KeyedTree>,
     live: usize,
+    /// Removed slots whose entries are still in the trees.
+    dead: usize,
 }
 
 /// Unit vector of a point on the sphere.
@@ -203,14 +267,14 @@ fn dist2(a: &[f64; 3], b: &[f64; 3]) -> f64 {
     (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)
 }
 
-fn entry(slot: u32, unit: [f64; 3], v: &Volunteer) -> Entry {
+fn entry(slot: u32, unit: [f64; 3], radius_chord2: f64, v: &Volunteer) -> Entry {
     GeomWithData::new(
         unit,
         Meta {
             slot,
             id: v.id,
             qualifications: v.qualifications,
-            radius_chord2: km_to_chord2(v.service_radius_km),
+            radius_chord2,
         },
     )
 }
@@ -234,23 +298,28 @@ impl VolunteerIndex {
         volunteers: impl IntoIterator<Item = Volunteer>,
         qualification_sets: &[u64],
     ) -> Result<Self, IndexError> {
+        let volunteers = volunteers.into_iter();
+        let capacity = volunteers.size_hint().0;
         let mut index = VolunteerIndex {
-            volunteers: Vec::new(),
-            units: Vec::new(),
-            has_capacity: Vec::new(),
-            slot_of: HashMap::new(),
+            volunteers: Vec::with_capacity(capacity),
+            units: Vec::with_capacity(capacity),
+            radius_chord2: Vec::with_capacity(capacity),
+            has_capacity: Vec::with_capacity(capacity),
+            slot_of: IdMap::with_capacity_and_hasher(capacity, Default::default()),
             trees: Vec::new(),
             live: 0,
+            dead: 0,
         };
         let mut seen_bits = 0u64;
         for v in volunteers {
             Self::check(&v)?;
-            if index.slot_of.contains_key(&v.id) {
+            let slot = index.volunteers.len() as u32;
+            if index.slot_of.insert(v.id, slot).is_some() {
                 return Err(IndexError::DuplicateVolunteer(v.id));
             }
             seen_bits |= v.qualifications;
-            index.slot_of.insert(v.id, index.volunteers.len() as u32);
             index.units.push(unit_vector(v.location));
+            index.radius_chord2.push(km_to_chord2(v.service_radius_km));
             index.has_capacity.push(v.has_capacity());
             index.volunteers.push(Some(v));
         }
@@ -267,24 +336,71 @@ impl VolunteerIndex {
                 keys.push(set);
             }
         }
-        for key in keys {
-            let mut entries = Vec::new();
-            let mut max_radius_chord2 = 0.0f64;
-            for (slot, v) in index.volunteers.iter().enumerate() {
-                let v = v.as_ref().expect("no removals yet");
-                if v.qualifications & key == key {
-                    let e = entry(slot as u32, index.units[slot], v);
-                    max_radius_chord2 = max_radius_chord2.max(e.data.radius_chord2);
-                    entries.push(e);
-                }
-            }
-            index.trees.push(KeyedTree {
+        index.trees = keys
+            .into_iter()
+            .map(|key| KeyedTree {
                 key,
-                tree: RTree::bulk_load(entries),
-                max_radius_chord2,
+                tree: Tree::new_with_params(),
+                max_radius_chord2: 0.0,
+            })
+            .collect();
+        index.load_trees();
+        Ok(index)
+    }
+
+    /// Bulk-loads every keyed tree from the live volunteers (the trees'
+    /// keys stay as they are).
+    fn load_trees(&mut self) {
+        let keys: Vec<u64> = self.trees.iter().map(|t| t.key).collect();
+        self.trees = keys
+            .into_iter()
+            .map(|key| {
+                let mut max_radius_chord2 = 0.0f64;
+                let entries: Vec<Entry> = self
+                    .volunteers
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(slot, v)| {
+                        let v = v.as_ref()?;
+                        (v.qualifications & key == key).then(|| {
+                            let r = self.radius_chord2[slot];
+                            max_radius_chord2 = max_radius_chord2.max(r);
+                            entry(slot as u32, self.units[slot], r, v)
+                        })
+                    })
+                    .collect();
+                KeyedTree {
+                    key,
+                    tree: Tree::bulk_load_with_params(entries),
+                    max_radius_chord2,
+                }
+            })
+            .collect();
+    }
+
+    /// Drops the dead entries: renumbers the live volunteers' slots and
+    /// rebuilds the trees from them (the cost of a build of the same size).
+    /// [`remove`](Self::remove) calls it once dead entries outnumber the
+    /// live volunteers; call it at a quiet moment to do it earlier.
+    pub fn compact(&mut self) {
+        let keep: Vec<bool> = self.volunteers.iter().map(Option::is_some).collect();
+        fn retain<T>(v: &mut Vec<T>, keep: &[bool]) {
+            let mut i = 0;
+            v.retain(|_| {
+                i += 1;
+                keep[i - 1]
             });
         }
-        Ok(index)
+        retain(&mut self.units, &keep);
+        retain(&mut self.radius_chord2, &keep);
+        retain(&mut self.has_capacity, &keep);
+        self.volunteers.retain(Option::is_some);
+        self.slot_of.clear();
+        for (slot, v) in self.volunteers.iter().flatten().enumerate() {
+            self.slot_of.insert(v.id, slot as u32);
+        }
+        self.dead = 0;
+        self.load_trees();
     }
 
     fn check(v: &Volunteer) -> Result<(), IndexError> {
@@ -338,7 +454,8 @@ impl VolunteerIndex {
         }
         let slot = self.volunteers.len() as u32;
         let unit = unit_vector(v.location);
-        let e = entry(slot, unit, &v);
+        let radius_chord2 = km_to_chord2(v.service_radius_km);
+        let e = entry(slot, unit, radius_chord2, &v);
         for t in &mut self.trees {
             if v.qualifications & t.key == t.key {
                 t.tree.insert(e);
@@ -347,24 +464,26 @@ impl VolunteerIndex {
         }
         self.slot_of.insert(v.id, slot);
         self.units.push(unit);
+        self.radius_chord2.push(radius_chord2);
         self.has_capacity.push(v.has_capacity());
         self.volunteers.push(Some(v));
         self.live += 1;
         Ok(())
     }
 
-    /// Removes a volunteer (e.g. going off duty), returning them.
+    /// Removes a volunteer (e.g. going off duty), returning them. Their
+    /// tree entries stay, dead, until dead entries outnumber the live
+    /// volunteers (and at least [`COMPACT_AFTER`]); that removal then
+    /// rebuilds the trees ([`compact`](Self::compact)).
     pub fn remove(&mut self, id: i64) -> Option<Volunteer> {
         let slot = self.slot_of.remove(&id)?;
         let v = self.volunteers[slot as usize].take()?;
         self.has_capacity[slot as usize] = false;
-        let e = entry(slot, self.units[slot as usize], &v);
-        for t in &mut self.trees {
-            if v.qualifications & t.key == t.key {
-                t.tree.remove(&e);
-            }
-        }
         self.live -= 1;
+        self.dead += 1;
+        if self.dead > self.live.max(COMPACT_AFTER) {
+            self.compact();
+        }
         Some(v)
     }
 
@@ -419,7 +538,7 @@ impl VolunteerIndex {
     pub(crate) fn volunteer_at(&self, slot: u32) -> &Volunteer {
         self.volunteers[slot as usize]
             .as_ref()
-            .expect("slots come from the trees, which hold live volunteers only")
+            .expect("the search reads only slots with capacity, which are live")
     }
 
     /// Up to `query.k` candidates for an order, sorted by cost (lowest first).
@@ -658,7 +777,7 @@ impl<F: FnMut(u32, &Volunteer) -> bool> Knn<'_, F> {
             }
             return;
         }
-        // Inner nodes hold at most rstar's MAX_SIZE (6) children; 16 leaves room.
+        // Inner nodes hold at most `Params::MAX_SIZE` (12) children; 16 leaves room.
         let mut near = [(0.0f64, 0u32); 16];
         let mut n = 0;
         for (i, child) in children.iter().enumerate() {
@@ -925,6 +1044,75 @@ mod tests {
             VolunteerIndex::new([vol(9, 200.0, 0.0, 0)]),
             Err(IndexError::InvalidLocation(9))
         ));
+    }
+
+    #[test]
+    fn removals_and_rebuilds_agree_with_a_fresh_index() {
+        let at_i = |i: i64| {
+            let f = i as f64;
+            // Irrational steps: no two volunteers share a point.
+            (
+                118.0 + (f * 0.618_033_988_7) % 1.0,
+                32.0 + (f * 0.754_877_666_2) % 1.0,
+            )
+        };
+        let n = 3 * COMPACT_AFTER as i64;
+        let mut idx = VolunteerIndex::with_qualification_sets(
+            (0..n).map(|i| {
+                let (lon, lat) = at_i(i);
+                vol(i, lon, lat, (i % 3) as u64)
+            }),
+            &[0b11],
+        )
+        .unwrap();
+        // Move every volunteer once (remove + insert elsewhere): dead
+        // entries pass the live count, so the trees are rebuilt on the way.
+        for i in 0..n {
+            let mut v = idx.remove(i).unwrap();
+            let (lon, lat) = at_i(i + n);
+            v.location = GeoPoint {
+                longitude: lon,
+                latitude: lat,
+            };
+            idx.insert(v).unwrap();
+            assert!(idx.dead <= idx.live.max(COMPACT_AFTER));
+        }
+        // And take a third off duty.
+        for i in (0..n).step_by(3) {
+            assert!(idx.remove(i).is_some());
+            assert!(idx.remove(i).is_none());
+        }
+        let fresh = VolunteerIndex::with_qualification_sets(
+            (0..n).filter(|i| i % 3 != 0).map(|i| {
+                let (lon, lat) = at_i(i + n);
+                vol(i, lon, lat, (i % 3) as u64)
+            }),
+            &[0b11],
+        )
+        .unwrap();
+        assert_eq!(idx.len(), fresh.len());
+        for required in [0, 0b1, 0b10] {
+            for q in 0..20 {
+                let (lon, lat) = at_i(q * 7);
+                let query = query(at(lon, lat), required, 8);
+                let a = idx.candidates(&query, &ZERO, |_| false);
+                let b = fresh.candidates(&query, &ZERO, |_| false);
+                assert_eq!(a, b);
+                assert!(a.iter().all(|c| c.volunteer_id % 3 != 0));
+            }
+        }
+        let remote = query(OrderLocation::Remote, 0b1, 5);
+        assert_eq!(
+            idx.candidates(&remote, &ZERO, |_| false).len(),
+            fresh.candidates(&remote, &ZERO, |_| false).len()
+        );
+        idx.compact();
+        assert_eq!(idx.dead, 0);
+        let query = query(at(118.5, 32.5), 0b1, 8);
+        assert_eq!(
+            idx.candidates(&query, &ZERO, |_| false),
+            fresh.candidates(&query, &ZERO, |_| false)
+        );
     }
 
     #[test]

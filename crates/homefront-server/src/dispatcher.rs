@@ -997,10 +997,10 @@ impl PassData {
 /// `dispatching`).
 type PlannedRound = (OrderRow, Vec<NewOffer>);
 
-/// Rounds written at once: enough for SQLite's group commit and
-/// PostgreSQL's pool to fill each commit, well under the pool's 32
-/// connections so requests keep theirs.
-const WRITERS: usize = 16;
+/// Chunks of rounds written at once: enough to keep PostgreSQL's pool and
+/// SQLite's group commit busy, well under the pool's 32 connections so
+/// requests keep theirs.
+const WRITERS: usize = 4;
 
 /// One dispatcher pass at the clock's now.
 ///
@@ -1238,23 +1238,57 @@ pub async fn tick(state: &AppState) -> Result<TickReport, DispatchError> {
     Ok(report)
 }
 
-/// Writes the planned rounds, [`WRITERS`] at a time (each is its own
-/// transaction: one order's round never waits for another's); returns the
+/// Writes the planned rounds by sets ([`Store::write_rounds`]: a few
+/// multi-row statements per chunk of orders), [`WRITERS`] chunks at a time
+/// so PostgreSQL's pool and SQLite's group commit stay busy; returns the
 /// offers written.
 async fn write_rounds(
     state: &AppState,
     planned: Vec<PlannedRound>,
 ) -> Result<usize, DispatchError> {
     use futures::StreamExt;
+    let now = state.clock.now().epoch_ms();
+    let mut chunks: Vec<Vec<PlannedRound>> = Vec::new();
+    let mut rounds = planned.into_iter().peekable();
+    while rounds.peek().is_some() {
+        chunks.push(
+            rounds
+                .by_ref()
+                .take(homefront_store::offers::ROUNDS_PER_CHUNK)
+                .collect(),
+        );
+    }
     let mut made = 0;
     let mut writes = futures::stream::iter(
-        planned
+        chunks
             .into_iter()
-            .map(|(order, offers)| async move { make_offers(state, &order, &offers).await }),
+            .map(|rounds| write_chunk(state, rounds, now)),
     )
     .buffer_unordered(WRITERS);
     while let Some(n) = writes.next().await {
         made += n?;
+    }
+    Ok(made)
+}
+
+/// One chunk of [`write_rounds`]: one [`Store::write_rounds`] call, then
+/// the live notice of each order that got its round.
+async fn write_chunk(
+    state: &AppState,
+    rounds: Vec<PlannedRound>,
+    now: i64,
+) -> Result<usize, DispatchError> {
+    let list: Vec<(i64, &[NewOffer])> = rounds
+        .iter()
+        .map(|(order, offers)| (order.id, offers.as_slice()))
+        .collect();
+    let written = state.store.write_rounds(&list, now).await?;
+    let mut made = 0;
+    for ((order, offers), done) in rounds.iter().zip(written) {
+        if done {
+            crate::live::publish(state, order.id);
+            made += offers.len();
+        }
     }
     Ok(made)
 }

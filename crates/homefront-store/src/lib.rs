@@ -563,6 +563,30 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// `sql` for `backend`: on SQLite every `$n` placeholder becomes `?`.
+/// SQLite takes `$n` as a named parameter and sqlx looks each one up by
+/// name, a scan of all of them per value bound: quadratic in a multi-row
+/// statement of thousands of values. The `$n` of `sql` must appear in
+/// increasing order, each once (as they are bound).
+pub(crate) fn positional(backend: Backend, sql: String) -> String {
+    if backend == Backend::Postgres {
+        return sql;
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            while chars.peek().is_some_and(char::is_ascii_digit) {
+                chars.next();
+            }
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `0`/`1` as stored for booleans.
 pub(crate) fn flag(b: bool) -> i64 {
     i64::from(b)
@@ -571,6 +595,16 @@ pub(crate) fn flag(b: bool) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn positional_placeholders_on_sqlite_only() {
+        let sql = "insert into t (a, b) values ($1, 'x'), ($2, $10)".to_string();
+        assert_eq!(
+            positional(Backend::Sqlite, sql.clone()),
+            "insert into t (a, b) values (?, 'x'), (?, ?)"
+        );
+        assert_eq!(positional(Backend::Postgres, sql.clone()), sql);
+    }
 
     #[test]
     fn redacts_passwords() {

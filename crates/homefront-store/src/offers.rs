@@ -7,7 +7,7 @@
 //! runs the mirror condition (`expires_at <= $now`), so an accept racing an
 //! expiry at the boundary instant ends one way only.
 
-use homefront_domain::order_state::{OrderAction, Reason};
+use homefront_domain::order_state::{self, OrderAction, OrderState, Reason};
 use serde::Serialize;
 
 use crate::orders::transition_in;
@@ -159,6 +159,22 @@ pub enum Response {
         /// The hold's end, epoch ms.
         until: i64,
     },
+}
+
+/// Most rounds [`Store::write_rounds`] writes in one transaction.
+pub const ROUNDS_PER_CHUNK: usize = 500;
+
+/// About the most offers [`Store::write_rounds`] writes in one transaction
+/// (11 bound values each, and 5 for each outbox row: well within SQLite's
+/// 32,766 and PostgreSQL's 65,535 parameters per statement).
+pub const ROWS_PER_CHUNK: usize = 2_000;
+
+/// `$from, $from+1, …` for `n` values.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(crate) const COLUMNS: &str = "id, order_id, volunteer_user_id, state, via, round, candidate_rank, distance_km, \
@@ -373,6 +389,332 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool> {
         self.write_offers(order_id, offers, now_ms, true).await
+    }
+
+    /// Writes many dispatch rounds as [`write_round`](Store::write_round)
+    /// would one by one, with the same rows and the same guarantees, but by
+    /// sets: rounds are taken in chunks (at most [`ROUNDS_PER_CHUNK`] orders
+    /// and about [`ROWS_PER_CHUNK`] offers), and each chunk is one
+    /// transaction of a few multi-row statements: lock the orders (row locks
+    /// in id order on PostgreSQL; SQLite's writer already runs alone), read
+    /// their states and open offers, move the `submitted` ones to
+    /// `dispatching` (compare-and-set on the state) with their event rows,
+    /// insert the offers, and insert every outbox row (state changes and
+    /// offers made, in the order the single writes would have). An order no
+    /// longer waiting, or with an offer still open, gets nothing, as in
+    /// `write_round`. A chunk that fails on a conflict (`offer_one_open`) or
+    /// a state that changed under it is rolled back and written round by
+    /// round instead, so one bad round does not cost the others theirs.
+    ///
+    /// Returns, in the order given, whether each round was written.
+    ///
+    /// # Errors
+    /// Database errors (chunks committed before stay committed).
+    #[tracing::instrument(skip_all)]
+    pub async fn write_rounds(
+        &self,
+        rounds: &[(i64, &[NewOffer])],
+        now_ms: i64,
+    ) -> Result<Vec<bool>> {
+        let mut written = Vec::with_capacity(rounds.len());
+        let mut start = 0;
+        while start < rounds.len() {
+            let mut end = start;
+            let mut rows = 0;
+            while end < rounds.len()
+                && end - start < ROUNDS_PER_CHUNK
+                && (end == start || rows + rounds[end].1.len() <= ROWS_PER_CHUNK)
+            {
+                rows += rounds[end].1.len();
+                end += 1;
+            }
+            let chunk = &rounds[start..end];
+            match self.write_rounds_chunk(chunk, now_ms).await {
+                Ok(done) => written.extend(done),
+                Err(StoreError::Conflict(_) | StoreError::Stale) => {
+                    for (order_id, offers) in chunk {
+                        written.push(match self.write_round(*order_id, offers, now_ms).await {
+                            Ok(done) => done,
+                            // This round only: the others still get theirs.
+                            Err(StoreError::Conflict(_) | StoreError::Stale) => false,
+                            Err(e) => return Err(e),
+                        });
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            start = end;
+        }
+        Ok(written)
+    }
+
+    async fn write_rounds_chunk(
+        &self,
+        chunk: &[(i64, &[NewOffer])],
+        now_ms: i64,
+    ) -> Result<Vec<bool>> {
+        let mut ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let backend = self.backend();
+        let mut tx = self.begin_write().await?;
+        if backend == crate::Backend::Postgres {
+            // Row locks in id order: two lockers of overlapping sets cannot
+            // deadlock, and single-order writers (accepts, cancels) wait.
+            let sql = format!(
+                "select id from service_order where id in ({}) order by id for update",
+                placeholders(1, ids.len())
+            );
+            let mut q =
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(crate::positional(backend, sql)));
+            for id in &ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(&mut *tx).await?;
+        }
+        // Each order's state and whether an offer of it is open, under the lock.
+        let sql = format!(
+            "select id, state, cast((select count(*) from offer f
+                                     where f.order_id = o.id and f.state = 'offered') as bigint)
+             from service_order o where id in ({})",
+            placeholders(1, ids.len())
+        );
+        let mut q = sqlx::query_as::<_, (i64, String, i64)>(sqlx::AssertSqlSafe(
+            crate::positional(backend, sql),
+        ));
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        let current: std::collections::HashMap<i64, (String, i64)> = q
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(id, state, open)| (id, (state, open)))
+            .collect();
+
+        // Which rounds go ahead (the first of an order given twice only).
+        let mut seen = std::collections::HashSet::new();
+        let mut go = Vec::with_capacity(chunk.len());
+        let mut starting: Vec<i64> = Vec::new();
+        for (order_id, _) in chunk {
+            let ok = match current.get(order_id) {
+                Some((state, open)) if *open == 0 && seen.insert(*order_id) => {
+                    match state.as_str() {
+                        "submitted" => {
+                            starting.push(*order_id);
+                            true
+                        }
+                        "dispatching" => true,
+                        _ => false,
+                    }
+                }
+                Some((_, open)) if *open > 0 => {
+                    tracing::warn!(
+                        order_id,
+                        open,
+                        "round refused: an offer of the order is still open"
+                    );
+                    false
+                }
+                _ => false,
+            };
+            go.push(ok);
+        }
+        if !go.contains(&true) {
+            return Ok(go);
+        }
+
+        // submitted → dispatching, as `transition_in` writes it.
+        let action = OrderAction::StartDispatch;
+        let from = OrderState::Submitted;
+        let to = order_state::transition(from, &action)?;
+        if !starting.is_empty() {
+            let sql = format!(
+                "update service_order set state = $1, updated_at = $2
+                 where state = $3 and id in ({})",
+                placeholders(4, starting.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(crate::positional(backend, sql)))
+                .bind(to.as_str())
+                .bind(now_ms)
+                .bind(from.as_str());
+            for id in &starting {
+                q = q.bind(*id);
+            }
+            let n = q.execute(&mut *tx).await?.rows_affected();
+            if n != starting.len() as u64 {
+                return Err(StoreError::Stale);
+            }
+            // Placeholders in the order they are bound (see `positional`).
+            let values = (0..starting.len())
+                .map(|i| {
+                    let b = 6 * i;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, null, ${}, null)",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6
+                    )
+                })
+                .collect::<Vec<_>>();
+            let sql = format!(
+                "{} values {}",
+                crate::orders::events::INSERT,
+                values.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(crate::positional(backend, sql)));
+            for id in &starting {
+                q = q
+                    .bind(*id)
+                    .bind(now_ms)
+                    .bind(action.event_action().as_str())
+                    .bind(from.as_str())
+                    .bind(to.as_str())
+                    .bind(action.reason().map(|r| r.as_str()));
+            }
+            q.execute(&mut *tx).await?;
+        }
+
+        // The offers, by (order, volunteer) → id.
+        let new: Vec<&NewOffer> = chunk
+            .iter()
+            .zip(&go)
+            .filter(|(_, ok)| **ok)
+            .flat_map(|((_, offers), _)| offers.iter())
+            .collect();
+        let mut offer_ids = std::collections::HashMap::new();
+        if !new.is_empty() {
+            const COLS: usize = 11;
+            let values = (0..new.len())
+                .map(|i| {
+                    let b = COLS * i;
+                    let p: Vec<String> = (1..=COLS).map(|c| format!("${}", b + c)).collect();
+                    format!("({}, {}, 'offered', {})", p[0], p[1], p[2..].join(", "))
+                })
+                .collect::<Vec<_>>();
+            let sql = format!(
+                "insert into offer (order_id, volunteer_user_id, state, via, round, candidate_rank,
+                    distance_km, cost, explanation, offered_at, expires_at, offered_by)
+                 values {} returning id, order_id, volunteer_user_id",
+                values.join(", ")
+            );
+            // A nullable double: see the crate docs.
+            let mut q = sqlx::query_as::<_, (i64, i64, i64)>(sqlx::AssertSqlSafe(
+                crate::positional(backend, sql),
+            ))
+            .persistent(false);
+            for o in &new {
+                q = q
+                    .bind(o.order_id)
+                    .bind(o.volunteer_user_id)
+                    .bind(o.via)
+                    .bind(o.round)
+                    .bind(o.candidate_rank)
+                    .bind(o.distance_km)
+                    .bind(o.cost)
+                    .bind(&o.explanation)
+                    .bind(now_ms)
+                    .bind(o.expires_at)
+                    .bind(o.offered_by);
+            }
+            for (id, order_id, volunteer) in q.fetch_all(&mut *tx).await? {
+                offer_ids.insert((order_id, volunteer), id);
+            }
+        }
+
+        // The outbox rows, each order's state change before its offers.
+        let touched: Vec<i64> = chunk
+            .iter()
+            .zip(&go)
+            .filter(|(_, ok)| **ok)
+            .map(|((id, _), _)| *id)
+            .collect();
+        let facts = outbox::orders_facts(&mut tx, backend, &touched).await?;
+        let starting: std::collections::HashSet<i64> = starting.into_iter().collect();
+        let mut rows: Vec<(
+            homefront_domain::notify::EventKind,
+            i64,
+            Option<i64>,
+            String,
+        )> = Vec::new();
+        for ((order_id, offers), ok) in chunk.iter().zip(&go) {
+            if !*ok {
+                continue;
+            }
+            let base = facts.get(order_id).cloned().unwrap_or_default();
+            if starting.contains(order_id) {
+                let mut data = base.clone();
+                data.insert("action".into(), action.as_str().into());
+                data.insert("from".into(), from.as_str().into());
+                data.insert("to".into(), to.as_str().into());
+                data.insert("actor_user_id".into(), serde_json::Value::Null);
+                data.insert("released_user_id".into(), serde_json::Value::Null);
+                rows.push((
+                    outbox::kind::ORDER_STATE,
+                    *order_id,
+                    None,
+                    serde_json::Value::Object(data).to_string(),
+                ));
+            }
+            for o in offers.iter() {
+                let id = offer_ids
+                    .get(&(o.order_id, o.volunteer_user_id))
+                    .copied()
+                    .ok_or(StoreError::Stale)?;
+                let mut data = base.clone();
+                data.insert("offer_id".into(), id.into());
+                data.insert("expires_at".into(), o.expires_at.into());
+                // Approximate distance only (0.1 km), as before acceptance.
+                data.insert(
+                    "distance_km".into(),
+                    o.distance_km.map(|d| (d * 10.0).round() / 10.0).into(),
+                );
+                rows.push((
+                    outbox::kind::OFFER_MADE,
+                    o.order_id,
+                    Some(o.volunteer_user_id),
+                    serde_json::Value::Object(data).to_string(),
+                ));
+            }
+        }
+        if !rows.is_empty() {
+            let values = (0..rows.len())
+                .map(|i| {
+                    let b = 5 * i;
+                    format!(
+                        "(${}, ${}, ${}, null, null, ${}, null, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5
+                    )
+                })
+                .collect::<Vec<_>>();
+            let sql = format!(
+                "insert into outbox_event (kind, order_id, user_id, org_unit_id, bot_id, data, dedupe_key, created_at)
+                 values {} on conflict do nothing",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(crate::positional(backend, sql)));
+            for (kind, order_id, user_id, data) in &rows {
+                q = q
+                    .bind(kind.as_str())
+                    .bind(*order_id)
+                    .bind(*user_id)
+                    .bind(data)
+                    .bind(now_ms);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for id in &touched {
+            tx.notify_live(outbox::LiveChange::Order(*id));
+        }
+        tx.commit().await?;
+        Ok(go)
     }
 
     /// Adds a coordinator's offers of `order_id` (manual dispatch) like

@@ -1204,16 +1204,11 @@ async fn a_round_is_refused_while_an_offer_of_the_order_is_open() {
 }
 
 /// Statements of the dispatcher over a backlog of `n` orders nobody can
-/// serve (no volunteer): (one empty round written directly, the first
-/// pass, which moves each order to `dispatching`, the second pass, which
-/// writes nothing).
-async fn backlog_statements(n: usize) -> (u64, u64, u64) {
+/// serve (no volunteer): (the first pass, which moves each order to
+/// `dispatching`, the second pass, which writes nothing).
+async fn backlog_statements(n: usize) -> (u64, u64) {
     let w = world().await;
     let store = &w.app.store;
-    let extra = w.order("groceries", "backlog-extra").await;
-    let before = store.statements();
-    assert!(store.write_round(extra, &[], T0.epoch_ms()).await.unwrap());
-    let round = store.statements() - before;
     for i in 0..n {
         w.order("groceries", &format!("backlog-{i}")).await;
     }
@@ -1221,31 +1216,189 @@ async fn backlog_statements(n: usize) -> (u64, u64, u64) {
     let report = w.tick().await;
     let first = store.statements() - before;
     assert_eq!(report.offers, 0);
+    assert!(
+        w.app
+            .store
+            .orders_waiting()
+            .await
+            .unwrap()
+            .iter()
+            .all(|o| o.state == "dispatching")
+    );
     let before = store.statements();
     w.tick().await;
     let second = store.statements() - before;
-    (round, first, second)
+    (first, second)
 }
 
 #[tokio::test]
-async fn a_pass_reads_the_backlog_by_sets_whatever_its_size() {
-    let (round, first_10, second_10) = backlog_statements(10).await;
-    let (round_100, first_100, second_100) = backlog_statements(100).await;
-    assert_eq!(round, round_100);
-    // Reading the backlog costs the same for 10 and 100 waiting orders:
-    // only the rounds written grow with it.
+async fn a_pass_reads_and_writes_the_backlog_by_sets_whatever_its_size() {
+    let (first_10, second_10) = backlog_statements(10).await;
+    let (first_100, second_100) = backlog_statements(100).await;
+    // Reading the backlog costs the same for 10 and 100 waiting orders.
     assert_eq!(
         second_10, second_100,
         "a pass that writes nothing: {second_10} statements for 10 orders, {second_100} for 100"
     );
+    // So does writing their rounds: one chunk of multi-row statements
+    // (lock, read, state change, event rows, facts, outbox rows).
     assert_eq!(
-        first_100 - first_10,
-        90 * round,
-        "beyond one round's writes ({round} statements) per order, the first pass read \
-         {first_10} statements for 10 orders and {first_100} for 100"
+        first_10, first_100,
+        "a pass that writes every round: {first_10} statements for 10 orders, {first_100} for 100"
+    );
+    assert!(
+        first_10 - second_10 <= 6,
+        "{} statements to write one chunk of rounds",
+        first_10 - second_10
     );
     // A fixed number of set-based reads (expiry, holds, backlog, catalogue,
     // settings, offers, pairings, loads, open offers, bookings, minutes,
     // the province's roster): a per-order read would add 10 or more here.
     assert!(second_10 <= 20, "{second_10} statements for a pass");
+}
+
+/// The outbox rows of `order` as (kind, user, data without ids), oldest first.
+async fn outbox_of(w: &World, order: i64) -> Vec<(String, Option<i64>, Value)> {
+    let rows: Vec<(String, Option<i64>, String)> = sqlx::query_as(
+        "select kind, user_id, data from outbox_event where order_id = $1 order by id",
+    )
+    .bind(order)
+    .fetch_all(w.app.store.pool())
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|(kind, user, data)| {
+            let mut data: Value = serde_json::from_str(&data).unwrap();
+            let map = data.as_object_mut().unwrap();
+            map.remove("order_id");
+            map.remove("offer_id");
+            (kind, user, data)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn rounds_written_by_sets_write_what_single_rounds_write() {
+    let w = world().await;
+    let first = w.volunteer("13900000001", 1.0, &[], Flaw::default()).await;
+    let second = w.volunteer("13900000002", 2.0, &[], Flaw::default()).await;
+    let store = &w.app.store;
+    let later = T0.plus_minutes(30).epoch_ms();
+    let offer = |order: i64, volunteer: i64, rank: i64| homefront_store::offers::NewOffer {
+        order_id: order,
+        volunteer_user_id: volunteer,
+        via: "broadcast",
+        round: 1,
+        candidate_rank: rank,
+        distance_km: Some(1.04 * rank as f64),
+        cost: 1.0,
+        explanation: "{}".into(),
+        expires_at: later,
+        offered_by: None,
+    };
+    let single = w.order("groceries", "single").await;
+    let by_set = w.order("groceries", "by-set").await;
+    let open = w.order("groceries", "open").await;
+    w.offer_to(open, first, later).await;
+    let before = store.statements();
+    assert!(
+        store
+            .write_round(
+                single,
+                &[offer(single, first, 1), offer(single, second, 2)],
+                T0.epoch_ms()
+            )
+            .await
+            .unwrap()
+    );
+    let one_round = store.statements() - before;
+    let set_offers = [offer(by_set, first, 1), offer(by_set, second, 2)];
+    let open_offers = [offer(open, second, 1)];
+    let before = store.statements();
+    let written = store
+        .write_rounds(
+            &[
+                (by_set, &set_offers[..]),
+                // An offer of it is open: refused, as by write_round.
+                (open, &open_offers[..]),
+                // The same order twice in one call: its first round only.
+                (by_set, &set_offers[..]),
+                // No such order.
+                (i64::MAX, &[]),
+            ],
+            T0.epoch_ms(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(written, vec![true, false, false, false]);
+    assert!(store.statements() - before < one_round);
+    // The same offers, event rows and outbox rows as the single round.
+    let offers = |order: i64| async move {
+        let mut o: Vec<(i64, String, i64, Option<f64>)> = store
+            .offers_of_order(order)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| {
+                (
+                    o.volunteer_user_id,
+                    o.state,
+                    o.candidate_rank,
+                    o.distance_km,
+                )
+            })
+            .collect();
+        o.sort_by_key(|x| x.0);
+        o
+    };
+    assert_eq!(offers(single).await, offers(by_set).await);
+    let events = |order: i64| async move {
+        store
+            .order_events(order)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                (
+                    e.action,
+                    e.from_state,
+                    e.to_state,
+                    e.actor_user_id,
+                    e.reason,
+                    e.at,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(events(single).await, events(by_set).await);
+    let single_outbox = outbox_of(&w, single).await;
+    assert_eq!(single_outbox.len(), 4, "{single_outbox:?}");
+    assert_eq!(single_outbox, outbox_of(&w, by_set).await);
+    // Each offer-made row names its own offer, sent to its volunteer.
+    let rows: Vec<(Option<i64>, String)> =
+        sqlx::query_as("select user_id, data from outbox_event where order_id = $1")
+            .bind(by_set)
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    let made = store.offers_of_order(by_set).await.unwrap();
+    let mut named = 0;
+    for (user, data) in rows {
+        let data: Value = serde_json::from_str(&data).unwrap();
+        if let Some(id) = data["offer_id"].as_i64() {
+            let o = made.iter().find(|o| o.id == id).unwrap();
+            assert_eq!(user, Some(o.volunteer_user_id));
+            named += 1;
+        }
+    }
+    assert_eq!(named, 2);
+    // The order with an open offer kept that offer alone.
+    assert_eq!(
+        w.open_offers(open)
+            .await
+            .iter()
+            .map(|o| o.volunteer_user_id)
+            .collect::<Vec<_>>(),
+        vec![first]
+    );
 }

@@ -110,6 +110,7 @@ impl NewEvent {
 
 #[derive(sqlx::FromRow)]
 struct OrderFacts {
+    id: i64,
     code: String,
     name_zh: String,
     name_en: String,
@@ -133,7 +134,7 @@ async fn order_facts(
     order_id: i64,
 ) -> Result<serde_json::Map<String, serde_json::Value>> {
     let row: Option<OrderFacts> = sqlx::query_as(
-        "select i.code, i.name_zh, i.name_en, d.name as district, d.time_zone, o.lane,
+        "select o.id, i.code, i.name_zh, i.name_en, d.name as district, d.time_zone, o.lane,
             o.window_start, o.window_end, o.state, o.escalation_level
          from service_order o join service_item i on i.id = o.item_id
          join org_unit d on d.id = o.division_id where o.id = $1",
@@ -141,6 +142,45 @@ async fn order_facts(
     .bind(order_id)
     .fetch_optional(&mut *conn)
     .await?;
+    Ok(facts_map(order_id, row))
+}
+
+/// [`order_facts`] of several orders in one read: the map of each order
+/// found (an id that is no order is absent).
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn orders_facts(
+    conn: &mut AnyConnection,
+    backend: crate::Backend,
+    order_ids: &[i64],
+) -> Result<std::collections::HashMap<i64, serde_json::Map<String, serde_json::Value>>> {
+    if order_ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let list = (1..=order_ids.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "select o.id, i.code, i.name_zh, i.name_en, d.name as district, d.time_zone, o.lane,
+            o.window_start, o.window_end, o.state, o.escalation_level
+         from service_order o join service_item i on i.id = o.item_id
+         join org_unit d on d.id = o.division_id where o.id in ({list})"
+    );
+    let mut q =
+        sqlx::query_as::<_, OrderFacts>(sqlx::AssertSqlSafe(crate::positional(backend, sql)));
+    for id in order_ids {
+        q = q.bind(*id);
+    }
+    Ok(q.fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|f| (f.id, facts_map(f.id, Some(f))))
+        .collect())
+}
+
+fn facts_map(order_id: i64, row: Option<OrderFacts>) -> serde_json::Map<String, serde_json::Value> {
     let mut m = serde_json::Map::new();
     if let Some(f) = row {
         m.insert("order_id".into(), order_id.into());
@@ -155,7 +195,7 @@ async fn order_facts(
         m.insert("state".into(), f.state.as_str().into());
         m.insert("escalation_level".into(), f.escalation_level.into());
     }
-    Ok(m)
+    m
 }
 
 /// Writes an outbox event inside the caller's transaction; the order's
