@@ -30,14 +30,20 @@ impl Drop for Db {
     }
 }
 
+/// A name no other test of this run uses: the process id, the time and a
+/// counter (two tests can read the same clock value; sharing a directory,
+/// one would remove the other's database under it).
 fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(
-        "{}-{}",
+        "{}-{}-{}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
-            .as_nanos()
+            .as_nanos(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
 
