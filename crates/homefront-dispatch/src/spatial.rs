@@ -61,7 +61,8 @@ pub struct Volunteer {
     pub current_load: u32,
     /// Cap on concurrent assignments; a volunteer at the cap is not a candidate.
     pub max_load: u32,
-    /// Minutes of service in the last 7 days (the fairness term).
+    /// Minutes of service in the last 28 days (the fairness term;
+    /// [`crate::cost::FAIRNESS_WINDOW_DAYS`]).
     pub recent_service_minutes: u32,
 }
 
@@ -512,7 +513,8 @@ impl VolunteerIndex {
         Ok(())
     }
 
-    /// Sets a volunteer's minutes of service in the last 7 days.
+    /// Sets a volunteer's minutes of service in the last 28 days
+    /// ([`crate::cost::FAIRNESS_WINDOW_DAYS`]).
     ///
     /// # Errors
     /// [`IndexError::UnknownVolunteer`].
