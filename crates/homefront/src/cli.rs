@@ -190,8 +190,8 @@ enum DemoCommand {
     /// temporary SQLite database (or --database-url / HOMEFRONT_DATABASE_URL,
     /// which must be empty) and print a report computed from the database.
     Simulate {
-        /// Days to replay.
-        #[arg(long, default_value_t = 14)]
+        /// Days to replay (1 to 366).
+        #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=366))]
         days: u32,
         /// Random seed: the same seed gives the same report.
         #[arg(long, default_value_t = 1)]
@@ -210,14 +210,14 @@ enum DemoCommand {
         #[arg(long, value_name = "FILE", requires = "compare")]
         chart: Option<PathBuf>,
         /// Fairness weight of the dispatch cost, km per minute served in
-        /// the last 28 days (default 0.03).
-        #[arg(long)]
+        /// the last 28 days (default 0.03); a finite number, 0 or more.
+        #[arg(long, value_parser = fairness_weight_arg, allow_negative_numbers = true)]
         fairness_weight: Option<f64>,
         /// Rank-aware hold, seconds: how long an accept from a
         /// lower-ranked candidate of a broadcast waits while better-ranked
         /// ones are still deciding (default: the configuration's
         /// `broadcast_hold_seconds`, 90).
-        #[arg(long, value_name = "SECONDS")]
+        #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
         hold_seconds: Option<u64>,
     },
 }
@@ -1096,13 +1096,22 @@ async fn simulate_compare(
                 "--compare: unknown policy {p:?}; use broadcast, rank-aware, sequential or auto"
             );
         };
+        if parsed.contains(&policy) {
+            anyhow::bail!("--compare: {} is named twice", policy.name());
+        }
         parsed.push(policy);
+    }
+    if let Some(path) = chart {
+        // Fail before minutes of replay, not after.
+        std::fs::write(path, "")
+            .with_context(|| format!("--chart: cannot write {}", path.display()))?;
     }
     let mut reports = Vec::new();
     for policy in parsed {
         let bar = progress_bar();
         bar.set_message(format!(
-            "simulating {days} days (seed {seed}, {})",
+            "simulating {} (seed {seed}, {})",
+            days_text(days),
             policy.name()
         ));
         let opts = homefront_server::demo::SimOptions {
@@ -1147,7 +1156,10 @@ async fn simulate_compare(
         println!("{}", serde_json::Value::Object(map));
         return Ok(ExitCode::SUCCESS);
     }
-    println!("Homefront demo: {days} days (seed {seed}), one run per policy");
+    println!(
+        "Homefront demo: {} (seed {seed}), one run per policy",
+        days_text(days)
+    );
     println!(
         "{:<11} {:>7} {:>11} {:>9} {:>13} {:>10} {:>12} {:>6}",
         "policy",
@@ -1161,15 +1173,14 @@ async fn simulate_compare(
     );
     for (p, r) in &reports {
         println!(
-            "{:<11} {:>7} {:>11} {:>9.3} {:>13.0} {:>10.1} {:>12.1} {:>6.3}",
+            "{:<11} {:>7} {:>11} {:>9.3} {:>13} {:>10.1} {:>12.1} {:>6.3}",
             p,
             r.orders_placed,
             r.orders_unfulfilled,
             r.first_offer_within_1s_share,
             r.accept_p90_s_by_lane
                 .get("priority")
-                .copied()
-                .unwrap_or(0.0),
+                .map_or_else(|| "–".to_string(), |s| format!("{s:.0}")),
             r.travel_km,
             r.travel_hindsight_optimum_km,
             r.hours_gini
@@ -1187,7 +1198,7 @@ async fn simulate(
     hold_seconds: Option<u64>,
 ) -> anyhow::Result<ExitCode> {
     let bar = progress_bar();
-    bar.set_message(format!("simulating {days} days (seed {seed})"));
+    bar.set_message(format!("simulating {} (seed {seed})", days_text(days)));
     let opts = homefront_server::demo::SimOptions {
         days,
         seed,
@@ -1209,15 +1220,40 @@ async fn simulate(
         print_report(&report, days, seed);
     }
     eprintln!(
-        "simulated {days} days in {:.1} s",
+        "simulated {} in {:.1} s",
+        days_text(days),
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
 }
 
+/// "1 day", "14 days".
+fn days_text(days: u32) -> String {
+    if days == 1 {
+        "1 day".to_string()
+    } else {
+        format!("{days} days")
+    }
+}
+
+/// `--fairness-weight`: a finite number of km per minute, at least 0.
+fn fairness_weight_arg(s: &str) -> Result<f64, String> {
+    let w: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number; give km per minute served, e.g. 0.03"))?;
+    if w.is_finite() && w >= 0.0 {
+        Ok(w)
+    } else {
+        Err(format!(
+            "{s} is not a weight; give a finite number of km per minute served, 0 or more (default 0.03)"
+        ))
+    }
+}
+
 fn print_report(r: &homefront_server::demo::Report, days: u32, seed: u64) {
     println!(
-        "Homefront demo: {days} days of the Jiangsu programme (seed {seed}), from the database"
+        "Homefront demo: {} of the Jiangsu programme (seed {seed}), from the database",
+        days_text(days)
     );
     println!(
         "volunteers: {} vetted, {} active",
@@ -1249,13 +1285,31 @@ fn print_report(r: &homefront_server::demo::Report, days: u32, seed: u64) {
         r.orders_completed,
         r.paired_share * 100.0
     );
+    let over = if r.travel_hindsight_optimum_km > 0.0 {
+        format!(
+            " ({:+.1} %)",
+            (r.travel_km / r.travel_hindsight_optimum_km - 1.0) * 100.0
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "travel: {} km for {} on-site orders; the per-day batch optimum over the same candidates: {} km for {} orders (accepted km of those: {})",
-        r.travel.accepted_km,
-        r.travel.orders,
-        r.travel.optimum_km,
-        r.travel.optimum_orders,
-        r.travel.accepted_km_of_matched
+        "travel: {} km for {} accepted on-site orders; hindsight lower bound (each by the nearest volunteer who would have accepted): {} km{over}",
+        r.travel_km, r.travel.orders, r.travel_hindsight_optimum_km
+    );
+    let causes: Vec<String> = r
+        .unfulfilled_by_cause
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    println!(
+        "unfulfilled by cause: {}; while a volunteer who would have accepted was reachable: {}",
+        causes.join(", "),
+        r.unfulfilled_while_reachable
+    );
+    println!(
+        "first offer within 1 s: {:.3} of the orders that had a candidate; hours Gini: {:.3}",
+        r.first_offer_within_1s_share, r.hours_gini
     );
     println!("by item (placed / completed / cancelled / unfulfilled / open):");
     for (k, o) in &r.by_item {

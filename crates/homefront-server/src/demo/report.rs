@@ -338,6 +338,13 @@ pub async fn compute(
             round3(within as f64 / first.len() as f64)
         };
     }
+    for cause in [
+        "no_eligible_volunteer",
+        "all_declined",
+        "window_passed_with_candidates",
+    ] {
+        r.unfulfilled_by_cause.insert(cause.to_string(), 0);
+    }
     for u in store.unfulfilled_offers().await? {
         if observed.is_some_and(|o| o.would_accept.contains_key(&u.order_id)) {
             r.unfulfilled_while_reachable += 1;
